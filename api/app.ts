@@ -1,0 +1,46 @@
+import Koa from 'koa';
+import Router from '@koa/router';
+import type { AuthState } from './auth';
+import { requireToken } from './auth';
+import type { ApiDeps } from './deps';
+import { errorMiddleware } from './errors';
+import { buildOpenApi } from './openapi';
+import { configRoutes } from './routes/configs';
+
+export function createApp(deps: ApiDeps): Koa<AuthState> {
+  const app = new Koa<AuthState>();
+  app.proxy = process.env.TRUST_PROXY === 'true';
+  const openapi = buildOpenApi();
+
+  const open = new Router();
+  open.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  open.get('/readyz', async (ctx) => {
+    const checks = await readiness(deps);
+    ctx.status = Object.values(checks).every((c) => c === 'ok') ? 200 : 503;
+    ctx.body = { status: ctx.status === 200 ? 'ready' : 'not_ready', checks };
+  });
+  open.get('/openapi.json', (ctx) => {
+    ctx.body = openapi;
+  });
+
+  app.use(errorMiddleware);
+  app.use(open.routes());
+  app.use(async (ctx, next) => (ctx.path.startsWith('/api/') || ctx.path === '/api' ? requireToken(deps.db)(ctx, next) : next()));
+  const routes = configRoutes(deps);
+  app.use(routes.routes());
+  app.use(routes.allowedMethods());
+  return app;
+}
+
+async function readiness(deps: ApiDeps): Promise<Record<string, string>> {
+  const within = <T>(p: Promise<T>, ms: number) =>
+    Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
+  const [store, temporal] = await Promise.allSettled([
+    within(deps.db.query('SELECT 1'), 2_000),
+    within(deps.temporal.client.workflowService.describeNamespace({ namespace: deps.temporal.namespace }), 2_000),
+  ]);
+  const verdict = (r: PromiseSettledResult<unknown>) => (r.status === 'fulfilled' ? 'ok' : `failing: ${(r.reason as Error).message}`);
+  return { store: verdict(store), temporal: verdict(temporal) };
+}

@@ -1,0 +1,28 @@
+import type Koa from 'koa';
+import { AlertsError } from '../lib/errors';
+import type { Queryable } from '../store/db';
+import { projectForToken } from '../store/tokens';
+
+export interface AuthState {
+  projectId: string;
+}
+
+const BEARER = /^Bearer\s+(\S{1,512})$/i;
+
+/** Every /api route needs `Authorization: Bearer <token>`; the token decides the project. */
+export function requireToken(db: Queryable): Koa.Middleware<AuthState> {
+  return async (ctx, next) => {
+    const match = BEARER.exec(ctx.get('authorization'));
+    if (!match) {
+      ctx.set('WWW-Authenticate', 'Bearer');
+      throw new AlertsError('unauthorized', 'missing or malformed Authorization header; send "Authorization: Bearer <token>"');
+    }
+    const projectId = await projectForToken(db, match[1]);
+    if (!projectId) {
+      ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
+      throw new AlertsError('unauthorized', 'unknown API token');
+    }
+    ctx.state.projectId = projectId;
+    await next();
+  };
+}

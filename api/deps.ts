@@ -1,0 +1,16 @@
+import type { Client } from '@temporalio/client';
+import type { Keyring } from '../lib/crypto';
+import type { Db } from '../store/db';
+
+/** What the API needs from the outside world; built once by main.ts or api/server.ts. */
+export interface ApiDeps {
+  db: Db;
+  keyring: Keyring;
+  temporal: {
+    client: Client;
+    namespace: string;
+    taskQueue: string;
+    /** Web UI base URL, for links to a delivery's workflow */
+    uiUrl?: string;
+  };
+}

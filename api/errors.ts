@@ -1,0 +1,55 @@
+import type Koa from 'koa';
+import { z } from 'zod';
+import { AlertsError, type ErrorCode } from '../lib/errors';
+
+/** The one place where error codes become HTTP statuses. */
+const STATUS: Record<ErrorCode, number> = {
+  invalid_request: 400,
+  unauthorized: 401,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  unavailable: 503,
+  internal: 500,
+};
+
+/** zod issues as `{ path, message }`, the path written the way a client names a field: `config.webhook.url`. */
+export function describeIssues(error: z.ZodError): { path: string; message: string }[] {
+  return error.issues.map((issue) => ({
+    path: issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '['),
+    message: issue.message,
+  }));
+}
+
+export function validationError(error: z.ZodError, what: string): AlertsError {
+  const issues = describeIssues(error);
+  const first = issues[0];
+  const summary = first ? `${first.path || what}: ${first.message}` : `invalid ${what}`;
+  return new AlertsError('invalid_request', issues.length > 1 ? `${summary} (and ${issues.length - 1} more)` : summary, { issues });
+}
+
+export async function errorMiddleware(ctx: Koa.Context, next: Koa.Next): Promise<void> {
+  try {
+    await next();
+    if (ctx.status === 404 && ctx.body === undefined) {
+      throw new AlertsError('not_found', `no route for ${ctx.method} ${ctx.path}`);
+    }
+  } catch (err) {
+    const known = err instanceof AlertsError ? err : fromKoaError(err);
+    ctx.status = STATUS[known.code];
+    ctx.body = { error: { code: known.code, message: known.message, ...(known.details === undefined ? {} : { details: known.details }) } };
+    if (known.code === 'internal') {
+      console.error(`[api] ${ctx.method} ${ctx.path} failed:`, err);
+    }
+  }
+}
+
+function fromKoaError(err: unknown): AlertsError {
+  const status = (err as { status?: number }).status;
+  if (status === 413) return new AlertsError('payload_too_large', (err as Error).message);
+  if (status === 415) return new AlertsError('unsupported_media_type', (err as Error).message);
+  if (status && status >= 400 && status < 500) return new AlertsError('invalid_request', (err as Error).message);
+  return new AlertsError('internal', 'internal error; see the service log');
+}

@@ -1,0 +1,43 @@
+import Router from '@koa/router';
+import { z } from 'zod';
+import { saveConfigBodySchema } from '../../lib/schemas';
+import { deleteConfig, listConfigs, publicConfig, saveConfig } from '../../store/configs';
+import type { AuthState } from '../auth';
+import { readJson } from '../body';
+import { validationError } from '../errors';
+import type { ApiDeps } from '../deps';
+
+const workflowIdParam = z.string().min(1).max(200);
+
+export function configRoutes(deps: ApiDeps): Router<AuthState> {
+  const router = new Router<AuthState>();
+
+  router.post('/api/alerts/config', async (ctx) => {
+    const parsed = saveConfigBodySchema.safeParse(await readJson(ctx));
+    if (!parsed.success) throw validationError(parsed.error, 'config');
+    const { config: input, secret } = parsed.data;
+    const result = await saveConfig(deps.db, deps.keyring, ctx.state.projectId, input, secret ?? input.secret);
+    ctx.status = result.created ? 201 : 200;
+    ctx.body = {
+      config: publicConfig(result.config),
+      // shown once: the service keeps only the encrypted copy
+      ...(result.generatedSecret ? { secret: result.generatedSecret } : {}),
+    };
+  });
+
+  router.get('/api/alerts/config', async (ctx) => {
+    ctx.body = { configs: (await listConfigs(deps.db, deps.keyring, ctx.state.projectId)).map(publicConfig) };
+  });
+
+  router.get('/api/alerts/config/:workflowId', async (ctx) => {
+    const workflowId = workflowIdParam.parse(ctx.params.workflowId);
+    ctx.body = { configs: (await listConfigs(deps.db, deps.keyring, ctx.state.projectId, workflowId)).map(publicConfig) };
+  });
+
+  router.delete('/api/alerts/config/by-id/:configId', async (ctx) => {
+    await deleteConfig(deps.db, ctx.state.projectId, ctx.params.configId);
+    ctx.status = 204;
+  });
+
+  return router;
+}

@@ -1,0 +1,32 @@
+import type { AlertCondition, ConditionType, ExecutionEvent } from './schemas';
+
+/** The condition an immediate event type fires (delay is handled by a watch). */
+const IMMEDIATE: Partial<Record<ExecutionEvent['type'], ConditionType>> = {
+  'run.failed': 'failure',
+  'run.succeeded': 'success',
+  'run.paused': 'manual_intervention',
+  'run.canceled': 'canceled',
+};
+
+/** Events that end a run, and so end a delay watch quietly. */
+export const FINISHING_EVENTS: ReadonlySet<ExecutionEvent['type']> = new Set(['run.succeeded', 'run.failed', 'run.canceled']);
+
+export type AlertAction =
+  | { kind: 'send'; condition: Exclude<ConditionType, 'delay'> }
+  | { kind: 'watch'; thresholdSeconds: number }
+  | { kind: 'finish-watch' };
+
+/** What one event means for one config's conditions. */
+export function matchConditions(conditions: AlertCondition[], eventType: ExecutionEvent['type']): AlertAction[] {
+  const actions: AlertAction[] = [];
+  const immediate = IMMEDIATE[eventType];
+  for (const c of conditions) {
+    if (c.type === 'delay') {
+      if (eventType === 'run.started') actions.push({ kind: 'watch', thresholdSeconds: c.thresholdSeconds });
+      else if (FINISHING_EVENTS.has(eventType)) actions.push({ kind: 'finish-watch' });
+    } else if (c.type === immediate) {
+      actions.push({ kind: 'send', condition: c.type });
+    }
+  }
+  return actions;
+}

@@ -1,0 +1,17 @@
+import { createHash, randomBytes } from 'node:crypto';
+
+/**
+ * Delivery ids are the AlertDelivery workflow ids and the `webhook-id` header:
+ * readable in the Temporal Web UI, deterministic for an event (so a repeated
+ * event maps to the same workflow), and free of "." (Standard Webhooks).
+ */
+function part(value: string): string {
+  const safe = value.replace(/[^A-Za-z0-9_-]/g, '_');
+  // keep distinct inputs distinct after replacing characters
+  return safe === value ? value : `${safe}~${createHash('sha256').update(value).digest('base64url').slice(0, 8)}`.replace(/~/g, '-');
+}
+
+export const immediateDeliveryId = (configId: string, eventId: string) => `dlv-${part(configId)}-${part(eventId)}`;
+export const delayWatchId = (configId: string, runId: string) => `dlv-${part(configId)}-${part(runId)}-delay`;
+export const testDeliveryId = (configId: string) => `dlv-${part(configId)}-test-${randomBytes(6).toString('hex')}`;
+export const redeliveryId = (deliveryId: string) => `${deliveryId}-re-${randomBytes(4).toString('hex')}`;

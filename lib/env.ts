@@ -1,0 +1,77 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Every environment variable the service reads, parsed and validated once.
+ * The README's configuration table lists the same names.
+ */
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .optional()
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+const optionalText = z.string().trim().optional().transform((v) => (v ? v : undefined));
+
+const envSchema = z.object({
+  PORT: port(3000),
+  HOST: z.string().default('127.0.0.1'),
+  DATA_DIR: z.string().default('./data'),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+
+  TEMPORAL_ADDRESS: optionalText,
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().default('meshhook-alerts'),
+  TEMPORAL_TLS: bool,
+  TEMPORAL_TLS_CERT_PATH: optionalText,
+  TEMPORAL_TLS_KEY_PATH: optionalText,
+  TEMPORAL_TLS_CA_PATH: optionalText,
+  TEMPORAL_TLS_SERVER_NAME: optionalText,
+  TEMPORAL_API_KEY: optionalText,
+  TEMPORAL_CLI_PATH: optionalText,
+  TEMPORAL_DEV_PORT: port(7233),
+  TEMPORAL_UI_PORT: port(8233),
+  TEMPORAL_UI_PUBLIC_URL: optionalText,
+
+  DATABASE_URL: optionalText,
+  ALERTS_API_TOKENS: optionalText,
+  ALERTS_ENCRYPTION_KEYS: optionalText,
+  ALERTS_ALLOW_PRIVATE_NETWORKS: bool,
+});
+
+export type Env = z.infer<typeof envSchema> & { dataDir: string; embeddedTemporal: boolean; embeddedDatabase: boolean };
+
+export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`invalid environment:\n${lines.join('\n')}`);
+  }
+  const env = parsed.data;
+  if ((env.TEMPORAL_TLS_CERT_PATH === undefined) !== (env.TEMPORAL_TLS_KEY_PATH === undefined)) {
+    throw new Error('invalid environment: TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH go together (mTLS needs both)');
+  }
+  return {
+    ...env,
+    dataDir: path.resolve(env.DATA_DIR),
+    embeddedTemporal: env.TEMPORAL_ADDRESS === undefined,
+    embeddedDatabase: env.DATABASE_URL === undefined,
+  };
+}
+
+/** `token:projectId` pairs of ALERTS_API_TOKENS. */
+export function parseTokenSeeds(spec: string | undefined): { token: string; projectId: string }[] {
+  if (!spec) return [];
+  return spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((pair) => {
+      const sep = pair.lastIndexOf(':');
+      const token = pair.slice(0, sep);
+      const projectId = pair.slice(sep + 1);
+      if (sep <= 0 || !projectId) throw new Error('ALERTS_API_TOKENS must be comma-separated token:projectId pairs');
+      if (token.length < 16) throw new Error('ALERTS_API_TOKENS: each token must be at least 16 characters');
+      if (!/^[A-Za-z0-9_.-]{1,100}$/.test(projectId)) throw new Error(`ALERTS_API_TOKENS: project id "${projectId}" may contain only letters, digits, _ . -`);
+      return { token, projectId };
+    });
+}

@@ -1,0 +1,101 @@
+import type { AlertConditionName, AlertConfig, ExecutionEvent } from './schemas';
+import { renderJsonTemplate, renderString, TemplateError, type JsonValue } from './templates';
+
+/** The one context every template sees (DESIGN.md, "Templates see one context"). */
+export interface TemplateContext {
+  workflow: { id: string; name: string | null; version: string | number | null };
+  run: { id: string; startedAt: string | null; finishedAt: string | null; durationMs: number | null };
+  error: ExecutionEvent['error'] | null;
+  event: ExecutionEvent;
+  data: Record<string, unknown>;
+  condition: AlertConditionName;
+  config: { id: string; name: string };
+  delivery: { id: string };
+}
+
+export function buildTemplateContext(
+  event: ExecutionEvent,
+  config: Pick<AlertConfig, 'id' | 'name'>,
+  condition: AlertConditionName,
+  deliveryId: string,
+  now = Date.now(),
+): TemplateContext {
+  const startedAt = event.run?.startedAt ?? (event.type === 'run.started' ? event.occurredAt ?? null : null);
+  const finishedAt = event.run?.finishedAt ?? null;
+  // A delay alert describes a run still going: its duration so far.
+  const end = finishedAt ? Date.parse(finishedAt) : condition === 'delay' ? now : undefined;
+  return {
+    workflow: { id: event.workflowId, name: event.workflow?.name ?? null, version: event.workflow?.version ?? null },
+    run: { id: event.runId, startedAt, finishedAt, durationMs: startedAt && end !== undefined ? Math.max(0, end - Date.parse(startedAt)) : null },
+    error: event.error ?? null,
+    event,
+    data: event.data ?? {},
+    condition,
+    config: { id: config.id, name: config.name },
+    delivery: { id: deliveryId },
+  };
+}
+
+const CONDITION_TEXT: Record<AlertConditionName, string> = {
+  failure: 'failed',
+  success: 'succeeded',
+  manual_intervention: 'is waiting for manual intervention',
+  canceled: 'was canceled',
+  delay: 'is running longer than expected',
+  test: 'test alert',
+};
+
+/** The payload sent when a config has no template (documented in the README). */
+export function defaultPayload(ctx: TemplateContext): JsonValue {
+  const who = ctx.workflow.name ?? ctx.workflow.id;
+  const text = ctx.condition === 'test'
+    ? `Test alert for "${ctx.config.name}" (${who})`
+    : `${who} run ${ctx.run.id} ${CONDITION_TEXT[ctx.condition]}${ctx.error?.message ? `: ${ctx.error.message}` : ''}`;
+  return JSON.parse(
+    JSON.stringify({
+      type: `alert.${ctx.condition}`,
+      text,
+      condition: ctx.condition,
+      workflow: ctx.workflow,
+      run: ctx.run,
+      error: ctx.error,
+      event: { id: ctx.event.id, type: ctx.event.type, occurredAt: ctx.event.occurredAt ?? null },
+      data: ctx.data,
+      config: ctx.config,
+      delivery: ctx.delivery,
+    }),
+  );
+}
+
+export interface RenderedAlert {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Renders URL, headers and body of one alert. Throws TemplateError naming the part that failed. */
+export function renderAlert(config: Pick<AlertConfig, 'webhook' | 'payload'>, ctx: TemplateContext): RenderedAlert {
+  const at = <T>(part: string, fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      throw new TemplateError(`${part}: ${(err as Error).message}`);
+    }
+  };
+  const url = at('webhook.url', () => renderString(config.webhook.url, ctx, 'url'));
+  at('webhook.url', () => {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new Error(`rendered URL has scheme ${parsed.protocol}`);
+  });
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(config.webhook.headers)) {
+    const rendered = at(`webhook.headers.${name}`, () => renderString(value, ctx));
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(rendered)) throw new TemplateError(`webhook.headers.${name}: rendered value contains control characters`);
+    headers[name] = rendered;
+  }
+  const body = at('payload.template', () =>
+    config.payload.template === null ? JSON.stringify(defaultPayload(ctx)) : renderJsonTemplate(config.payload.template as JsonValue, ctx),
+  );
+  return { url, headers, body };
+}

@@ -1,0 +1,254 @@
+import { z } from 'zod';
+import { checkTemplateString, templateStrings, TemplateError, type JsonValue } from './templates';
+
+/**
+ * The zod schemas of the contract (../shared/DESIGN.md). Each schema is the
+ * TypeScript type, the validation and the OpenAPI description of its object.
+ */
+
+export const EVENT_TYPES = ['run.started', 'run.succeeded', 'run.failed', 'run.paused', 'run.resumed', 'run.canceled'] as const;
+export const CONDITION_TYPES = ['failure', 'success', 'manual_intervention', 'canceled', 'delay'] as const;
+
+const id = (what: string) =>
+  z
+    .string()
+    .min(1, `${what} must not be empty`)
+    .max(200, `${what} must be at most 200 characters`)
+    .regex(/^[A-Za-z0-9_.:@\/-]+$/, `${what} may contain only letters, digits and _ . : @ / -`);
+
+// ---------------------------------------------------------------- events
+
+export const executionEventSchema = z
+  .strictObject({
+    id: id('id'),
+    type: z.enum(EVENT_TYPES),
+    occurredAt: z.iso.datetime({ offset: true }).optional(),
+    workflowId: id('workflowId'),
+    runId: id('runId'),
+    workflow: z
+      .strictObject({
+        name: z.string().max(500).optional(),
+        version: z.union([z.number(), z.string().max(100)]).optional(),
+      })
+      .optional(),
+    run: z
+      .strictObject({
+        startedAt: z.iso.datetime({ offset: true }).optional(),
+        finishedAt: z.iso.datetime({ offset: true }).optional(),
+      })
+      .optional(),
+    error: z
+      .strictObject({
+        message: z.string().max(10_000).optional(),
+        step: z.string().max(500).optional(),
+        code: z.string().max(200).optional(),
+      })
+      .optional(),
+    data: z.record(z.string(), z.json()).optional(),
+  })
+  .meta({ id: 'ExecutionEvent', description: 'A MeshHook run event' });
+export type ExecutionEvent = z.infer<typeof executionEventSchema>;
+
+// ---------------------------------------------------------------- configs
+
+export const conditionSchema = z
+  .discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('failure') }),
+    z.strictObject({ type: z.literal('success') }),
+    z.strictObject({ type: z.literal('manual_intervention') }),
+    z.strictObject({ type: z.literal('canceled') }),
+    z.strictObject({
+      type: z.literal('delay'),
+      thresholdSeconds: z
+        .number()
+        .int('thresholdSeconds must be a whole number')
+        .min(1, 'thresholdSeconds must be at least 1')
+        .max(30 * 24 * 3600, 'thresholdSeconds must be at most 30 days'),
+    }),
+  ])
+  .meta({ id: 'AlertCondition' });
+export type AlertCondition = z.infer<typeof conditionSchema>;
+export type ConditionType = AlertCondition['type'];
+/** A condition as an alert carries it: the config's conditions, plus `test` for test alerts. */
+export type AlertConditionName = ConditionType | 'test';
+
+// RFC 9110 token characters
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/;
+// Headers the service sets itself, or that would break the request framing.
+export const RESERVED_HEADERS = new Set([
+  'host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade',
+  'te', 'trailer', 'proxy-authorization', 'proxy-connection', 'expect',
+  'webhook-id', 'webhook-timestamp', 'webhook-signature',
+]);
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
+const templateIssue = (ctx: z.RefinementCtx, path: (string | number)[], err: unknown) =>
+  ctx.addIssue({ code: 'custom', path, message: `invalid template: ${err instanceof TemplateError ? err.message : String(err)}` });
+
+export const webhookSchema = z
+  .strictObject({
+    url: z
+      .string()
+      .min(1, 'url must not be empty')
+      .max(2048, 'url must be at most 2048 characters')
+      .superRefine((url, ctx) => {
+        if (!/^https?:\/\//i.test(url)) {
+          ctx.addIssue({ code: 'custom', message: 'url must start with https:// or http://' });
+          return;
+        }
+        try {
+          checkTemplateString(url, 'url');
+        } catch (err) {
+          return templateIssue(ctx, [], err);
+        }
+        // The host part must be fixed text: a template there could aim the alert anywhere.
+        const authority = url.replace(/^https?:\/\//i, '').split(/[/?#]/)[0];
+        if (/[{}%]/.test(authority)) {
+          ctx.addIssue({ code: 'custom', message: 'url host must not contain template expressions' });
+          return;
+        }
+        try {
+          new URL(url.replace(/\{\{[\s\S]*?\}\}|\{%[\s\S]*?%\}/g, 'x'));
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'url is not a valid URL' });
+        }
+      }),
+    headers: z
+      .record(
+        z.string().regex(HEADER_NAME, 'header names must be HTTP tokens (letters, digits and !#$%&\'*+.^_`|~-)'),
+        z.string().max(4096, 'header values must be at most 4096 characters'),
+      )
+      .default({})
+      .superRefine((headers, ctx) => {
+        const names = Object.keys(headers);
+        if (names.length > 32) ctx.addIssue({ code: 'custom', message: 'at most 32 headers' });
+        const seen = new Set<string>();
+        for (const [name, value] of Object.entries(headers)) {
+          const lower = name.toLowerCase();
+          if (RESERVED_HEADERS.has(lower)) ctx.addIssue({ code: 'custom', path: [name], message: `header "${name}" is set by the service and cannot be configured` });
+          if (seen.has(lower)) ctx.addIssue({ code: 'custom', path: [name], message: `header "${name}" appears twice` });
+          seen.add(lower);
+          if (CONTROL_CHARS.test(value)) ctx.addIssue({ code: 'custom', path: [name], message: 'header values must not contain control characters (CR, LF, ...)' });
+          else {
+            try {
+              checkTemplateString(value);
+            } catch (err) {
+              templateIssue(ctx, [name], err);
+            }
+          }
+        }
+      }),
+    timeoutMs: z.number().int().min(100, 'timeoutMs must be at least 100').max(30_000, 'timeoutMs must be at most 30000').default(10_000),
+  })
+  .meta({ id: 'Webhook' });
+
+export const payloadSchema = z
+  .strictObject({
+    template: z
+      .json()
+      .nullable()
+      .default(null)
+      .superRefine((template, ctx) => {
+        if (template === null) return;
+        if (JSON.stringify(template).length > 64 * 1024) {
+          ctx.addIssue({ code: 'custom', message: 'template must be at most 64 KiB of JSON' });
+          return;
+        }
+        for (const [source, path] of templateStrings(template as JsonValue)) {
+          try {
+            checkTemplateString(source);
+          } catch (err) {
+            templateIssue(ctx, path, err);
+          }
+        }
+      }),
+  })
+  .meta({ id: 'Payload', description: 'template: a JSON value whose strings are Liquid templates; null sends the default payload' });
+
+export const RETRY_DEFAULTS = {
+  maxAttempts: 8,
+  initialIntervalMs: 1_000,
+  backoffCoefficient: 2,
+  maxIntervalMs: 3_600_000,
+  maxDurationMs: 86_400_000,
+} as const;
+
+export const retrySchema = z
+  .strictObject({
+    maxAttempts: z.number().int().min(1, 'maxAttempts must be at least 1').max(100, 'maxAttempts must be at most 100').default(RETRY_DEFAULTS.maxAttempts),
+    initialIntervalMs: z.number().int().min(100, 'initialIntervalMs must be at least 100').max(86_400_000).default(RETRY_DEFAULTS.initialIntervalMs),
+    backoffCoefficient: z.number().min(1, 'backoffCoefficient must be at least 1').max(10, 'backoffCoefficient must be at most 10').default(RETRY_DEFAULTS.backoffCoefficient),
+    maxIntervalMs: z.number().int().min(100).max(7 * 86_400_000).default(RETRY_DEFAULTS.maxIntervalMs),
+    maxDurationMs: z.number().int().min(1_000, 'maxDurationMs must be at least 1000').max(30 * 86_400_000, 'maxDurationMs must be at most 30 days').default(RETRY_DEFAULTS.maxDurationMs),
+  })
+  .refine((r) => r.maxIntervalMs >= r.initialIntervalMs, { path: ['maxIntervalMs'], message: 'maxIntervalMs must be at least initialIntervalMs' })
+  .meta({ id: 'RetryPolicy' });
+
+// base64 of at least 24 bytes (32 characters)
+const SECRET = /^whsec_[A-Za-z0-9+/]{32,}={0,2}$/;
+export const secretSchema = z
+  .string()
+  .regex(SECRET, 'secret must be "whsec_" followed by base64 of at least 24 random bytes')
+  .max(200, 'secret is too long');
+
+export const alertConfigInputSchema = z
+  .strictObject({
+    id: id('id').optional(),
+    workflowId: id('workflowId'),
+    name: z.string().trim().min(1, 'name must not be empty').max(200, 'name must be at most 200 characters'),
+    enabled: z.boolean().default(true),
+    conditions: z
+      .array(conditionSchema)
+      .min(1, 'at least one condition is needed')
+      .max(5)
+      .superRefine((conditions, ctx) => {
+        const seen = new Set<string>();
+        for (const c of conditions) {
+          if (seen.has(c.type)) ctx.addIssue({ code: 'custom', message: `condition "${c.type}" appears twice` });
+          seen.add(c.type);
+        }
+      }),
+    webhook: webhookSchema,
+    payload: payloadSchema.default({ template: null }),
+    retry: retrySchema.default(() => ({ ...RETRY_DEFAULTS })),
+    secret: secretSchema.optional(),
+  })
+  .meta({ id: 'AlertConfigInput' });
+export type AlertConfigInput = z.infer<typeof alertConfigInputSchema>;
+
+/** POST /api/alerts/config body: `{ config, secret? }` (a secret inside config is accepted too). */
+export const saveConfigBodySchema = z
+  .strictObject({ config: alertConfigInputSchema, secret: secretSchema.optional() })
+  .refine((b) => !(b.secret && b.config.secret && b.secret !== b.config.secret), {
+    path: ['secret'],
+    message: 'secret is given twice with different values',
+  })
+  .meta({ id: 'SaveAlertConfig' });
+
+export const alertConfigSchema = z
+  .object({
+    id: z.string(),
+    workflowId: z.string(),
+    name: z.string(),
+    enabled: z.boolean(),
+    disabledReason: z.string().nullable(),
+    conditions: z.array(conditionSchema),
+    webhook: z.object({ url: z.string(), headers: z.record(z.string(), z.string()), timeoutMs: z.number() }),
+    payload: z.object({ template: z.json().nullable() }),
+    retry: z.object({
+      maxAttempts: z.number(),
+      initialIntervalMs: z.number(),
+      backoffCoefficient: z.number(),
+      maxIntervalMs: z.number(),
+      maxDurationMs: z.number(),
+    }),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'AlertConfig', description: 'An alert config as the API shows it: never the secret' });
+export type AlertConfig = z.infer<typeof alertConfigSchema>;
+
+export const errorSchema = z
+  .object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }) })
+  .meta({ id: 'Error' });

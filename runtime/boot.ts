@@ -1,0 +1,188 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { createApp } from '../api/app';
+import { newKeySpec, parseKeyring, type Keyring } from '../lib/crypto';
+import { loadEnv, parseTokenSeeds, type Env } from '../lib/env';
+import { openDatabase, type Db } from '../store/db';
+import { migrate } from '../store/migrate';
+import { addToken, countTokens, createToken } from '../store/tokens';
+import { createAlertsWorker } from '../worker';
+import { startDevServer, type DevServer } from './dev-server';
+import { resolveTemporalCli } from './temporal-cli';
+import { connectTemporal, type TemporalHandles } from './temporal';
+
+export interface Roles {
+  worker: boolean;
+  api: boolean;
+}
+
+export interface RunningService {
+  env: Env;
+  db: Db;
+  keyring: Keyring;
+  temporal: TemporalHandles;
+  apiUrl?: string;
+  temporalUiUrl?: string;
+  /** the API token printed at start (embedded default only) */
+  apiToken?: string;
+  stop(): Promise<void>;
+}
+
+const say = (line: string) => console.log(`[alerts] ${line}`);
+
+/** The keyring from ALERTS_ENCRYPTION_KEYS; the embedded default keeps one in a key file under DATA_DIR. */
+function loadKeyring(env: Env): Keyring {
+  if (env.ALERTS_ENCRYPTION_KEYS) return parseKeyring(env.ALERTS_ENCRYPTION_KEYS);
+  if (!env.embeddedDatabase) {
+    throw new Error('ALERTS_ENCRYPTION_KEYS is required with DATABASE_URL (e.g. ALERTS_ENCRYPTION_KEYS=k1:$(openssl rand -base64 32))');
+  }
+  const file = path.join(env.dataDir, 'encryption-keys');
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(env.dataDir, { recursive: true });
+    fs.writeFileSync(file, `${newKeySpec()}\n`, { mode: 0o600, flag: 'wx' });
+    say(`created an encryption key for data at rest in ${file} (mode 0600); keep it with the data, or set ALERTS_ENCRYPTION_KEYS`);
+  }
+  return parseKeyring(fs.readFileSync(file, 'utf8').trim());
+}
+
+/** Seeds ALERTS_API_TOKENS; the embedded default makes one token for project "default" when there is none. */
+async function prepareTokens(env: Env, db: Db): Promise<string | undefined> {
+  for (const seed of parseTokenSeeds(env.ALERTS_API_TOKENS)) await addToken(db, seed.token, seed.projectId, 'ALERTS_API_TOKENS');
+  if (!env.embeddedDatabase) return undefined;
+  const file = path.join(env.dataDir, 'api-token');
+  if ((await countTokens(db)) === 0) {
+    const token = await createToken(db, 'default', 'embedded default');
+    fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    say(`created an API token for project "default" and wrote it to ${file} (mode 0600)`);
+    return token;
+  }
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : undefined;
+}
+
+let runtimeInstalled = false;
+/** The SDK logs at LOG_LEVEL (its INFO lines include the whole webpack report of the workflow bundle). */
+function installTemporalRuntime(env: Env): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const level = env.LOG_LEVEL === 'debug' ? 'DEBUG' : env.LOG_LEVEL === 'info' ? 'WARN' : env.LOG_LEVEL.toUpperCase();
+  Runtime.install({ logger: new DefaultLogger(level as 'WARN') });
+}
+
+export async function startService(options: { roles: Roles; env?: NodeJS.ProcessEnv }): Promise<RunningService> {
+  const env = loadEnv(options.env ?? process.env);
+  const { roles } = options;
+  if (env.embeddedDatabase && !(roles.api && roles.worker)) {
+    throw new Error('the embedded store (no DATABASE_URL) lives inside one process: run `npm start`, or set DATABASE_URL to run the API and worker apart');
+  }
+  if (env.embeddedTemporal && !(roles.api && roles.worker)) {
+    throw new Error('TEMPORAL_ADDRESS is required to run the API or the worker alone; `npm start` runs the embedded Temporal dev server');
+  }
+  const cleanups: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((err) => console.error(`[alerts] shutdown step failed: ${err.message}`));
+  };
+  try {
+    const keyring = loadKeyring(env);
+    say(env.embeddedDatabase ? `store: embedded PostgreSQL (PGlite) in ${path.join(env.dataDir, 'pglite')}` : 'store: PostgreSQL from DATABASE_URL');
+    const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: env.dataDir });
+    cleanups.push(() => db.close());
+    await migrate(db, (line) => say(line));
+    const apiToken = await prepareTokens(env, db);
+
+    let address = env.TEMPORAL_ADDRESS;
+    let devServer: DevServer | undefined;
+    if (env.embeddedTemporal) {
+      const cliPath = await resolveTemporalCli({ cliPath: env.TEMPORAL_CLI_PATH, log: (line) => say(line) });
+      say(`starting the Temporal dev server (${cliPath}), state in ${path.join(env.dataDir, 'temporal.sqlite')}`);
+      devServer = await startDevServer({
+        cliPath,
+        dataDir: env.dataDir,
+        namespace: env.TEMPORAL_NAMESPACE,
+        port: env.TEMPORAL_DEV_PORT,
+        uiPort: env.TEMPORAL_UI_PORT,
+      });
+      cleanups.push(() => devServer!.stop());
+      address = devServer.address;
+    }
+    say(`connecting to Temporal at ${address}, namespace ${env.TEMPORAL_NAMESPACE}, task queue ${env.TEMPORAL_TASK_QUEUE}`);
+    installTemporalRuntime(env);
+    const temporal = await connectTemporal(env, address!);
+    cleanups.push(() => temporal.connection.close());
+
+    const uiUrl = env.TEMPORAL_UI_PUBLIC_URL ?? devServer?.uiUrl;
+    let worker: Worker | undefined;
+    if (roles.worker) {
+      worker = await createAlertsWorker(temporal.connection, temporal.namespace, { db, keyring, client: temporal.client, taskQueue: temporal.taskQueue });
+      const running = worker.run();
+      running.catch((err) => {
+        console.error(`[alerts] the worker stopped: ${err.message}`);
+        process.exitCode = 1;
+      });
+      cleanups.push(async () => {
+        if (worker!.getState() === 'RUNNING') worker!.shutdown();
+        await running.catch(() => undefined);
+      });
+      say('worker running');
+    }
+
+    let apiUrl: string | undefined;
+    if (roles.api) {
+      const app = createApp({ db, keyring, temporal: { client: temporal.client, namespace: temporal.namespace, taskQueue: temporal.taskQueue, uiUrl } });
+      const server = http.createServer(app.callback());
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(env.PORT, env.HOST, () => resolve());
+      });
+      const { port } = server.address() as AddressInfo;
+      apiUrl = `http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${port}`;
+      cleanups.push(
+        () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      );
+    }
+    return { env, db, keyring, temporal, apiUrl, temporalUiUrl: uiUrl, apiToken, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Runs the service until SIGINT/SIGTERM, then shuts everything down (a second signal forces the exit). */
+export async function runService(options: { roles: Roles }): Promise<void> {
+  let service: RunningService;
+  try {
+    service = await startService(options);
+  } catch (err) {
+    console.error(`[alerts] could not start: ${(err as Error).message}`);
+    process.exit(1);
+  }
+  console.log('');
+  if (service.apiUrl) say(`API          ${service.apiUrl}   (OpenAPI: ${service.apiUrl}/openapi.json)`);
+  if (service.temporalUiUrl) say(`Temporal UI  ${service.temporalUiUrl}`);
+  if (service.apiToken) say(`API token    ${service.apiToken}   (project "default"; also in ${path.join(service.env.dataDir, 'api-token')})`);
+  else if (service.env.embeddedDatabase && !service.env.ALERTS_API_TOKENS) say(`API token    ${path.join(service.env.dataDir, 'api-token')} is missing; create a token with: npm run token -- default`);
+  say('ready; press Ctrl-C to stop');
+  let stopping = 0;
+  const shutdown = (signal: string) => {
+    // npm passes a terminal's Ctrl-C on to us as well: a repeat within a moment is the same request
+    if (stopping && Date.now() - stopping < 500) return;
+    if (stopping) {
+      say(`${signal} again: exiting now`);
+      process.exit(130);
+    }
+    stopping = Date.now();
+    say(`${signal}: shutting down`);
+    void service.stop().then(() => {
+      say('stopped');
+      process.exit(process.exitCode ?? 0);
+    });
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}

@@ -1,0 +1,190 @@
+import { randomBytes } from 'node:crypto';
+import { open, seal, type Keyring } from '../lib/crypto';
+import { newWebhookSecret } from '../lib/crypto';
+import { notFound } from '../lib/errors';
+import type { AlertConfig, AlertConfigInput, AlertCondition } from '../lib/schemas';
+import type { JsonValue } from '../lib/templates';
+import type { Db, Queryable } from './db';
+
+/** What is sealed in alert_configs.sealed: everything a leaked database row must not reveal. */
+interface SealedParts {
+  url: string;
+  headers: Record<string, string>;
+  /** newest first; an older secret keeps signing until expiresAt (rotation grace) */
+  secrets: { secret: string; expiresAt: string | null }[];
+}
+
+interface ConfigRow {
+  id: string;
+  project_id: string;
+  workflow_id: string;
+  name: string;
+  enabled: boolean;
+  disabled_reason: string | null;
+  conditions: AlertCondition[];
+  payload_template: JsonValue | null;
+  retry: AlertConfig['retry'];
+  timeout_ms: number;
+  key_id: string;
+  sealed: string;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** A config with its decrypted parts, as the worker needs it. Never sent to a client. */
+export interface StoredConfig extends AlertConfig {
+  projectId: string;
+  secrets: string[];
+}
+
+export const newConfigId = () => `cfg_${randomBytes(12).toString('base64url')}`;
+
+function unsealRow(keyring: Keyring, row: ConfigRow): StoredConfig {
+  const parts: SealedParts = JSON.parse(open(keyring, { keyId: row.key_id, ciphertext: row.sealed }, row.id));
+  const now = Date.now();
+  return {
+    id: row.id,
+    projectId: row.project_id,
+    workflowId: row.workflow_id,
+    name: row.name,
+    enabled: row.enabled,
+    disabledReason: row.disabled_reason,
+    conditions: row.conditions,
+    webhook: { url: parts.url, headers: parts.headers, timeoutMs: row.timeout_ms },
+    payload: { template: row.payload_template },
+    retry: row.retry,
+    createdAt: new Date(row.created_at).toISOString(),
+    updatedAt: new Date(row.updated_at).toISOString(),
+    secrets: parts.secrets.filter((s) => s.expiresAt === null || Date.parse(s.expiresAt) > now).map((s) => s.secret),
+  };
+}
+
+/** The public face of a config: no secret, no project. */
+export function publicConfig(config: StoredConfig): AlertConfig {
+  const { secrets: _secrets, projectId: _projectId, ...visible } = config;
+  return visible;
+}
+
+export interface SaveResult {
+  config: StoredConfig;
+  created: boolean;
+  /** set only when the service generated the secret: shown to the user this once */
+  generatedSecret?: string;
+}
+
+/**
+ * Creates (no id) or updates (id of a config of this project) a config. Every
+ * write re-seals the sensitive parts with the current primary key, so rotating
+ * ALERTS_ENCRYPTION_KEYS re-encrypts rows as they are touched.
+ */
+export async function saveConfig(db: Db, keyring: Keyring, projectId: string, input: AlertConfigInput, secret?: string): Promise<SaveResult> {
+  return db.transaction(async (tx) => {
+    let created = !input.id;
+    let secrets: SealedParts['secrets'];
+    let generatedSecret: string | undefined;
+    const id = input.id ?? newConfigId();
+    if (input.id) {
+      const existing = await selectRows(tx, 'project_id = $1 AND id = $2 FOR UPDATE', [projectId, input.id]);
+      if (existing.length === 0) throw notFound(`alert config ${input.id}`);
+      const previous: SealedParts = JSON.parse(open(keyring, { keyId: existing[0].key_id, ciphertext: existing[0].sealed }, input.id));
+      secrets = secret ? [{ secret, expiresAt: null }] : previous.secrets;
+    } else {
+      if (!secret) secret = generatedSecret = newWebhookSecret();
+      secrets = [{ secret, expiresAt: null }];
+    }
+    const sealed = seal(keyring, JSON.stringify({ url: input.webhook.url, headers: input.webhook.headers, secrets } satisfies SealedParts), id);
+    const values = [
+      id, projectId, input.workflowId, input.name, input.enabled,
+      JSON.stringify(input.conditions), JSON.stringify(input.payload.template), JSON.stringify(input.retry),
+      input.webhook.timeoutMs, sealed.keyId, sealed.ciphertext,
+    ];
+    const rows = created
+      ? await tx.query<ConfigRow>(
+          `INSERT INTO alert_configs (id, project_id, workflow_id, name, enabled, conditions, payload_template, retry, timeout_ms, key_id, sealed)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11) RETURNING *`,
+          values,
+        )
+      : await tx.query<ConfigRow>(
+          `UPDATE alert_configs SET workflow_id = $3, name = $4, enabled = $5,
+             disabled_reason = CASE WHEN $5 THEN NULL ELSE disabled_reason END,
+             conditions = $6::jsonb, payload_template = $7::jsonb, retry = $8::jsonb, timeout_ms = $9,
+             key_id = $10, sealed = $11, updated_at = now()
+           WHERE id = $1 AND project_id = $2 RETURNING *`,
+          values,
+        );
+    return { config: unsealRow(keyring, rows[0]), created, generatedSecret };
+  });
+}
+
+async function selectRows(db: Queryable, where: string, params: unknown[]): Promise<ConfigRow[]> {
+  return db.query<ConfigRow>(`SELECT * FROM alert_configs WHERE ${where}`, params);
+}
+
+export async function getConfig(db: Queryable, keyring: Keyring, projectId: string, configId: string): Promise<StoredConfig> {
+  const rows = await selectRows(db, 'project_id = $1 AND id = $2', [projectId, configId]);
+  if (rows.length === 0) throw notFound(`alert config ${configId}`);
+  return unsealRow(keyring, rows[0]);
+}
+
+export async function listConfigs(db: Queryable, keyring: Keyring, projectId: string, workflowId?: string): Promise<StoredConfig[]> {
+  const rows = workflowId
+    ? await selectRows(db, 'project_id = $1 AND workflow_id = $2 ORDER BY created_at, id', [projectId, workflowId])
+    : await selectRows(db, 'project_id = $1 ORDER BY workflow_id, created_at, id', [projectId]);
+  return rows.map((row) => unsealRow(keyring, row));
+}
+
+export async function deleteConfig(db: Queryable, projectId: string, configId: string): Promise<void> {
+  const rows = await db.query('DELETE FROM alert_configs WHERE project_id = $1 AND id = $2 RETURNING id', [projectId, configId]);
+  if (rows.length === 0) throw notFound(`alert config ${configId}`);
+}
+
+/** Enabled configs of a MeshHook workflow, without decrypting anything: what event matching needs. */
+export async function enabledConfigsFor(db: Queryable, projectId: string, workflowId: string): Promise<{ id: string; conditions: AlertCondition[] }[]> {
+  return db.query('SELECT id, conditions FROM alert_configs WHERE project_id = $1 AND workflow_id = $2 AND enabled', [projectId, workflowId]);
+}
+
+/** Turns a config off on the service's own initiative (a 410 from its receiver), saying why. */
+export async function disableConfig(db: Queryable, projectId: string, configId: string, reason: string): Promise<void> {
+  await db.query(
+    'UPDATE alert_configs SET enabled = false, disabled_reason = $3, updated_at = now() WHERE project_id = $1 AND id = $2',
+    [projectId, configId, reason],
+  );
+}
+
+export const ROTATION_GRACE_MS = 24 * 3600 * 1000;
+
+/**
+ * Issues a new signing secret; the current ones keep signing until the grace
+ * period ends, so receivers can switch without dropping an alert.
+ */
+export async function rotateSecret(db: Db, keyring: Keyring, projectId: string, configId: string, graceMs = ROTATION_GRACE_MS): Promise<{ secret: string; previousExpiresAt: string }> {
+  return db.transaction(async (tx) => {
+    const rows = await selectRows(tx, 'project_id = $1 AND id = $2 FOR UPDATE', [projectId, configId]);
+    if (rows.length === 0) throw notFound(`alert config ${configId}`);
+    const parts: SealedParts = JSON.parse(open(keyring, { keyId: rows[0].key_id, ciphertext: rows[0].sealed }, configId));
+    const now = Date.now();
+    const previousExpiresAt = new Date(now + graceMs).toISOString();
+    const secret = newWebhookSecret();
+    const kept = parts.secrets
+      .filter((s) => s.expiresAt === null || Date.parse(s.expiresAt) > now)
+      .map((s) => ({ secret: s.secret, expiresAt: s.expiresAt === null || Date.parse(s.expiresAt) > now + graceMs ? previousExpiresAt : s.expiresAt }));
+    const sealed = seal(keyring, JSON.stringify({ ...parts, secrets: [{ secret, expiresAt: null }, ...kept] } satisfies SealedParts), configId);
+    await tx.query('UPDATE alert_configs SET key_id = $3, sealed = $4, updated_at = now() WHERE project_id = $1 AND id = $2', [projectId, configId, sealed.keyId, sealed.ciphertext]);
+    return { secret, previousExpiresAt };
+  });
+}
+
+/** The secrets that sign a delivery right now: the current one and any still in their rotation grace. */
+export async function signingSecrets(db: Queryable, keyring: Keyring, projectId: string, configId: string): Promise<string[]> {
+  const rows = await db.query<Pick<ConfigRow, 'key_id' | 'sealed'>>('SELECT key_id, sealed FROM alert_configs WHERE project_id = $1 AND id = $2', [projectId, configId]);
+  if (rows.length === 0) throw notFound(`alert config ${configId}`);
+  const parts: SealedParts = JSON.parse(open(keyring, { keyId: rows[0].key_id, ciphertext: rows[0].sealed }, configId));
+  const now = Date.now();
+  return parts.secrets.filter((s) => s.expiresAt === null || Date.parse(s.expiresAt) > now).map((s) => s.secret);
+}
+
+/** A config by id within a project, or undefined if it was deleted. */
+export async function findConfig(db: Queryable, keyring: Keyring, projectId: string, configId: string): Promise<StoredConfig | undefined> {
+  const rows = await selectRows(db, 'project_id = $1 AND id = $2', [projectId, configId]);
+  return rows[0] && unsealRow(keyring, rows[0]);
+}

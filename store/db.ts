@@ -1,0 +1,92 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { PGlite } from '@electric-sql/pglite';
+import type { Pool, PoolClient } from 'pg';
+
+/**
+ * The one seam between the store code and its database: the embedded PGlite
+ * (a directory under DATA_DIR) or a PostgreSQL server (DATABASE_URL). Both take
+ * the same SQL with $n parameters.
+ */
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** several statements, no parameters (migrations) */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: 'pglite' | 'postgres';
+  /** runs fn inside BEGIN … COMMIT on one connection, ROLLBACK on error */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** runs fn on one connection (for session-level advisory locks) */
+  session<T>(fn: (conn: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export async function openPglite(dir: string): Promise<Db> {
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  // PGlite ships as ESM and CommonJS; the dynamic import keeps its WASM off the path of a PostgreSQL deployment.
+  const { PGlite } = await import('@electric-sql/pglite');
+  const pg: PGlite = await PGlite.create(dir);
+  const wrap = (q: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
+    async query<T>(sql: string, params?: unknown[]) {
+      return (await q.query<T>(sql, params)).rows;
+    },
+    async exec(sql: string) {
+      await q.exec(sql);
+    },
+  });
+  const base = wrap(pg);
+  return {
+    kind: 'pglite',
+    ...base,
+    transaction: (fn) => pg.transaction((tx) => fn(wrap(tx))),
+    // PGlite is a single connection: every call is already on "one connection".
+    session: (fn) => fn(base),
+    close: () => pg.close(),
+  };
+}
+
+export async function openPostgres(url: string, options: { max?: number } = {}): Promise<Db> {
+  const { Pool } = await import('pg');
+  const pool: Pool = new Pool({ connectionString: url, max: options.max ?? 10 });
+  pool.on('error', (err) => console.error(`[store] idle PostgreSQL connection failed: ${err.message}`));
+  const wrap = (c: Pool | PoolClient): Queryable => ({
+    async query<T>(sql: string, params?: unknown[]) {
+      return (await c.query(sql, params as unknown[])).rows as T[];
+    },
+    async exec(sql: string) {
+      await c.query(sql);
+    },
+  });
+  const onOneClient = async <T>(fn: (client: PoolClient) => Promise<T>) => {
+    const client = await pool.connect();
+    try {
+      return await fn(client);
+    } finally {
+      client.release();
+    }
+  };
+  return {
+    kind: 'postgres',
+    ...wrap(pool),
+    transaction: (fn) =>
+      onOneClient(async (client) => {
+        await client.query('BEGIN');
+        try {
+          const result = await fn(wrap(client));
+          await client.query('COMMIT');
+          return result;
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+      }),
+    session: (fn) => onOneClient((client) => fn(wrap(client))),
+    close: () => pool.end(),
+  };
+}
+
+export function openDatabase(options: { databaseUrl?: string; dataDir: string }): Promise<Db> {
+  return options.databaseUrl ? openPostgres(options.databaseUrl) : openPglite(path.join(options.dataDir, 'pglite'));
+}

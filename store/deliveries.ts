@@ -1,0 +1,183 @@
+import { open, seal, type Keyring } from '../lib/crypto';
+import { notFound } from '../lib/errors';
+import type { AlertConditionName, ExecutionEvent } from '../lib/schemas';
+import type { Queryable } from './db';
+
+export type DeliveryStatus = 'scheduled' | 'in_progress' | 'delivered' | 'failed' | 'suppressed';
+export type AttemptOutcome = 'delivered' | 'retrying' | 'failed';
+
+/** Who a delivery is for; carried by every log row of it. */
+export interface DeliveryRef {
+  deliveryId: string;
+  projectId: string;
+  configId: string;
+  workflowId: string;
+  runId: string;
+  eventId: string;
+  condition: AlertConditionName;
+}
+
+export interface DeliveryRecord extends DeliveryRef {
+  status: DeliveryStatus;
+  attempts: number;
+  httpStatus: number | null;
+  error: string | null;
+  redeliveryOf: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface AttemptLog {
+  deliveryId: string;
+  configId: string;
+  workflowId: string;
+  runId: string;
+  eventId: string;
+  condition: string;
+  attempt: number;
+  outcome: AttemptOutcome;
+  httpStatus: number | null;
+  error: string | null;
+  durationMs: number | null;
+  responseSnippet: string | null;
+  createdAt: string;
+}
+
+const iso = (d: Date | string) => new Date(d).toISOString();
+
+/** Creates the delivery row, or moves an existing one to `status` (a restarted workflow step is a no-op). */
+export async function upsertDelivery(
+  db: Queryable,
+  keyring: Keyring,
+  ref: DeliveryRef,
+  status: DeliveryStatus,
+  event: ExecutionEvent,
+  redeliveryOf?: string,
+): Promise<void> {
+  const sealed = seal(keyring, JSON.stringify(event), ref.deliveryId);
+  await db.query(
+    `INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, redelivery_of, key_id, event_sealed)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+     ON CONFLICT (delivery_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()
+     WHERE alert_deliveries.status IN ('scheduled', 'in_progress')`,
+    [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, status, redeliveryOf ?? null, sealed.keyId, sealed.ciphertext],
+  );
+}
+
+export async function finishDelivery(
+  db: Queryable,
+  deliveryId: string,
+  result: { status: Exclude<DeliveryStatus, 'scheduled' | 'in_progress'>; httpStatus?: number | null; error?: string | null },
+): Promise<void> {
+  await db.query(
+    `UPDATE alert_deliveries SET status = $2, http_status = COALESCE($3, http_status), error = $4, updated_at = now() WHERE delivery_id = $1`,
+    [deliveryId, result.status, result.httpStatus ?? null, result.error ?? null],
+  );
+}
+
+/** One attempt's log row; writing the same attempt twice (a replayed activity) keeps the first. */
+export async function logAttempt(
+  db: Queryable,
+  ref: DeliveryRef,
+  attempt: { attempt: number; outcome: AttemptOutcome; httpStatus?: number | null; error?: string | null; durationMs?: number | null; responseSnippet?: string | null },
+): Promise<void> {
+  await db.query(
+    `WITH inserted AS (
+       INSERT INTO alert_logs (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome, http_status, error, duration_ms, response_snippet)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+       ON CONFLICT (delivery_id, attempt) DO NOTHING RETURNING attempt
+     )
+     UPDATE alert_deliveries SET attempts = GREATEST(attempts, (SELECT attempt FROM inserted)), http_status = COALESCE($10, http_status), updated_at = now()
+     WHERE delivery_id = $2 AND EXISTS (SELECT 1 FROM inserted)`,
+    [
+      ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition,
+      attempt.attempt, attempt.outcome, attempt.httpStatus ?? null, attempt.error ?? null, attempt.durationMs ?? null, attempt.responseSnippet ?? null,
+    ],
+  );
+}
+
+interface DeliveryRow {
+  delivery_id: string; project_id: string; config_id: string; workflow_id: string; run_id: string; event_id: string;
+  condition: AlertConditionName; status: DeliveryStatus; attempts: number; http_status: number | null; error: string | null;
+  redelivery_of: string | null; key_id: string; event_sealed: string; created_at: Date; updated_at: Date;
+}
+
+const toDelivery = (r: DeliveryRow): DeliveryRecord => ({
+  deliveryId: r.delivery_id, projectId: r.project_id, configId: r.config_id, workflowId: r.workflow_id, runId: r.run_id,
+  eventId: r.event_id, condition: r.condition, status: r.status, attempts: r.attempts, httpStatus: r.http_status,
+  error: r.error, redeliveryOf: r.redelivery_of, createdAt: iso(r.created_at), updatedAt: iso(r.updated_at),
+});
+
+export async function findDelivery(db: Queryable, projectId: string, deliveryId: string): Promise<DeliveryRecord | undefined> {
+  const rows = await db.query<DeliveryRow>('SELECT * FROM alert_deliveries WHERE project_id = $1 AND delivery_id = $2', [projectId, deliveryId]);
+  return rows[0] && toDelivery(rows[0]);
+}
+
+export async function deliveryEvent(db: Queryable, keyring: Keyring, projectId: string, deliveryId: string): Promise<{ delivery: DeliveryRecord; event: ExecutionEvent }> {
+  const rows = await db.query<DeliveryRow>('SELECT * FROM alert_deliveries WHERE project_id = $1 AND delivery_id = $2', [projectId, deliveryId]);
+  if (!rows[0]) throw notFound(`delivery ${deliveryId}`);
+  const event = JSON.parse(open(keyring, { keyId: rows[0].key_id, ciphertext: rows[0].event_sealed }, deliveryId)) as ExecutionEvent;
+  return { delivery: toDelivery(rows[0]), event };
+}
+
+export async function listDeliveries(
+  db: Queryable,
+  projectId: string,
+  filter: { configId?: string; limit: number },
+): Promise<DeliveryRecord[]> {
+  const rows = await db.query<DeliveryRow>(
+    `SELECT * FROM alert_deliveries WHERE project_id = $1 AND ($2::text IS NULL OR config_id = $2)
+     ORDER BY created_at DESC, delivery_id DESC LIMIT $3`,
+    [projectId, filter.configId ?? null, filter.limit],
+  );
+  return rows.map(toDelivery);
+}
+
+interface LogRow {
+  id: string; delivery_id: string; config_id: string; workflow_id: string; run_id: string; event_id: string; condition: string;
+  attempt: number; outcome: AttemptOutcome; http_status: number | null; error: string | null; duration_ms: number | null;
+  response_snippet: string | null; created_at: Date;
+}
+
+const toLog = (r: LogRow): AttemptLog => ({
+  deliveryId: r.delivery_id, configId: r.config_id, workflowId: r.workflow_id, runId: r.run_id, eventId: r.event_id,
+  condition: r.condition, attempt: r.attempt, outcome: r.outcome, httpStatus: r.http_status, error: r.error,
+  durationMs: r.duration_ms, responseSnippet: r.response_snippet, createdAt: iso(r.created_at),
+});
+
+export interface LogFilter {
+  configId?: string;
+  workflowId?: string;
+  runId?: string;
+  deliveryId?: string;
+  /** id of the last row of the previous page */
+  before?: string;
+  limit: number;
+}
+
+/** Newest first; `nextCursor` is the id to pass as `before` for the next page, or null on the last page. */
+export async function listLogs(db: Queryable, projectId: string, f: LogFilter): Promise<{ logs: AttemptLog[]; nextCursor: string | null }> {
+  const rows = await db.query<LogRow>(
+    `SELECT id::text AS id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome,
+            http_status, error, duration_ms, response_snippet, created_at
+     FROM alert_logs
+     WHERE project_id = $1
+       AND ($2::text IS NULL OR config_id = $2)
+       AND ($3::text IS NULL OR workflow_id = $3)
+       AND ($4::text IS NULL OR run_id = $4)
+       AND ($5::text IS NULL OR delivery_id = $5)
+       AND ($6::bigint IS NULL OR id < $6::bigint)
+     ORDER BY id DESC LIMIT $7`,
+    [projectId, f.configId ?? null, f.workflowId ?? null, f.runId ?? null, f.deliveryId ?? null, f.before ?? null, f.limit + 1],
+  );
+  const page = rows.slice(0, f.limit);
+  return { logs: page.map(toLog), nextCursor: rows.length > f.limit ? page[page.length - 1].id : null };
+}
+
+export async function attemptsOf(db: Queryable, projectId: string, deliveryId: string): Promise<AttemptLog[]> {
+  const rows = await db.query<LogRow>(
+    `SELECT id::text AS id, * FROM alert_logs WHERE project_id = $1 AND delivery_id = $2 ORDER BY attempt`,
+    [projectId, deliveryId],
+  );
+  return rows.map(toLog);
+}

@@ -1,0 +1,23 @@
+import path from 'node:path';
+import { Worker, type NativeConnection } from '@temporalio/worker';
+import { createActivities, type ActivityDeps } from './activities';
+
+/**
+ * The alert worker: AlertDelivery and ProcessExecutionEvent workflows plus
+ * their activities. `npm start` runs it inside the one embedded process;
+ * `npm run worker` (this file) runs it alone, one process per replica.
+ */
+export async function createAlertsWorker(connection: NativeConnection, namespace: string, deps: ActivityDeps): Promise<Worker> {
+  return Worker.create({
+    connection,
+    namespace,
+    taskQueue: deps.taskQueue,
+    workflowsPath: path.join(__dirname, 'workflows', 'index.ts'),
+    activities: createActivities(deps),
+  });
+}
+
+if (require.main === module) {
+  // Imported lazily so that importing createAlertsWorker does not load the boot code.
+  void import('./runtime/boot').then(({ runService }) => runService({ roles: { worker: true, api: false } }));
+}

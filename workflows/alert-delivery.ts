@@ -1,0 +1,93 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  defineSignal,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { AlertStatus } from '../lib/search-attributes';
+import type { AlertDeliveryInput, AlertDeliveryResult } from './types';
+import { RUN_FINISHED_SIGNAL } from './types';
+
+/** Sent by a finishing event of the run (run.succeeded, run.failed, run.canceled) to its delay watch. */
+export const runFinished = defineSignal<[{ eventId: string; type: string }]>(RUN_FINISHED_SIGNAL);
+
+// Store writes and rendering are quick and local to the worker: local activities, no extra round trip to the server.
+const local = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '200ms', maximumInterval: '10s' },
+});
+
+/**
+ * One alert: (for a delay watch) wait for the run to finish or the threshold
+ * to pass, render once, then POST under a retry policy built from the config.
+ */
+export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDeliveryResult> {
+  let runEnded = false;
+  setHandler(runFinished, () => {
+    runEnded = true;
+  });
+
+  if (input.delaySeconds !== undefined) {
+    await local.recordDelivery(input, 'scheduled');
+    const ended = await condition(() => runEnded, input.delaySeconds * 1000, {
+      summary: `wait ${input.delaySeconds}s for run ${input.event.runId} to finish`,
+    });
+    if (ended) return finish(input, { status: 'suppressed', httpStatus: null, error: null, attempted: false });
+  }
+
+  const alert = await local.prepareAlert(input);
+  if (!alert.ok) return finish(input, { status: 'failed', httpStatus: null, error: alert.error, attempted: false });
+  upsertSearchAttributes([{ key: AlertStatus, value: 'in_progress' }]);
+
+  const { retry } = alert;
+  const { deliverWebhook } = proxyActivities<Activities>({
+    // the receiver's timeout plus time to load the secret and write the log row
+    startToCloseTimeout: alert.timeoutMs + 5_000,
+    scheduleToCloseTimeout: retry.maxDurationMs,
+    retry: {
+      initialInterval: retry.initialIntervalMs,
+      backoffCoefficient: retry.backoffCoefficient,
+      maximumInterval: retry.maxIntervalMs,
+      maximumAttempts: retry.maxAttempts,
+    },
+    summary: `POST ${new URL(alert.url).host}`,
+  });
+  try {
+    const result = await deliverWebhook({
+      ref: {
+        deliveryId: input.deliveryId,
+        projectId: input.projectId,
+        configId: input.configId,
+        workflowId: input.event.workflowId,
+        runId: input.event.runId,
+        eventId: input.event.id,
+        condition: input.condition,
+      },
+      url: alert.url,
+      headers: alert.headers,
+      body: alert.body,
+      timeoutMs: alert.timeoutMs,
+      retry,
+    });
+    return finish(input, { status: 'delivered', httpStatus: result.httpStatus, error: null, attempted: true });
+  } catch (err) {
+    if (!(err instanceof ActivityFailure)) throw err;
+    const cause = err.cause;
+    const message = cause instanceof ApplicationFailure || cause instanceof Error ? cause.message : err.message;
+    return finish(input, { status: 'failed', httpStatus: null, error: message, attempted: true });
+  }
+}
+
+async function finish(
+  input: AlertDeliveryInput,
+  result: { status: AlertDeliveryResult['status']; httpStatus: number | null; error: string | null; attempted: boolean },
+): Promise<AlertDeliveryResult> {
+  await local.finishDelivery(input, result);
+  upsertSearchAttributes([{ key: AlertStatus, value: result.status }]);
+  return { deliveryId: input.deliveryId, status: result.status, httpStatus: result.httpStatus, error: result.error };
+}

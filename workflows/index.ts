@@ -1,0 +1,3 @@
+// Workflow code only: deterministic, no I/O, no Node built-ins.
+export { AlertDelivery, runFinished } from './alert-delivery';
+export { ProcessExecutionEvent } from './process-event';

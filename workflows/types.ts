@@ -1,0 +1,41 @@
+import type { AlertConditionName, ExecutionEvent } from '../lib/schemas';
+
+/** Input of the AlertDelivery workflow (its workflow id is `deliveryId`). */
+export interface AlertDeliveryInput {
+  deliveryId: string;
+  projectId: string;
+  configId: string;
+  condition: AlertConditionName;
+  /** the event, with occurredAt filled in */
+  event: ExecutionEvent;
+  /** delay watch: wait this long for the run to finish before alerting */
+  delaySeconds?: number;
+  /** set on a redelivery: the delivery it repeats */
+  redeliveryOf?: string;
+}
+
+export type AlertDeliveryStatus = 'delivered' | 'failed' | 'suppressed';
+
+export interface AlertDeliveryResult {
+  deliveryId: string;
+  status: AlertDeliveryStatus;
+  httpStatus: number | null;
+  error: string | null;
+}
+
+/** Input of the ProcessExecutionEvent workflow: MeshHook's way in through its own Temporal client. */
+export interface ProcessExecutionEventInput {
+  projectId: string;
+  /** validated by the service; same shape as the body of POST /api/events */
+  event: unknown;
+}
+
+export interface StartedDelivery {
+  deliveryId: string;
+  configId: string;
+  condition: AlertConditionName;
+  /** true when this event had already started this delivery: nothing new was sent */
+  duplicate: boolean;
+}
+
+export const RUN_FINISHED_SIGNAL = 'runFinished';
