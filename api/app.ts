@@ -5,6 +5,7 @@ import { requireToken } from './auth';
 import type { ApiDeps } from './deps';
 import { errorMiddleware } from './errors';
 import { buildOpenApi } from './openapi';
+import { alertRoutes } from './routes/alerts';
 import { configRoutes } from './routes/configs';
 
 export function createApp(deps: ApiDeps): Koa<AuthState> {
@@ -28,9 +29,10 @@ export function createApp(deps: ApiDeps): Koa<AuthState> {
   app.use(errorMiddleware);
   app.use(open.routes());
   app.use(async (ctx, next) => (ctx.path.startsWith('/api/') || ctx.path === '/api' ? requireToken(deps.db)(ctx, next) : next()));
-  const routes = configRoutes(deps);
-  app.use(routes.routes());
-  app.use(routes.allowedMethods());
+  for (const routes of [configRoutes(deps), alertRoutes(deps)]) {
+    app.use(routes.routes());
+    app.use(routes.allowedMethods());
+  }
   return app;
 }
 

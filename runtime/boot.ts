@@ -24,6 +24,7 @@ export interface RunningService {
   db: Db;
   keyring: Keyring;
   temporal: TemporalHandles;
+  temporalAddress: string;
   apiUrl?: string;
   temporalUiUrl?: string;
   /** the API token printed at start (embedded default only) */
@@ -146,7 +147,7 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
           }),
       );
     }
-    return { env, db, keyring, temporal, apiUrl, temporalUiUrl: uiUrl, apiToken, stop };
+    return { env, db, keyring, temporal, temporalAddress: address!, apiUrl, temporalUiUrl: uiUrl, apiToken, stop };
   } catch (err) {
     await stop();
     throw err;

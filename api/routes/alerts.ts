@@ -1,0 +1,146 @@
+import Router from '@koa/router';
+import { z } from 'zod';
+import { processEvent, startDelivery } from '../../activities/events';
+import { redeliveryId, testDeliveryId } from '../../lib/delivery-ids';
+import { AlertsError, notFound } from '../../lib/errors';
+import { executionEventSchema } from '../../lib/schemas';
+import { getConfig, rotateSecret } from '../../store/configs';
+import { attemptsOf, deliveryEvent, findDelivery, listDeliveries, listLogs } from '../../store/deliveries';
+import type { AuthState } from '../auth';
+import { readJson } from '../body';
+import type { ApiDeps } from '../deps';
+import { validationError } from '../errors';
+import { readTimeline } from '../timeline';
+
+export const MAX_EVENTS_PER_REQUEST = 100;
+
+const eventsBodySchema = z.union([
+  z.strictObject({ events: z.array(executionEventSchema).min(1, 'events must not be empty').max(MAX_EVENTS_PER_REQUEST, `at most ${MAX_EVENTS_PER_REQUEST} events per request`) }),
+  executionEventSchema,
+]);
+
+const logsQuerySchema = z.strictObject({
+  configId: z.string().max(200).optional(),
+  workflowId: z.string().max(200).optional(),
+  runId: z.string().max(200).optional(),
+  deliveryId: z.string().max(300).optional(),
+  limit: z.coerce.number().int().min(1, 'limit must be at least 1').max(500, 'limit must be at most 500').default(50),
+  cursor: z.string().regex(/^\d{1,19}$/, 'cursor must be the nextCursor of a previous page').optional(),
+});
+
+const deliveriesQuerySchema = z.strictObject({
+  configId: z.string().max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+
+const testBodySchema = z.strictObject({ configId: z.string().min(1, 'configId is required').max(200) });
+const rotateBodySchema = z.strictObject({ graceSeconds: z.number().int().min(0).max(30 * 86_400).optional() }).optional();
+
+const FIRST_ATTEMPT_POLL_MS = 25;
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw validationError(parsed.error, what);
+  return parsed.data;
+}
+
+export function alertRoutes(deps: ApiDeps): Router<AuthState> {
+  const router = new Router<AuthState>();
+  const temporal = { client: deps.temporal.client, taskQueue: deps.temporal.taskQueue };
+
+  router.post('/api/events', async (ctx) => {
+    const receivedAt = new Date();
+    const body = parse(eventsBodySchema, await readJson(ctx), 'event');
+    const events = 'events' in body ? body.events : [body];
+    const results = await Promise.all(events.map((event) => processEvent({ db: deps.db, ...temporal }, ctx.state.projectId, event, receivedAt)));
+    ctx.status = 202;
+    ctx.body = { accepted: events.length, deliveries: results.flat() };
+  });
+
+  router.post('/api/alerts/test', async (ctx) => {
+    const { configId } = parse(testBodySchema, await readJson(ctx), 'body');
+    const config = await getConfig(deps.db, deps.keyring, ctx.state.projectId, configId);
+    const now = new Date().toISOString();
+    const deliveryId = testDeliveryId(config.id);
+    await startDelivery(temporal, {
+      deliveryId,
+      projectId: ctx.state.projectId,
+      configId: config.id,
+      condition: 'test',
+      event: {
+        id: `test-${deliveryId.slice(-12)}`,
+        type: 'run.failed',
+        occurredAt: now,
+        workflowId: config.workflowId,
+        runId: 'run_test',
+        workflow: { name: config.name },
+        run: { startedAt: now, finishedAt: now },
+        error: { message: 'This is a test alert from MeshHook Alerts', step: 'test' },
+        data: { test: true },
+      },
+    });
+    // Answer with the first attempt's outcome: its log row, or the delivery's end if it failed before any attempt.
+    const deadline = Date.now() + config.webhook.timeoutMs + 10_000;
+    while (Date.now() < deadline) {
+      const [first] = await attemptsOf(deps.db, ctx.state.projectId, deliveryId);
+      if (first) {
+        ctx.body = { deliveryId, outcome: first.outcome, httpStatus: first.httpStatus, durationMs: first.durationMs, attempt: first.attempt, error: first.error, responseSnippet: first.responseSnippet };
+        return;
+      }
+      await new Promise((r) => setTimeout(r, FIRST_ATTEMPT_POLL_MS));
+    }
+    throw new AlertsError('unavailable', `the test delivery ${deliveryId} made no attempt in time; is a worker running?`, { deliveryId });
+  });
+
+  router.get('/api/alerts/logs', async (ctx) => {
+    const q = parse(logsQuerySchema, ctx.query, 'query');
+    ctx.body = await listLogs(deps.db, ctx.state.projectId, { ...q, before: q.cursor });
+  });
+
+  router.get('/api/alerts/deliveries', async (ctx) => {
+    const q = parse(deliveriesQuerySchema, ctx.query, 'query');
+    ctx.body = { deliveries: await listDeliveries(deps.db, ctx.state.projectId, q) };
+  });
+
+  router.get('/api/alerts/deliveries/:deliveryId', async (ctx) => {
+    const delivery = await findDelivery(deps.db, ctx.state.projectId, ctx.params.deliveryId);
+    if (!delivery) throw notFound(`delivery ${ctx.params.deliveryId}`);
+    const [attempts, timeline] = await Promise.all([
+      attemptsOf(deps.db, ctx.state.projectId, delivery.deliveryId),
+      readTimeline(deps.temporal.client, delivery.deliveryId),
+    ]);
+    const { projectId: _projectId, ...visible } = delivery;
+    ctx.body = {
+      ...visible,
+      attempts,
+      timeline,
+      temporalUrl: deps.temporal.uiUrl
+        ? `${deps.temporal.uiUrl}/namespaces/${encodeURIComponent(deps.temporal.namespace)}/workflows/${encodeURIComponent(delivery.deliveryId)}`
+        : null,
+    };
+  });
+
+  router.post('/api/alerts/deliveries/:deliveryId/redeliver', async (ctx) => {
+    const { delivery, event } = await deliveryEvent(deps.db, deps.keyring, ctx.state.projectId, ctx.params.deliveryId);
+    await getConfig(deps.db, deps.keyring, ctx.state.projectId, delivery.configId);
+    const started = await startDelivery(temporal, {
+      deliveryId: redeliveryId(delivery.redeliveryOf ?? delivery.deliveryId),
+      projectId: ctx.state.projectId,
+      configId: delivery.configId,
+      condition: delivery.condition,
+      event,
+      redeliveryOf: delivery.redeliveryOf ?? delivery.deliveryId,
+    });
+    ctx.status = 202;
+    ctx.body = { deliveryId: started.deliveryId, configId: started.configId, condition: started.condition, redeliveryOf: delivery.deliveryId };
+  });
+
+  router.post('/api/alerts/config/by-id/:configId/rotate-secret', async (ctx) => {
+    const body = ctx.request.length ? parse(rotateBodySchema, await readJson(ctx), 'body') : undefined;
+    const graceMs = body?.graceSeconds === undefined ? undefined : body.graceSeconds * 1000;
+    const { secret, previousExpiresAt } = await rotateSecret(deps.db, deps.keyring, ctx.state.projectId, ctx.params.configId, graceMs);
+    ctx.body = { configId: ctx.params.configId, secret, previousSecretExpiresAt: previousExpiresAt };
+  });
+
+  return router;
+}

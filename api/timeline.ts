@@ -1,0 +1,55 @@
+import type { Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+
+const EventType = temporal.api.enums.v1.EventType;
+
+export interface TimelineEntry {
+  time: string;
+  event: string;
+  detail?: string;
+  attempt?: number;
+}
+
+const NAMES: Partial<Record<number, string>> = {
+  [EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED]: 'delivery started',
+  [EventType.EVENT_TYPE_TIMER_STARTED]: 'delay timer started',
+  [EventType.EVENT_TYPE_TIMER_FIRED]: 'delay timer fired: run still not finished',
+  [EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]: 'run finished',
+  [EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]: 'webhook POST scheduled',
+  [EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]: 'webhook POST started',
+  [EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]: 'webhook delivered',
+  [EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]: 'webhook delivery failed',
+  [EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT]: 'webhook delivery timed out',
+  [EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED]: 'delivery finished',
+  [EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED]: 'delivery workflow failed',
+  [EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED]: 'delivery terminated',
+  [EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT]: 'delivery timed out',
+};
+
+const toIso = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+  t ? new Date(Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6)).toISOString() : '';
+
+/** The delivery's story as Temporal recorded it: the events an on-call engineer cares about, in order. */
+export async function readTimeline(client: Client, deliveryId: string): Promise<TimelineEntry[]> {
+  let history;
+  try {
+    history = await client.workflow.getHandle(deliveryId).fetchHistory();
+  } catch (err) {
+    return [{ time: new Date().toISOString(), event: 'history unavailable', detail: (err as Error).message.split('\n')[0] }];
+  }
+  const entries: TimelineEntry[] = [];
+  for (const e of history.events ?? []) {
+    const name = e.eventType != null ? NAMES[e.eventType] : undefined;
+    if (!name) continue;
+    const entry: TimelineEntry = { time: toIso(e.eventTime), event: name };
+    if (e.activityTaskStartedEventAttributes) {
+      entry.attempt = e.activityTaskStartedEventAttributes.attempt ?? undefined;
+      const lastFailure = e.activityTaskStartedEventAttributes.lastFailure?.message;
+      if (lastFailure) entry.detail = `previous attempt: ${lastFailure}`;
+    }
+    if (e.activityTaskFailedEventAttributes?.failure?.message) entry.detail = e.activityTaskFailedEventAttributes.failure.message;
+    if (e.timerStartedEventAttributes?.startToFireTimeout) entry.detail = `${Number(e.timerStartedEventAttributes.startToFireTimeout.seconds ?? 0)} s`;
+    entries.push(entry);
+  }
+  return entries;
+}
