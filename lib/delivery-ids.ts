@@ -15,3 +15,5 @@ export const immediateDeliveryId = (configId: string, eventId: string) => `dlv-$
 export const delayWatchId = (configId: string, runId: string) => `dlv-${part(configId)}-${part(runId)}-delay`;
 export const testDeliveryId = (configId: string) => `dlv-${part(configId)}-test-${randomBytes(6).toString('hex')}`;
 export const redeliveryId = (deliveryId: string) => `${deliveryId}-re-${randomBytes(4).toString('hex')}`;
+/** Workflow id of ProcessExecutionEvent for one event: publishing the same event twice starts it once. */
+export const eventWorkflowId = (projectId: string, eventId: string) => `event-${part(projectId)}-${part(eventId)}`;
