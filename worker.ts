@@ -14,6 +14,8 @@ export async function createAlertsWorker(connection: NativeConnection, namespace
     taskQueue: deps.taskQueue,
     workflowsPath: path.join(__dirname, 'workflows', 'index.ts'),
     activities: createActivities(deps),
+    // let a POST in flight finish on SIGTERM rather than cancel it and send it again on another worker
+    shutdownGraceTime: '15s',
   });
 }
 

@@ -8,9 +8,9 @@ import { buildOpenApi } from './openapi';
 import { alertRoutes } from './routes/alerts';
 import { configRoutes } from './routes/configs';
 
-export function createApp(deps: ApiDeps): Koa<AuthState> {
+export function createApp(deps: ApiDeps, options: { trustProxy?: boolean } = {}): Koa<AuthState> {
   const app = new Koa<AuthState>();
-  app.proxy = process.env.TRUST_PROXY === 'true';
+  app.proxy = options.trustProxy ?? false;
   const openapi = buildOpenApi();
 
   const open = new Router();

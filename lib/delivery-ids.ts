@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 function part(value: string): string {
   const safe = value.replace(/[^A-Za-z0-9_-]/g, '_');
   // keep distinct inputs distinct after replacing characters
-  return safe === value ? value : `${safe}~${createHash('sha256').update(value).digest('base64url').slice(0, 8)}`.replace(/~/g, '-');
+  return safe === value ? value : `${safe}-${createHash('sha256').update(value).digest('hex').slice(0, 8)}`;
 }
 
 export const immediateDeliveryId = (configId: string, eventId: string) => `dlv-${part(configId)}-${part(eventId)}`;

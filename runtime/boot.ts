@@ -131,7 +131,7 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
 
     let apiUrl: string | undefined;
     if (roles.api) {
-      const app = createApp({ db, keyring, temporal: { client: temporal.client, namespace: temporal.namespace, taskQueue: temporal.taskQueue, uiUrl } });
+      const app = createApp({ db, keyring, temporal: { client: temporal.client, namespace: temporal.namespace, taskQueue: temporal.taskQueue, uiUrl } }, { trustProxy: env.TRUST_PROXY });
       const server = http.createServer(app.callback());
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

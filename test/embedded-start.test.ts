@@ -111,7 +111,7 @@ describe('npm start (the embedded default)', function () {
 
     const ready = await fetch(`${running.apiUrl}/readyz`);
     assert.equal(ready.status, 200);
-    assert.deepEqual((await ready.json()).checks, { store: 'ok', temporal: 'ok' });
+    assert.deepEqual(((await ready.json()) as { checks: unknown }).checks, { store: 'ok', temporal: 'ok' });
     const ui = await fetch(running.uiUrl);
     assert.equal(ui.status, 200);
     assert.match(await ui.text(), /<html/i);
@@ -124,7 +124,7 @@ describe('npm start (the embedded default)', function () {
       body: JSON.stringify({ config: { workflowId: 'wf_restart', name: 'survives', conditions: [{ type: 'failure' }], webhook: { url: 'https://hooks.example.com/x' } } }),
     });
     assert.equal(created.status, 201);
-    const { config } = await created.json();
+    const { config } = (await created.json()) as { config: { id: string } };
     const [devPid] = devServerPids(dataDir);
     assert.ok(devPid, 'the dev server runs as a child process');
 
@@ -138,7 +138,7 @@ describe('npm start (the embedded default)', function () {
     assert.doesNotMatch(running.output(), /created an (encryption key|API token)/);
     const list = await fetch(`${running.apiUrl}/api/alerts/config/wf_restart`, { headers: { authorization: `Bearer ${running.token}` } });
     assert.equal(list.status, 200);
-    const { configs } = await list.json();
+    const { configs } = (await list.json()) as { configs: { id: string; webhook: { url: string } }[] };
     assert.deepEqual(configs.map((c: { id: string; webhook: { url: string } }) => [c.id, c.webhook.url]), [[config.id, 'https://hooks.example.com/x']]);
 
     assert.equal(await stop(running, 'SIGTERM'), 0);
