@@ -37,12 +37,19 @@ export async function openPglite(dir: string): Promise<Db> {
     },
   });
   const base = wrap(pg);
+  // PGlite is a single connection: every call is already on "one connection". That also makes its
+  // session-level advisory locks re-entrant for every caller in this process (two concurrent migrate()
+  // calls both "got" the lock and interleaved their BEGIN/COMMIT), so sessions take turns here.
+  let sessions: Promise<unknown> = Promise.resolve();
   return {
     kind: 'pglite',
     ...base,
     transaction: (fn) => pg.transaction((tx) => fn(wrap(tx))),
-    // PGlite is a single connection: every call is already on "one connection".
-    session: (fn) => fn(base),
+    session: (fn) => {
+      const turn = sessions.then(() => fn(base));
+      sessions = turn.catch(() => undefined);
+      return turn;
+    },
     close: () => pg.close(),
   };
 }

@@ -1,0 +1,166 @@
+import assert from 'node:assert/strict';
+import { checkTemplateString, renderJsonTemplate, renderString, TEMPLATE_LIMITS, TemplateError, templateStrings } from '../../lib/templates';
+
+const context = {
+  workflow: { id: 'wf a/b', name: 'Orders sync', version: 3 },
+  run: { id: 'run_789', startedAt: '2026-11-29T09:59:58Z', durationMs: 2000 },
+  error: { message: 'HTTP 500 from "CRM" & co\nline 2', step: 'createContact' },
+  data: { ok: true, tags: ['a', 'b'], nested: { count: 0 }, missing: null },
+  condition: 'failure',
+};
+
+const render = (template: Parameters<typeof renderJsonTemplate>[0]) => JSON.parse(renderJsonTemplate(template, context));
+
+/** asserts that fn throws a TemplateError whose message matches */
+const throwsTemplateError = (fn: () => unknown, message: RegExp) =>
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof TemplateError, `expected a TemplateError, got ${String(err)}`);
+    assert.match(err.message, message);
+    return true;
+  });
+
+describe('lib/templates', () => {
+  describe('renderJsonTemplate', () => {
+    it('keeps the JSON type of a value when the string is exactly one {{ expr }}', () => {
+      assert.deepEqual(
+        render({
+          number: '{{ run.durationMs }}',
+          padded: '  {{ workflow.version }}  ',
+          bool: '{{ data.ok }}',
+          array: '{{ data.tags }}',
+          object: '{{ workflow }}',
+          zero: '{{ data.nested.count }}',
+          nullValue: '{{ data.missing }}',
+          undefinedValue: '{{ nothing.here }}',
+          filtered: '{{ run.durationMs | divided_by: 1000.0 }}',
+          trimmed: '{{- run.durationMs -}}',
+        }),
+        {
+          number: 2000,
+          padded: 3,
+          bool: true,
+          array: ['a', 'b'],
+          object: { id: 'wf a/b', name: 'Orders sync', version: 3 },
+          zero: 0,
+          nullValue: null,
+          undefinedValue: null,
+          filtered: 2,
+          trimmed: 2000,
+        },
+      );
+    });
+
+    it('renders a string with text around or between expressions as a string', () => {
+      assert.deepEqual(
+        render({
+          text: '{{ workflow.name }} {{ condition }}: {{ error.step }}',
+          prefix: 'took {{ run.durationMs }}ms',
+          two: '{{ run.durationMs }}{{ run.durationMs }}',
+          plain: 'no template here',
+        }),
+        { text: 'Orders sync failure: createContact', prefix: 'took 2000ms', two: '20002000', plain: 'no template here' },
+      );
+    });
+
+    it('walks arrays and objects, leaves keys and non-string values alone', () => {
+      assert.deepEqual(render([{ '{{ key }}': '{{ run.id }}', n: 1, b: false, z: null }, ['{{ condition }}']]), [
+        { '{{ key }}': 'run_789', n: 1, b: false, z: null },
+        ['failure'],
+      ]);
+      assert.equal(renderJsonTemplate(null, context), 'null');
+      assert.equal(renderJsonTemplate('{{ condition }}', context), '"failure"');
+    });
+
+    it('always produces valid JSON, whatever the values contain, without HTML escaping', () => {
+      const body = renderJsonTemplate({ message: 'Error: {{ error.message }}', html: '<b>{{ error.message }}</b>' }, context);
+      assert.deepEqual(JSON.parse(body), { message: `Error: ${context.error.message}`, html: `<b>${context.error.message}</b>` });
+    });
+
+    it('does not reach inherited properties', () => {
+      assert.deepEqual(render({ ctor: '{{ workflow.constructor }}', proto: '{{ data.__proto__ }}', text: 'x{{ workflow.constructor }}x' }), {
+        ctor: null,
+        proto: null,
+        text: 'xx',
+      });
+    });
+
+    it(`refuses a payload larger than ${TEMPLATE_LIMITS.maxOutputBytes} bytes`, () => {
+      const big = { data: { blob: 'x'.repeat(TEMPLATE_LIMITS.maxOutputBytes) } };
+      throwsTemplateError(() => renderJsonTemplate({ a: '{{ data.blob }}' }, big), /rendered payload is larger than 262144 bytes/);
+      assert.equal(JSON.parse(renderJsonTemplate({ a: '{{ data.blob | slice: 0, 1000 }}' }, big)).a.length, 1000);
+    });
+  });
+
+  describe('URL templates', () => {
+    it('URL-encode every value they insert, and leave the fixed text alone', () => {
+      assert.equal(
+        renderString('https://hooks.example.com/alerts/{{ workflow.id }}?step={{ error.step }}&m={{ error.message }}&n={{ nothing }}', context, 'url'),
+        'https://hooks.example.com/alerts/wf%20a%2Fb?step=createContact&m=HTTP%20500%20from%20%22CRM%22%20%26%20co%0Aline%202&n=',
+      );
+    });
+
+    it('text templates do not encode', () => {
+      assert.equal(renderString('{{ workflow.id }} & {{ error.step }}', context), 'wf a/b & createContact');
+    });
+  });
+
+  describe('what templates may not do', () => {
+    for (const tag of ['include', 'render', 'layout']) {
+      it(`refuses the {% ${tag} %} tag (it would read files)`, () => {
+        const source = `{% ${tag} "../../etc/passwd" %}`;
+        throwsTemplateError(() => checkTemplateString(source), new RegExp(`the "${tag}" tag is not allowed in alert templates`));
+        throwsTemplateError(() => renderJsonTemplate({ a: source }, context), /is not allowed/);
+        throwsTemplateError(() => renderString(`https://x.example/${source}`, context, 'url'), /is not allowed/);
+      });
+    }
+
+    it('refuses an unknown filter when the template is saved, not only when it renders', () => {
+      throwsTemplateError(() => checkTemplateString('{{ workflow.name | shout }}'), /undefined filter: shout/);
+      throwsTemplateError(() => checkTemplateString('https://x.example/{{ workflow.id | shout }}', 'url'), /undefined filter: shout/);
+      throwsTemplateError(() => renderJsonTemplate({ a: '{{ workflow.name | shout }}' }, context), /undefined filter: shout/);
+      assert.doesNotThrow(() => checkTemplateString('{{ workflow.name | upcase }}'));
+    });
+
+    it('refuses broken syntax with a one-line message', () => {
+      throwsTemplateError(() => checkTemplateString('{{ workflow.name '), /not closed/);
+      throwsTemplateError(() => checkTemplateString('{% if x %}no end'), /not closed/);
+      try {
+        checkTemplateString(`{{ workflow.name\n\n${'x'.repeat(1000)}`);
+        assert.fail('expected a TemplateError');
+      } catch (err) {
+        assert.ok(err instanceof TemplateError);
+        assert.ok(!err.message.includes('\n') && err.message.length <= 300, 'the message is one short line');
+      }
+    });
+
+    it(`refuses a template longer than ${TEMPLATE_LIMITS.maxTemplateChars} characters`, () => {
+      throwsTemplateError(() => checkTemplateString('x'.repeat(TEMPLATE_LIMITS.maxTemplateChars + 1)), /template is longer than 16384 characters/);
+      assert.doesNotThrow(() => checkTemplateString('x'.repeat(TEMPLATE_LIMITS.maxTemplateChars)));
+    });
+
+    it('stops a render that allocates too much memory', () => {
+      throwsTemplateError(() => renderString('{% for i in (1..100000000) %}{{ i }}{% endfor %}', context), /memory alloc limit exceeded/);
+      throwsTemplateError(
+        () => renderString('{% assign s = "0123456789abcdef0123456789abcdef" %}{% for i in (1..24) %}{% assign s = s | append: s %}{% endfor %}{{ s | size }}', context),
+        /memory alloc limit exceeded/,
+      );
+    });
+
+    it(`stops a render that runs longer than ${TEMPLATE_LIMITS.renderMs} ms`, () => {
+      const started = Date.now();
+      throwsTemplateError(() => renderString('{% for a in (1..5000) %}{% for b in (1..5000) %}{% endfor %}{% endfor %}', context), /render limit exceeded/);
+      assert.ok(Date.now() - started < 5_000, 'it stops long before finishing 25 million iterations');
+    });
+  });
+
+  describe('templateStrings', () => {
+    it('lists every string of a JSON template with its path, for save-time checks', () => {
+      assert.deepEqual([...templateStrings({ a: 'x', b: [1, 'y', { c: 'z' }], d: null, e: true })], [
+        ['x', ['a']],
+        ['y', ['b', 1]],
+        ['z', ['b', 2, 'c']],
+      ]);
+      assert.deepEqual([...templateStrings('top')], [['top', []]]);
+    });
+  });
+});
