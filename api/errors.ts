@@ -17,11 +17,15 @@ const STATUS: Record<ErrorCode, number> = {
 
 /** zod issues as `{ path, message }`, the path written the way a client names a field: `config.webhook.url`. */
 export function describeIssues(error: z.ZodError): { path: string; message: string }[] {
-  return error.issues.map((issue) => ({
-    path: issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '['),
-    message: issue.message,
-  }));
+  return error.issues.flatMap((issue) =>
+    // zod reports unknown fields on their parent object; name each field itself
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({ path: fieldPath([...issue.path, key]), message: `unknown field "${key}"` }))
+      : [{ path: fieldPath(issue.path), message: issue.message }],
+  );
 }
+
+const fieldPath = (path: PropertyKey[]) => path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
 
 export function validationError(error: z.ZodError, what: string): AlertsError {
   const issues = describeIssues(error);

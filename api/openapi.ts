@@ -6,16 +6,12 @@ import { alertConfigSchema, errorSchema, executionEventSchema, saveConfigBodySch
  * that validate requests (zod's JSON Schema output is OpenAPI 3.1's dialect).
  */
 export function buildOpenApi(): object {
-  const schemas = Object.fromEntries(
-    (
-      [
-        ['SaveAlertConfig', saveConfigBodySchema, 'input'],
-        ['AlertConfig', alertConfigSchema, 'output'],
-        ['ExecutionEvent', executionEventSchema, 'input'],
-        ['Error', errorSchema, 'output'],
-      ] as const
-    ).map(([name, schema, io]) => [name, z.toJSONSchema(schema, { io, target: 'draft-2020-12', unrepresentable: 'any' })]),
-  );
+  const schemas = componentSchemas([
+    [saveConfigBodySchema, 'input'],
+    [alertConfigSchema, 'output'],
+    [executionEventSchema, 'input'],
+    [errorSchema, 'output'],
+  ]);
   const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
   const json = (schema: object) => ({ content: { 'application/json': { schema } } });
   const errors = {
@@ -62,6 +58,28 @@ export function buildOpenApi(): object {
           responses: { '204': { description: 'deleted' }, ...errors, '404': { description: 'not found', ...json(ref('Error')) } },
         },
       },
+      '/api/alerts/config/by-id/{configId}/rotate-secret': {
+        post: {
+          summary: 'Issue a new signing secret; the current one keeps signing until previousSecretExpiresAt (default grace: 24 h)',
+          parameters: [{ name: 'configId', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: {
+            required: false,
+            ...json({ type: 'object', properties: { graceSeconds: { type: 'integer', minimum: 0, maximum: 30 * 86_400 } }, additionalProperties: false }),
+          },
+          responses: {
+            '200': {
+              description: 'the new secret, shown this once',
+              ...json({
+                type: 'object',
+                properties: { configId: { type: 'string' }, secret: { type: 'string' }, previousSecretExpiresAt: { type: 'string', format: 'date-time' } },
+                required: ['configId', 'secret', 'previousSecretExpiresAt'],
+              }),
+            },
+            ...errors,
+            '404': { description: 'no config with that id in this project', ...json(ref('Error')) },
+          },
+        },
+      },
       '/healthz': { get: { summary: 'Liveness', security: [], responses: { '200': { description: 'alive' } } } },
       '/readyz': {
         get: { summary: 'Readiness: Temporal and the store answer', security: [], responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } },
@@ -69,4 +87,23 @@ export function buildOpenApi(): object {
       '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1' } } } },
     },
   };
+}
+
+/**
+ * zod writes each schema as its own document whose `$ref`s point into its own `$defs`. In an OpenAPI
+ * document `#/$defs/...` would point at the document root, where nothing is, so every definition
+ * moves to components.schemas (named by its `.meta({ id })`) and the refs follow it there.
+ */
+function componentSchemas(entries: [z.ZodType, 'input' | 'output'][]): Record<string, object> {
+  const schemas: Record<string, object> = {};
+  for (const [schema, io] of entries) {
+    const { $schema: _dialect, $defs = {}, ...root } = z.toJSONSchema(schema, { io, target: 'draft-2020-12', unrepresentable: 'any' });
+    if (Object.keys(root).length !== 1 || !root.$ref) throw new Error('OpenAPI: a component schema needs .meta({ id })');
+    for (const [id, def] of Object.entries($defs)) {
+      const moved = JSON.parse(JSON.stringify(def).replaceAll('"#/$defs/', '"#/components/schemas/'));
+      if (id in schemas && JSON.stringify(schemas[id]) !== JSON.stringify(moved)) throw new Error(`OpenAPI: two different schemas are both named ${id}`);
+      schemas[id] = moved;
+    }
+  }
+  return schemas;
 }

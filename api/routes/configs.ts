@@ -7,7 +7,7 @@ import { readJson } from '../body';
 import { validationError } from '../errors';
 import type { ApiDeps } from '../deps';
 
-const workflowIdParam = z.string().min(1).max(200);
+const pathParamsSchema = z.object({ workflowId: z.string().min(1).max(200, 'workflowId must be at most 200 characters') });
 
 export function configRoutes(deps: ApiDeps): Router<AuthState> {
   const router = new Router<AuthState>();
@@ -30,7 +30,9 @@ export function configRoutes(deps: ApiDeps): Router<AuthState> {
   });
 
   router.get('/api/alerts/config/:workflowId', async (ctx) => {
-    const workflowId = workflowIdParam.parse(ctx.params.workflowId);
+    const params = pathParamsSchema.safeParse({ workflowId: ctx.params.workflowId });
+    if (!params.success) throw validationError(params.error, 'workflowId');
+    const { workflowId } = params.data;
     ctx.body = { configs: (await listConfigs(deps.db, deps.keyring, ctx.state.projectId, workflowId)).map(publicConfig) };
   });
 
