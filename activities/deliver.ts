@@ -28,6 +28,8 @@ export const PERMANENT_FAILURE = 'PermanentDeliveryFailure';
 export const GONE_FAILURE = 'WebhookGone';
 
 const SNIPPET_BYTES = 1024;
+/** the longest Retry-After honoured beyond the config's maxIntervalMs */
+export const RETRY_AFTER_CAP_MS = 3_600_000;
 const MAX_BODY_READ_BYTES = 64 * 1024;
 const USER_AGENT = 'MeshHook-Alerts/0.1 (+standard-webhooks)';
 
@@ -113,8 +115,8 @@ export function deliverActivities(deps: ActivityDeps) {
         await log('failed', error);
         throw ApplicationFailure.create({ type: PERMANENT_FAILURE, message: error, nonRetryable: true });
       }
-      // Retryable: Retry-After wins over our own backoff, within the config's cap.
-      const delayMs = Math.min(retryAfterMs ?? backoffDelayMs(attempt, req.retry), req.retry.maxIntervalMs);
+      // Retryable: the receiver's Retry-After wins over our own backoff (bounded, so a bad header cannot park an alert for days).
+      const delayMs = retryAfterMs === undefined ? backoffDelayMs(attempt, req.retry) : Math.min(retryAfterMs, Math.max(req.retry.maxIntervalMs, RETRY_AFTER_CAP_MS));
       const elapsedMs = Date.now() - info.scheduledTimestampMs;
       const last = attempt >= req.retry.maxAttempts || elapsedMs + delayMs >= req.retry.maxDurationMs;
       const message = last ? `${error}; giving up after ${attempt} attempt${attempt > 1 ? 's' : ''}` : `${error}; retrying in ${delayMs} ms`;

@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import * as sa from '../lib/search-attributes';
 
 const EventType = temporal.api.enums.v1.EventType;
 
@@ -52,4 +53,30 @@ export async function readTimeline(client: Client, deliveryId: string): Promise<
     entries.push(entry);
   }
   return entries;
+}
+
+/**
+ * A delivery whose workflow has started but has not yet written its row (the
+ * moments right after POST /api/events answers), read from Temporal's search
+ * attributes. Undefined unless it exists and belongs to the project.
+ */
+export async function describeStartingDelivery(client: Client, projectId: string, deliveryId: string) {
+  let description;
+  try {
+    description = await client.workflow.getHandle(deliveryId).describe();
+  } catch {
+    return undefined;
+  }
+  const attributes = description.typedSearchAttributes;
+  if (attributes.get(sa.AlertProjectId) !== projectId) return undefined;
+  return {
+    deliveryId,
+    configId: attributes.get(sa.AlertConfigId) ?? null,
+    workflowId: attributes.get(sa.MeshHookWorkflowId) ?? null,
+    runId: attributes.get(sa.MeshHookRunId) ?? null,
+    condition: attributes.get(sa.AlertCondition) ?? null,
+    status: attributes.get(sa.AlertStatus) ?? 'in_progress',
+    attempts: 0,
+    createdAt: description.startTime.toISOString(),
+  };
 }

@@ -10,14 +10,17 @@ import type { AuthState } from '../auth';
 import { readJson } from '../body';
 import type { ApiDeps } from '../deps';
 import { validationError } from '../errors';
-import { readTimeline } from '../timeline';
+import { describeStartingDelivery, readTimeline } from '../timeline';
 
 export const MAX_EVENTS_PER_REQUEST = 100;
 
-const eventsBodySchema = z.union([
-  z.strictObject({ events: z.array(executionEventSchema).min(1, 'events must not be empty').max(MAX_EVENTS_PER_REQUEST, `at most ${MAX_EVENTS_PER_REQUEST} events per request`) }),
-  executionEventSchema,
-]);
+const eventBatchSchema = z.strictObject({
+  events: z.array(executionEventSchema).min(1, 'events must not be empty').max(MAX_EVENTS_PER_REQUEST, `at most ${MAX_EVENTS_PER_REQUEST} events per request`),
+});
+
+// A body with an `events` key is a batch, anything else one event. Picking the schema first (not a
+// z.union) lets a rejection name the wrong field: a union only reports "Invalid input".
+const isBatch = (body: unknown) => typeof body === 'object' && body !== null && !Array.isArray(body) && 'events' in body;
 
 const logsQuerySchema = z.strictObject({
   configId: z.string().max(200).optional(),
@@ -38,6 +41,9 @@ const rotateBodySchema = z.strictObject({ graceSeconds: z.number().int().min(0).
 
 const FIRST_ATTEMPT_POLL_MS = 25;
 
+const temporalUrl = (deps: ApiDeps, deliveryId: string) =>
+  deps.temporal.uiUrl ? `${deps.temporal.uiUrl}/namespaces/${encodeURIComponent(deps.temporal.namespace)}/workflows/${encodeURIComponent(deliveryId)}` : null;
+
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw validationError(parsed.error, what);
@@ -50,8 +56,8 @@ export function alertRoutes(deps: ApiDeps): Router<AuthState> {
 
   router.post('/api/events', async (ctx) => {
     const receivedAt = new Date();
-    const body = parse(eventsBodySchema, await readJson(ctx), 'event');
-    const events = 'events' in body ? body.events : [body];
+    const body = await readJson(ctx);
+    const events = isBatch(body) ? parse(eventBatchSchema, body, 'body').events : [parse(executionEventSchema, body, 'event')];
     const results = await Promise.all(events.map((event) => processEvent({ db: deps.db, ...temporal }, ctx.state.projectId, event, receivedAt)));
     ctx.status = 202;
     ctx.body = { accepted: events.length, deliveries: results.flat() };
@@ -104,7 +110,13 @@ export function alertRoutes(deps: ApiDeps): Router<AuthState> {
 
   router.get('/api/alerts/deliveries/:deliveryId', async (ctx) => {
     const delivery = await findDelivery(deps.db, ctx.state.projectId, ctx.params.deliveryId);
-    if (!delivery) throw notFound(`delivery ${ctx.params.deliveryId}`);
+    if (!delivery) {
+      // started a moment ago: the workflow has not written its row yet
+      const starting = await describeStartingDelivery(deps.temporal.client, ctx.state.projectId, ctx.params.deliveryId);
+      if (!starting) throw notFound(`delivery ${ctx.params.deliveryId}`);
+      ctx.body = { ...starting, attempts: [], timeline: await readTimeline(deps.temporal.client, starting.deliveryId), temporalUrl: temporalUrl(deps, starting.deliveryId) };
+      return;
+    }
     const [attempts, timeline] = await Promise.all([
       attemptsOf(deps.db, ctx.state.projectId, delivery.deliveryId),
       readTimeline(deps.temporal.client, delivery.deliveryId),
@@ -114,9 +126,7 @@ export function alertRoutes(deps: ApiDeps): Router<AuthState> {
       ...visible,
       attempts,
       timeline,
-      temporalUrl: deps.temporal.uiUrl
-        ? `${deps.temporal.uiUrl}/namespaces/${encodeURIComponent(deps.temporal.namespace)}/workflows/${encodeURIComponent(delivery.deliveryId)}`
-        : null,
+      temporalUrl: temporalUrl(deps, delivery.deliveryId),
     };
   });
 

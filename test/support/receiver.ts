@@ -39,8 +39,9 @@ export class Receiver {
     return `${this.url}${path}`;
   }
 
+  /** requests to a path, whatever their query string */
   at(path: string): Received[] {
-    return this.requests.filter((r) => r.path === path);
+    return this.requests.filter((r) => r.path.split('?')[0] === path);
   }
 
   /** Waits until `path` has received at least `count` requests. */
