@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { request } from 'undici';
+import { attemptDuration, deliveryAttempts, dispatchLatency } from '../lib/metrics';
 import { backoffDelayMs, classifyStatus, parseRetryAfter, type RetrySettings } from '../lib/retry';
 import { signatureHeaders } from '../lib/signing';
 import { disableConfig, signingSecrets } from '../store/configs';
@@ -14,6 +15,8 @@ export interface DeliverRequest {
   body: string;
   timeoutMs: number;
   retry: RetrySettings;
+  /** when the event reached the service: the first attempt reports the dispatch latency */
+  receivedAt?: string;
 }
 
 export interface DeliverResult {
@@ -76,6 +79,7 @@ export function deliverActivities(deps: ActivityDeps) {
         ...signatureHeaders(secrets, req.ref.deliveryId, req.body),
       };
       const started = performance.now();
+      if (attempt === 1 && req.receivedAt) dispatchLatency.observe((Date.now() - Date.parse(req.receivedAt)) / 1000);
       let httpStatus: number | null = null;
       let snippet: string | null = null;
       let retryAfterMs: number | undefined;
@@ -97,9 +101,12 @@ export function deliverActivities(deps: ActivityDeps) {
         networkError = describeNetworkError(err, req.timeoutMs);
       }
       const durationMs = Math.round(performance.now() - started);
+      attemptDuration.observe(durationMs / 1000);
       const verdict = httpStatus === null ? 'retryable' : classifyStatus(httpStatus);
-      const log = (outcome: 'delivered' | 'retrying' | 'failed', error: string | null) =>
-        logAttempt(deps.db, req.ref, { attempt, outcome, httpStatus, error, durationMs, responseSnippet: snippet });
+      const log = (outcome: 'delivered' | 'retrying' | 'failed', error: string | null) => {
+        deliveryAttempts.inc({ outcome });
+        return logAttempt(deps.db, req.ref, { attempt, outcome, httpStatus, error, durationMs, responseSnippet: snippet });
+      };
 
       if (verdict === 'delivered') {
         await log('delivered', null);

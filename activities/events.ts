@@ -3,6 +3,7 @@ import { TypedSearchAttributes } from '@temporalio/common';
 import { matchConditions } from '../lib/conditions';
 import { delayWatchId, immediateDeliveryId } from '../lib/delivery-ids';
 import { executionEventSchema, type ExecutionEvent } from '../lib/schemas';
+import { deliveriesStarted, eventsAccepted } from '../lib/metrics';
 import * as sa from '../lib/search-attributes';
 import { enabledConfigsFor } from '../store/configs';
 import type { Queryable } from '../store/db';
@@ -62,7 +63,9 @@ export async function processEvent(deps: EventDeps, projectId: string, rawEvent:
   for (const config of configs) {
     for (const action of matchConditions(config.conditions, event.type)) {
       if (action.kind === 'send') {
-        work.push(startDelivery(deps, { deliveryId: immediateDeliveryId(config.id, event.id), projectId, configId: config.id, condition: action.condition, event }));
+        work.push(
+          startDelivery(deps, { deliveryId: immediateDeliveryId(config.id, event.id), projectId, configId: config.id, condition: action.condition, event, receivedAt: receivedAt.toISOString() }),
+        );
       } else if (action.kind === 'watch') {
         work.push(
           startDelivery(deps, {
@@ -79,7 +82,10 @@ export async function processEvent(deps: EventDeps, projectId: string, rawEvent:
       }
     }
   }
-  return (await Promise.all(work)).filter((d): d is StartedDelivery => d !== undefined);
+  const started = (await Promise.all(work)).filter((d): d is StartedDelivery => d !== undefined);
+  eventsAccepted.inc({ type: event.type });
+  for (const d of started) deliveriesStarted.inc({ condition: d.condition, duplicate: String(d.duplicate) });
+  return started;
 }
 
 /**

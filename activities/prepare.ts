@@ -1,3 +1,4 @@
+import { deliveriesFinished } from '../lib/metrics';
 import { buildTemplateContext, renderAlert } from '../lib/render';
 import type { RetrySettings } from '../lib/retry';
 import { TemplateError } from '../lib/templates';
@@ -57,6 +58,7 @@ export function prepareActivities(deps: ActivityDeps) {
         await logAttempt(deps.db, ref, { attempt: 1, outcome: 'failed', error: result.error });
       }
       await finishDelivery(deps.db, input.deliveryId, result);
+      deliveriesFinished.inc({ status: result.status });
       if (result.status === 'failed') {
         // An exhausted or refused delivery is an operator event, not only a log row.
         console.warn(`[alerts] delivery ${input.deliveryId} failed for config ${input.configId}: ${result.error}`);

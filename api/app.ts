@@ -1,5 +1,6 @@
 import Koa from 'koa';
 import Router from '@koa/router';
+import { httpRequests, registry } from '../lib/metrics';
 import type { AuthState } from './auth';
 import { requireToken } from './auth';
 import type { ApiDeps } from './deps';
@@ -22,10 +23,23 @@ export function createApp(deps: ApiDeps, options: { trustProxy?: boolean } = {})
     ctx.status = Object.values(checks).every((c) => c === 'ok') ? 200 : 503;
     ctx.body = { status: ctx.status === 200 ? 'ready' : 'not_ready', checks };
   });
+  open.get('/metrics', async (ctx) => {
+    ctx.type = registry.contentType;
+    ctx.body = await registry.metrics();
+  });
   open.get('/openapi.json', (ctx) => {
     ctx.body = openapi;
   });
 
+  app.use(async (ctx, next) => {
+    const end = httpRequests.startTimer();
+    try {
+      await next();
+    } finally {
+      // the matched route pattern, not the raw path, keeps the label set small
+      end({ method: ctx.method, route: (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched', status: String(ctx.status) });
+    }
+  });
   app.use(errorMiddleware);
   app.use(open.routes());
   app.use(async (ctx, next) => (ctx.path.startsWith('/api/') || ctx.path === '/api' ? requireToken(deps.db)(ctx, next) : next()));

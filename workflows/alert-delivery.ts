@@ -73,6 +73,7 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
       body: alert.body,
       timeoutMs: alert.timeoutMs,
       retry,
+      receivedAt: input.delaySeconds === undefined ? input.receivedAt : undefined,
     });
     return finish(input, { status: 'delivered', httpStatus: result.httpStatus, error: null, attempted: true });
   } catch (err) {

@@ -10,6 +10,8 @@ export interface AlertDeliveryInput {
   event: ExecutionEvent;
   /** delay watch: wait this long for the run to finish before alerting */
   delaySeconds?: number;
+  /** when the service received the event (ISO time), for the dispatch latency metric */
+  receivedAt?: string;
   /** set on a redelivery: the delivery it repeats */
   redeliveryOf?: string;
 }
