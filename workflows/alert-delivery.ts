@@ -7,6 +7,7 @@ import {
   proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { AlertStatus } from '../lib/search-attributes';
@@ -34,13 +35,16 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
 
   if (input.delaySeconds !== undefined) {
     await local.recordDelivery(input, 'scheduled');
-    const ended = await condition(() => runEnded, input.delaySeconds * 1000, {
+    // counted from the workflow's start, so a worker crash before the timer starts does not push the alert back
+    const remainingMs = Math.max(0, input.delaySeconds * 1000 - (Date.now() - workflowInfo().startTime.getTime()));
+    const ended = await condition(() => runEnded, remainingMs, {
       summary: `wait ${input.delaySeconds}s for run ${input.event.runId} to finish`,
     });
     if (ended) return finish(input, { status: 'suppressed', httpStatus: null, error: null, attempted: false });
   }
 
-  const alert = await local.prepareAlert(input);
+  // the workflow's clock: a delay alert's run.durationMs is measured when the timer fired
+  const alert = await local.prepareAlert(input, Date.now());
   if (!alert.ok) return finish(input, { status: 'failed', httpStatus: null, error: alert.error, attempted: false });
   upsertSearchAttributes([{ key: AlertStatus, value: 'in_progress' }]);
 

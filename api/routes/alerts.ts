@@ -142,7 +142,7 @@ export function alertRoutes(deps: ApiDeps): Router<AuthState> {
       redeliveryOf: delivery.redeliveryOf ?? delivery.deliveryId,
     });
     ctx.status = 202;
-    ctx.body = { deliveryId: started.deliveryId, configId: started.configId, condition: started.condition, redeliveryOf: delivery.deliveryId };
+    ctx.body = { deliveryId: started.deliveryId, configId: started.configId, condition: started.condition, redeliveryOf: delivery.redeliveryOf ?? delivery.deliveryId };
   });
 
   router.post('/api/alerts/config/by-id/:configId/rotate-secret', async (ctx) => {
