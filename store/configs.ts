@@ -39,8 +39,14 @@ export interface StoredConfig extends AlertConfig {
 
 export const newConfigId = () => `cfg_${randomBytes(12).toString('base64url')}`;
 
+// The sealed parts are bound to their project and config: copied onto another row, they do not open.
+const sealParts = (keyring: Keyring, projectId: string, configId: string, parts: SealedParts) =>
+  seal(keyring, JSON.stringify(parts), `${projectId}/${configId}`);
+const openParts = (keyring: Keyring, row: Pick<ConfigRow, 'project_id' | 'id' | 'key_id' | 'sealed'>): SealedParts =>
+  JSON.parse(open(keyring, { keyId: row.key_id, ciphertext: row.sealed }, `${row.project_id}/${row.id}`));
+
 function unsealRow(keyring: Keyring, row: ConfigRow): StoredConfig {
-  const parts: SealedParts = JSON.parse(open(keyring, { keyId: row.key_id, ciphertext: row.sealed }, row.id));
+  const parts = openParts(keyring, row);
   const now = Date.now();
   return {
     id: row.id,
@@ -79,20 +85,20 @@ export interface SaveResult {
  */
 export async function saveConfig(db: Db, keyring: Keyring, projectId: string, input: AlertConfigInput, secret?: string): Promise<SaveResult> {
   return db.transaction(async (tx) => {
-    let created = !input.id;
+    const created = !input.id;
     let secrets: SealedParts['secrets'];
     let generatedSecret: string | undefined;
     const id = input.id ?? newConfigId();
     if (input.id) {
       const existing = await selectRows(tx, 'project_id = $1 AND id = $2 FOR UPDATE', [projectId, input.id]);
       if (existing.length === 0) throw notFound(`alert config ${input.id}`);
-      const previous: SealedParts = JSON.parse(open(keyring, { keyId: existing[0].key_id, ciphertext: existing[0].sealed }, input.id));
+      const previous = openParts(keyring, existing[0]);
       secrets = secret ? [{ secret, expiresAt: null }] : previous.secrets;
     } else {
       if (!secret) secret = generatedSecret = newWebhookSecret();
       secrets = [{ secret, expiresAt: null }];
     }
-    const sealed = seal(keyring, JSON.stringify({ url: input.webhook.url, headers: input.webhook.headers, secrets } satisfies SealedParts), id);
+    const sealed = sealParts(keyring, projectId, id, { url: input.webhook.url, headers: input.webhook.headers, secrets });
     const values = [
       id, projectId, input.workflowId, input.name, input.enabled,
       JSON.stringify(input.conditions), JSON.stringify(input.payload.template), JSON.stringify(input.retry),
@@ -161,14 +167,14 @@ export async function rotateSecret(db: Db, keyring: Keyring, projectId: string, 
   return db.transaction(async (tx) => {
     const rows = await selectRows(tx, 'project_id = $1 AND id = $2 FOR UPDATE', [projectId, configId]);
     if (rows.length === 0) throw notFound(`alert config ${configId}`);
-    const parts: SealedParts = JSON.parse(open(keyring, { keyId: rows[0].key_id, ciphertext: rows[0].sealed }, configId));
+    const parts = openParts(keyring, rows[0]);
     const now = Date.now();
     const previousExpiresAt = new Date(now + graceMs).toISOString();
     const secret = newWebhookSecret();
     const kept = parts.secrets
       .filter((s) => s.expiresAt === null || Date.parse(s.expiresAt) > now)
       .map((s) => ({ secret: s.secret, expiresAt: s.expiresAt === null || Date.parse(s.expiresAt) > now + graceMs ? previousExpiresAt : s.expiresAt }));
-    const sealed = seal(keyring, JSON.stringify({ ...parts, secrets: [{ secret, expiresAt: null }, ...kept] } satisfies SealedParts), configId);
+    const sealed = sealParts(keyring, projectId, configId, { ...parts, secrets: [{ secret, expiresAt: null }, ...kept] });
     await tx.query('UPDATE alert_configs SET key_id = $3, sealed = $4, updated_at = now() WHERE project_id = $1 AND id = $2', [projectId, configId, sealed.keyId, sealed.ciphertext]);
     return { secret, previousExpiresAt };
   });
@@ -176,9 +182,12 @@ export async function rotateSecret(db: Db, keyring: Keyring, projectId: string, 
 
 /** The secrets that sign a delivery right now: the current one and any still in their rotation grace. */
 export async function signingSecrets(db: Queryable, keyring: Keyring, projectId: string, configId: string): Promise<string[]> {
-  const rows = await db.query<Pick<ConfigRow, 'key_id' | 'sealed'>>('SELECT key_id, sealed FROM alert_configs WHERE project_id = $1 AND id = $2', [projectId, configId]);
+  const rows = await db.query<Pick<ConfigRow, 'project_id' | 'id' | 'key_id' | 'sealed'>>(
+    'SELECT project_id, id, key_id, sealed FROM alert_configs WHERE project_id = $1 AND id = $2',
+    [projectId, configId],
+  );
   if (rows.length === 0) throw notFound(`alert config ${configId}`);
-  const parts: SealedParts = JSON.parse(open(keyring, { keyId: rows[0].key_id, ciphertext: rows[0].sealed }, configId));
+  const parts = openParts(keyring, rows[0]);
   const now = Date.now();
   return parts.secrets.filter((s) => s.expiresAt === null || Date.parse(s.expiresAt) > now).map((s) => s.secret);
 }

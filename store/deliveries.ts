@@ -54,7 +54,7 @@ export async function upsertDelivery(
   event: ExecutionEvent,
   redeliveryOf?: string,
 ): Promise<void> {
-  const sealed = seal(keyring, JSON.stringify(event), ref.deliveryId);
+  const sealed = seal(keyring, JSON.stringify(event), `${ref.projectId}/${ref.deliveryId}`);
   await db.query(
     `INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, redelivery_of, key_id, event_sealed)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -131,7 +131,7 @@ export async function findDelivery(db: Queryable, projectId: string, deliveryId:
 export async function deliveryEvent(db: Queryable, keyring: Keyring, projectId: string, deliveryId: string): Promise<{ delivery: DeliveryRecord; event: ExecutionEvent }> {
   const rows = await db.query<DeliveryRow>('SELECT * FROM alert_deliveries WHERE project_id = $1 AND delivery_id = $2', [projectId, deliveryId]);
   if (!rows[0]) throw notFound(`delivery ${deliveryId}`);
-  const event = JSON.parse(open(keyring, { keyId: rows[0].key_id, ciphertext: rows[0].event_sealed }, deliveryId)) as ExecutionEvent;
+  const event = JSON.parse(open(keyring, { keyId: rows[0].key_id, ciphertext: rows[0].event_sealed }, `${projectId}/${deliveryId}`)) as ExecutionEvent;
   return { delivery: toDelivery(rows[0]), event };
 }
 

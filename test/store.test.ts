@@ -356,6 +356,15 @@ for (const kind of STORE_KINDS) {
         await assert.rejects(getConfig(store.db, keyring, project, attacker.config.id), /unable to authenticate data|auth/i);
         assert.deepEqual(await getConfig(store.db, keyring, project, victim.config.id), victim.config);
       });
+
+      it('a row moved to another project does not open there (sealed data is bound to its project too)', async () => {
+        const project = newProject();
+        const other = newProject();
+        const keyring = parseKeyring(k1);
+        const { config } = await saveConfig(store.db, keyring, project, configInput());
+        await store.db.query('UPDATE alert_configs SET project_id = $1 WHERE id = $2', [other, config.id]);
+        await assert.rejects(getConfig(store.db, keyring, other, config.id), /unable to authenticate data|auth/i);
+      });
     });
 
     describe('API tokens', () => {
