@@ -78,6 +78,8 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY . .
 # COPY --from=ui /app/ui/dist ./ui/dist
 RUN mkdir -p /app/data && chown node:node /app/data
+# Prebuild the workflow bundle into .temporal/workflow-bundles/, so workers start without running webpack.
+RUN node --import tsx -e "require('./runtime/workflow-bundle').loadWorkflowBundle().then(() => console.log('workflow bundle built'))"
 
 USER node
 EXPOSE 3000

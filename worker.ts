@@ -1,6 +1,6 @@
-import path from 'node:path';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
+import { loadWorkflowBundle } from './runtime/workflow-bundle';
 
 /**
  * The alert worker: AlertDelivery and ProcessExecutionEvent workflows plus
@@ -12,7 +12,7 @@ export async function createAlertsWorker(connection: NativeConnection, namespace
     connection,
     namespace,
     taskQueue: deps.taskQueue,
-    workflowsPath: path.join(__dirname, 'workflows', 'index.ts'),
+    workflowBundle: await loadWorkflowBundle((line) => console.log(`[alerts] ${line}`)),
     activities: createActivities(deps),
     // let a POST in flight finish on SIGTERM rather than cancel it and send it again on another worker
     shutdownGraceTime: '15s',
