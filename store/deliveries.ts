@@ -182,7 +182,7 @@ export async function listLogs(db: Queryable, projectId: string, f: LogFilter): 
        AND ($4::text IS NULL OR run_id = $4)
        AND ($5::text IS NULL OR delivery_id = $5)
        AND ($6::bigint IS NULL OR id < $6::bigint)
-     ORDER BY id DESC LIMIT $7`,
+     ORDER BY alert_logs.id DESC LIMIT $7 -- the bigint column: the text alias "id" would sort 9 after 10`,
     [projectId, f.configId ?? null, f.workflowId ?? null, f.runId ?? null, f.deliveryId ?? null, f.before ?? null, f.limit + 1],
   );
   const page = rows.slice(0, f.limit);
