@@ -9,11 +9,9 @@ import { buildOpenApi } from './openapi';
 import { alertRoutes } from './routes/alerts';
 import { configRoutes } from './routes/configs';
 
-export function createApp(deps: ApiDeps, options: { trustProxy?: boolean } = {}): Koa<AuthState> {
-  const app = new Koa<AuthState>();
-  app.proxy = options.trustProxy ?? false;
+/** Every route the app serves: the open ones (health, metrics, the API description) and those behind an API token. */
+export function apiRouters(deps: ApiDeps): { open: Router; authenticated: Router<AuthState>[] } {
   const openapi = buildOpenApi();
-
   const open = new Router();
   open.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
@@ -30,6 +28,13 @@ export function createApp(deps: ApiDeps, options: { trustProxy?: boolean } = {})
   open.get('/openapi.json', (ctx) => {
     ctx.body = openapi;
   });
+  return { open, authenticated: [configRoutes(deps), alertRoutes(deps)] };
+}
+
+export function createApp(deps: ApiDeps, options: { trustProxy?: boolean } = {}): Koa<AuthState> {
+  const app = new Koa<AuthState>();
+  app.proxy = options.trustProxy ?? false;
+  const { open, authenticated } = apiRouters(deps);
 
   app.use(async (ctx, next) => {
     const end = httpRequests.startTimer();
@@ -43,7 +48,7 @@ export function createApp(deps: ApiDeps, options: { trustProxy?: boolean } = {})
   app.use(errorMiddleware);
   app.use(open.routes());
   app.use(async (ctx, next) => (ctx.path.startsWith('/api/') || ctx.path === '/api' ? requireToken(deps.db)(ctx, next) : next()));
-  for (const routes of [configRoutes(deps), alertRoutes(deps)]) {
+  for (const routes of authenticated) {
     app.use(routes.routes());
     app.use(routes.allowedMethods());
   }

@@ -1,91 +1,197 @@
 import { z } from 'zod';
-import { alertConfigSchema, errorSchema, executionEventSchema, saveConfigBodySchema } from '../lib/schemas';
+import { errorSchema, saveConfigBodySchema } from '../lib/schemas';
+import { BODY_LIMIT_BYTES } from './body';
+import {
+  attemptLogPageSchema,
+  configIdPathSchema,
+  configListSchema,
+  deliveriesQuerySchema,
+  deliveryDetailSchema,
+  deliveryIdPathSchema,
+  deliveryListSchema,
+  eventsAcceptedSchema,
+  eventsRequestSchema,
+  healthSchema,
+  logsQuerySchema,
+  readinessSchema,
+  redeliverySchema,
+  rotatedSecretSchema,
+  rotateSecretRequestSchema,
+  savedConfigSchema,
+  testAlertRequestSchema,
+  testAlertResultSchema,
+  workflowIdPathSchema,
+} from './schemas';
+
+type Io = 'input' | 'output';
 
 /**
- * OpenAPI 3.1 description of the API, generated from the same zod schemas
- * that validate requests (zod's JSON Schema output is OpenAPI 3.1's dialect).
+ * OpenAPI 3.1 description of every route, generated from the same zod schemas that validate the
+ * requests (zod's JSON Schema output is OpenAPI 3.1's dialect) and from the zod schemas of the
+ * answers. A schema with `.meta({ id })` becomes a named component; its name is its id.
  */
 export function buildOpenApi(): object {
-  const schemas = componentSchemas([
-    [saveConfigBodySchema, 'input'],
-    [alertConfigSchema, 'output'],
-    [executionEventSchema, 'input'],
-    [errorSchema, 'output'],
-  ]);
-  const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-  const json = (schema: object) => ({ content: { 'application/json': { schema } } });
-  const errors = {
-    '400': { description: 'invalid input; error.details.issues names each field', ...json(ref('Error')) },
-    '401': { description: 'missing or unknown API token', ...json(ref('Error')) },
+  const components = new ComponentSchemas();
+  const json = (schema: z.ZodType, io: Io) => ({ content: { 'application/json': { schema: components.schemaOf(schema, io) } } });
+  const body = (schema: z.ZodType, required = true) => ({ requestBody: { required, ...json(schema, 'input') } });
+  const answer = (description: string, schema: z.ZodType) => ({ description, ...json(schema, 'output') });
+  const error = (description: string) => answer(description, errorSchema);
+
+  const authErrors = { '401': error('missing or unknown API token') };
+  const bodyErrors = {
+    '400': error('invalid input; error.details.issues names each field'),
+    '413': error(`body larger than ${BODY_LIMIT_BYTES} bytes`),
+    '415': error('body is not application/json'),
   };
-  const configList = json({ type: 'object', properties: { configs: { type: 'array', items: ref('AlertConfig') } }, required: ['configs'] });
+  const queryErrors = { '400': error('invalid query; error.details.issues names each parameter') };
+  const open = { security: [] };
+
+  const paths = {
+    '/api/alerts/config': {
+      post: {
+        operationId: 'saveAlertConfig',
+        summary: 'Create (no id) or update (with id) an alert config',
+        ...body(saveConfigBodySchema),
+        responses: {
+          '201': answer('created; `secret` is present only when the service generated it, and only this once', savedConfigSchema),
+          '200': answer('updated', savedConfigSchema),
+          ...bodyErrors,
+          ...authErrors,
+          '404': error('no config with that id in this project'),
+        },
+      },
+      get: {
+        operationId: 'listAlertConfigs',
+        summary: "All of the project's alert configs",
+        responses: { '200': answer('configs', configListSchema), ...authErrors },
+      },
+    },
+    '/api/alerts/config/{workflowId}': {
+      get: {
+        operationId: 'listWorkflowAlertConfigs',
+        summary: 'Alert configs of one MeshHook workflow (never with secrets)',
+        parameters: parametersOf(workflowIdPathSchema, 'path'),
+        responses: { '200': answer('configs', configListSchema), '400': error('invalid workflowId'), ...authErrors },
+      },
+    },
+    '/api/alerts/config/by-id/{configId}': {
+      delete: {
+        operationId: 'deleteAlertConfig',
+        summary: 'Delete an alert config',
+        parameters: parametersOf(configIdPathSchema, 'path'),
+        responses: { '204': { description: 'deleted' }, ...authErrors, '404': error('no config with that id in this project') },
+      },
+    },
+    '/api/alerts/config/by-id/{configId}/rotate-secret': {
+      post: {
+        operationId: 'rotateSecret',
+        summary: 'Issue a new signing secret; the current one keeps signing until previousSecretExpiresAt (default grace: 24 h)',
+        parameters: parametersOf(configIdPathSchema, 'path'),
+        ...body(rotateSecretRequestSchema, false),
+        responses: {
+          '200': answer('the new secret, shown this once', rotatedSecretSchema),
+          ...bodyErrors,
+          ...authErrors,
+          '404': error('no config with that id in this project'),
+        },
+      },
+    },
+    '/api/events': {
+      post: {
+        operationId: 'sendEvents',
+        summary: 'Report MeshHook run events; each matching config starts a delivery',
+        ...body(eventsRequestSchema),
+        responses: { '202': answer('accepted; the deliveries run on', eventsAcceptedSchema), ...bodyErrors, ...authErrors },
+      },
+    },
+    '/api/alerts/test': {
+      post: {
+        operationId: 'sendTestAlert',
+        summary: "Send a test alert through the real delivery path; answers with its first attempt's outcome",
+        ...body(testAlertRequestSchema),
+        responses: {
+          '200': answer("the first attempt's outcome", testAlertResultSchema),
+          ...bodyErrors,
+          ...authErrors,
+          '404': error('no config with that id in this project'),
+          '503': error('no attempt was made in time (is a worker running?)'),
+        },
+      },
+    },
+    '/api/alerts/logs': {
+      get: {
+        operationId: 'listAttemptLogs',
+        summary: 'Attempt log rows, newest first, one page at a time',
+        parameters: parametersOf(logsQuerySchema, 'query'),
+        responses: { '200': answer('one page of rows', attemptLogPageSchema), ...queryErrors, ...authErrors },
+      },
+    },
+    '/api/alerts/deliveries': {
+      get: {
+        operationId: 'listDeliveries',
+        summary: 'Deliveries, newest first',
+        parameters: parametersOf(deliveriesQuerySchema, 'query'),
+        responses: { '200': answer('deliveries', deliveryListSchema), ...queryErrors, ...authErrors },
+      },
+    },
+    '/api/alerts/deliveries/{deliveryId}': {
+      get: {
+        operationId: 'getDelivery',
+        summary: 'One delivery: status, attempts, and its timeline read from Temporal history',
+        parameters: parametersOf(deliveryIdPathSchema, 'path'),
+        responses: { '200': answer('the delivery', deliveryDetailSchema), ...authErrors, '404': error('no delivery with that id in this project') },
+      },
+    },
+    '/api/alerts/deliveries/{deliveryId}/redeliver': {
+      post: {
+        operationId: 'redeliver',
+        summary: 'Send the same alert again as a new delivery',
+        parameters: parametersOf(deliveryIdPathSchema, 'path'),
+        responses: {
+          '202': answer('the new delivery started', redeliverySchema),
+          ...authErrors,
+          '404': error('no delivery with that id in this project, or its config is gone'),
+        },
+      },
+    },
+    '/healthz': { get: { operationId: 'healthz', summary: 'Liveness', ...open, responses: { '200': answer('alive', healthSchema) } } },
+    '/readyz': {
+      get: {
+        operationId: 'readyz',
+        summary: 'Readiness: Temporal and the store answer',
+        ...open,
+        responses: { '200': answer('ready', readinessSchema), '503': answer('not ready; checks says what fails', readinessSchema) },
+      },
+    },
+    '/metrics': {
+      get: {
+        operationId: 'metrics',
+        summary: 'Prometheus metrics',
+        ...open,
+        responses: {
+          '200': { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: components.schemaOf(z.string(), 'output') } } },
+        },
+      },
+    },
+    '/openapi.json': {
+      get: {
+        operationId: 'openapi',
+        summary: 'This document',
+        ...open,
+        responses: { '200': answer('OpenAPI 3.1', z.looseObject({ openapi: z.string() })) },
+      },
+    },
+  };
+
   return {
     openapi: '3.1.0',
     info: { title: 'MeshHook Alerts API', version: '0.1.0', description: 'Signed, retried webhook alerts for MeshHook runs.' },
     components: {
-      schemas,
+      schemas: components.all(),
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
     },
     security: [{ bearer: [] }],
-    paths: {
-      '/api/alerts/config': {
-        post: {
-          summary: 'Create (no id) or update (with id) an alert config',
-          requestBody: { required: true, ...json(ref('SaveAlertConfig')) },
-          responses: {
-            '201': {
-              description: 'created; `secret` is present only when the service generated it, and only this once',
-              ...json({ type: 'object', properties: { config: ref('AlertConfig'), secret: { type: 'string' } }, required: ['config'] }),
-            },
-            '200': { description: 'updated', ...json({ type: 'object', properties: { config: ref('AlertConfig') }, required: ['config'] }) },
-            ...errors,
-            '404': { description: 'no config with that id in this project', ...json(ref('Error')) },
-          },
-        },
-        get: { summary: "All of the project's alert configs", responses: { '200': { description: 'configs', ...configList }, ...errors } },
-      },
-      '/api/alerts/config/{workflowId}': {
-        get: {
-          summary: 'Alert configs of one MeshHook workflow (never with secrets)',
-          parameters: [{ name: 'workflowId', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { '200': { description: 'configs', ...configList }, ...errors },
-        },
-      },
-      '/api/alerts/config/by-id/{configId}': {
-        delete: {
-          summary: 'Delete an alert config',
-          parameters: [{ name: 'configId', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { '204': { description: 'deleted' }, ...errors, '404': { description: 'not found', ...json(ref('Error')) } },
-        },
-      },
-      '/api/alerts/config/by-id/{configId}/rotate-secret': {
-        post: {
-          summary: 'Issue a new signing secret; the current one keeps signing until previousSecretExpiresAt (default grace: 24 h)',
-          parameters: [{ name: 'configId', in: 'path', required: true, schema: { type: 'string' } }],
-          requestBody: {
-            required: false,
-            ...json({ type: 'object', properties: { graceSeconds: { type: 'integer', minimum: 0, maximum: 30 * 86_400 } }, additionalProperties: false }),
-          },
-          responses: {
-            '200': {
-              description: 'the new secret, shown this once',
-              ...json({
-                type: 'object',
-                properties: { configId: { type: 'string' }, secret: { type: 'string' }, previousSecretExpiresAt: { type: 'string', format: 'date-time' } },
-                required: ['configId', 'secret', 'previousSecretExpiresAt'],
-              }),
-            },
-            ...errors,
-            '404': { description: 'no config with that id in this project', ...json(ref('Error')) },
-          },
-        },
-      },
-      '/healthz': { get: { summary: 'Liveness', security: [], responses: { '200': { description: 'alive' } } } },
-      '/readyz': {
-        get: { summary: 'Readiness: Temporal and the store answer', security: [], responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } },
-      },
-      '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1' } } } },
-    },
+    paths,
   };
 }
 
@@ -94,16 +200,44 @@ export function buildOpenApi(): object {
  * document `#/$defs/...` would point at the document root, where nothing is, so every definition
  * moves to components.schemas (named by its `.meta({ id })`) and the refs follow it there.
  */
-function componentSchemas(entries: [z.ZodType, 'input' | 'output'][]): Record<string, object> {
-  const schemas: Record<string, object> = {};
-  for (const [schema, io] of entries) {
-    const { $schema: _dialect, $defs = {}, ...root } = z.toJSONSchema(schema, { io, target: 'draft-2020-12', unrepresentable: 'any' });
-    if (Object.keys(root).length !== 1 || !root.$ref) throw new Error('OpenAPI: a component schema needs .meta({ id })');
+class ComponentSchemas {
+  private readonly schemas: Record<string, object> = {};
+
+  /** The schema to write where it is used: a `$ref` for a named one, else the schema itself. */
+  schemaOf(schema: z.ZodType, io: Io): object {
+    const { $defs = {}, ...root } = toJsonSchema(schema, io);
     for (const [id, def] of Object.entries($defs)) {
-      const moved = JSON.parse(JSON.stringify(def).replaceAll('"#/$defs/', '"#/components/schemas/'));
-      if (id in schemas && JSON.stringify(schemas[id]) !== JSON.stringify(moved)) throw new Error(`OpenAPI: two different schemas are both named ${id}`);
-      schemas[id] = moved;
+      const moved = moveRefs(def);
+      if (id in this.schemas && JSON.stringify(this.schemas[id]) !== JSON.stringify(moved)) throw new Error(`OpenAPI: two different schemas are both named ${id}`);
+      this.schemas[id] = moved;
     }
+    return moveRefs(root);
   }
-  return schemas;
+
+  all(): Record<string, object> {
+    return this.schemas;
+  }
 }
+
+/**
+ * One parameter per field of an object schema, each with the field's description and bounds. A
+ * query value arrives as a string; `z.coerce` fields are described as the value they must read as.
+ */
+function parametersOf(schema: z.ZodObject, where: 'path' | 'query'): object[] {
+  const { $defs = {}, ...root } = toJsonSchema(schema, 'input');
+  const object = (typeof root.$ref === 'string' ? $defs[root.$ref.replace('#/$defs/', '')] : root) as {
+    properties: Record<string, { description?: string }>;
+    required?: string[];
+  };
+  return Object.entries(object.properties).map(([name, { description, ...fieldSchema }]) => {
+    if (JSON.stringify(fieldSchema).includes('"$ref"')) throw new Error(`OpenAPI: parameter ${name} refers to a named schema; describe it inline`);
+    return { name, in: where, required: where === 'path' || (object.required ?? []).includes(name), ...(description ? { description } : {}), schema: fieldSchema };
+  });
+}
+
+function toJsonSchema(schema: z.ZodType, io: Io): { $defs?: Record<string, object>; $ref?: string; [key: string]: unknown } {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, target: 'draft-2020-12', unrepresentable: 'any' });
+  return rest as { $defs?: Record<string, object> };
+}
+
+const moveRefs = (schema: object): object => JSON.parse(JSON.stringify(schema).replaceAll('"#/$defs/', '"#/components/schemas/'));

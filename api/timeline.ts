@@ -1,15 +1,12 @@
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import type { z } from 'zod';
 import * as sa from '../lib/search-attributes';
+import type { timelineEntrySchema } from './schemas';
 
 const EventType = temporal.api.enums.v1.EventType;
 
-export interface TimelineEntry {
-  time: string;
-  event: string;
-  detail?: string;
-  attempt?: number;
-}
+export type TimelineEntry = z.output<typeof timelineEntrySchema>;
 
 const NAMES: Partial<Record<number, string>> = {
   [EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED]: 'delivery started',

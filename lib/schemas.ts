@@ -16,6 +16,12 @@ const id = (what: string) =>
     .max(200, `${what} must be at most 200 characters`)
     .regex(/^[A-Za-z0-9_.:@\/-]+$/, `${what} may contain only letters, digits and _ . : @ / -`);
 
+/**
+ * Any JSON value. Registered (not `.meta()`, which would name a copy) so that the recursion inside
+ * z.json() points at this very schema and the OpenAPI document names it `JsonValue`.
+ */
+export const jsonValueSchema = z.json().register(z.globalRegistry, { id: 'JsonValue', description: 'Any JSON value' });
+
 // ---------------------------------------------------------------- events
 
 export const executionEventSchema = z
@@ -44,7 +50,7 @@ export const executionEventSchema = z
         code: z.string().max(200).optional(),
       })
       .optional(),
-    data: z.record(z.string(), z.json()).optional(),
+    data: z.record(z.string(), jsonValueSchema).optional(),
   })
   .meta({ id: 'ExecutionEvent', description: 'A MeshHook run event' });
 export type ExecutionEvent = z.infer<typeof executionEventSchema>;
@@ -146,8 +152,7 @@ export const webhookSchema = z
 
 export const payloadSchema = z
   .strictObject({
-    template: z
-      .json()
+    template: jsonValueSchema
       .nullable()
       .default(null)
       .superRefine((template, ctx) => {
@@ -236,7 +241,7 @@ export const alertConfigSchema = z
     disabledReason: z.string().nullable(),
     conditions: z.array(conditionSchema),
     webhook: z.object({ url: z.string(), headers: z.record(z.string(), z.string()), timeoutMs: z.number() }),
-    payload: z.object({ template: z.json().nullable() }),
+    payload: z.object({ template: jsonValueSchema.nullable() }),
     retry: z.object({
       maxAttempts: z.number(),
       initialIntervalMs: z.number(),

@@ -10,34 +10,12 @@ import type { AuthState } from '../auth';
 import { readJson } from '../body';
 import type { ApiDeps } from '../deps';
 import { validationError } from '../errors';
+import { deliveriesQuerySchema, eventBatchSchema, logsQuerySchema, rotateSecretRequestSchema, testAlertRequestSchema } from '../schemas';
 import { describeStartingDelivery, readTimeline } from '../timeline';
-
-export const MAX_EVENTS_PER_REQUEST = 100;
-
-const eventBatchSchema = z.strictObject({
-  events: z.array(executionEventSchema).min(1, 'events must not be empty').max(MAX_EVENTS_PER_REQUEST, `at most ${MAX_EVENTS_PER_REQUEST} events per request`),
-});
 
 // A body with an `events` key is a batch, anything else one event. Picking the schema first (not a
 // z.union) lets a rejection name the wrong field: a union only reports "Invalid input".
 const isBatch = (body: unknown) => typeof body === 'object' && body !== null && !Array.isArray(body) && 'events' in body;
-
-const logsQuerySchema = z.strictObject({
-  configId: z.string().max(200).optional(),
-  workflowId: z.string().max(200).optional(),
-  runId: z.string().max(200).optional(),
-  deliveryId: z.string().max(300).optional(),
-  limit: z.coerce.number().int().min(1, 'limit must be at least 1').max(500, 'limit must be at most 500').default(50),
-  cursor: z.string().regex(/^\d{1,19}$/, 'cursor must be the nextCursor of a previous page').optional(),
-});
-
-const deliveriesQuerySchema = z.strictObject({
-  configId: z.string().max(200).optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-});
-
-const testBodySchema = z.strictObject({ configId: z.string().min(1, 'configId is required').max(200) });
-const rotateBodySchema = z.strictObject({ graceSeconds: z.number().int().min(0).max(30 * 86_400).optional() }).optional();
 
 const FIRST_ATTEMPT_POLL_MS = 25;
 
@@ -64,7 +42,7 @@ export function alertRoutes(deps: ApiDeps): Router<AuthState> {
   });
 
   router.post('/api/alerts/test', async (ctx) => {
-    const { configId } = parse(testBodySchema, await readJson(ctx), 'body');
+    const { configId } = parse(testAlertRequestSchema, await readJson(ctx), 'body');
     const config = await getConfig(deps.db, deps.keyring, ctx.state.projectId, configId);
     const now = new Date().toISOString();
     const deliveryId = testDeliveryId(config.id);
@@ -146,7 +124,7 @@ export function alertRoutes(deps: ApiDeps): Router<AuthState> {
   });
 
   router.post('/api/alerts/config/by-id/:configId/rotate-secret', async (ctx) => {
-    const body = ctx.request.length ? parse(rotateBodySchema, await readJson(ctx), 'body') : undefined;
+    const body = ctx.request.length ? parse(rotateSecretRequestSchema.optional(), await readJson(ctx), 'body') : undefined;
     const graceMs = body?.graceSeconds === undefined ? undefined : body.graceSeconds * 1000;
     const { secret, previousExpiresAt } = await rotateSecret(deps.db, deps.keyring, ctx.state.projectId, ctx.params.configId, graceMs);
     ctx.body = { configId: ctx.params.configId, secret, previousSecretExpiresAt: previousExpiresAt };

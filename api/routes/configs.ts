@@ -1,13 +1,11 @@
 import Router from '@koa/router';
-import { z } from 'zod';
 import { saveConfigBodySchema } from '../../lib/schemas';
 import { deleteConfig, listConfigs, publicConfig, saveConfig } from '../../store/configs';
 import type { AuthState } from '../auth';
 import { readJson } from '../body';
 import { validationError } from '../errors';
 import type { ApiDeps } from '../deps';
-
-const pathParamsSchema = z.object({ workflowId: z.string().min(1).max(200, 'workflowId must be at most 200 characters') });
+import { workflowIdPathSchema } from '../schemas';
 
 export function configRoutes(deps: ApiDeps): Router<AuthState> {
   const router = new Router<AuthState>();
@@ -30,7 +28,7 @@ export function configRoutes(deps: ApiDeps): Router<AuthState> {
   });
 
   router.get('/api/alerts/config/:workflowId', async (ctx) => {
-    const params = pathParamsSchema.safeParse({ workflowId: ctx.params.workflowId });
+    const params = workflowIdPathSchema.safeParse({ workflowId: ctx.params.workflowId });
     if (!params.success) throw validationError(params.error, 'workflowId');
     const { workflowId } = params.data;
     ctx.body = { configs: (await listConfigs(deps.db, deps.keyring, ctx.state.projectId, workflowId)).map(publicConfig) };

@@ -1,0 +1,243 @@
+import { z } from 'zod';
+import { alertConfigSchema, CONDITION_TYPES, executionEventSchema, type AlertConditionName } from '../lib/schemas';
+import type { AttemptLog, AttemptOutcome, DeliveryRecord, DeliveryStatus } from '../store/deliveries';
+import type { StartedDelivery } from '../workflows/types';
+
+/**
+ * The zod schemas of the HTTP API that are not domain objects: what the routes parse out of a
+ * request, and the shapes of their answers. The routes validate with the request schemas and
+ * api/openapi.ts describes both, so the description cannot drift from the validation. The answers
+ * are built from the store's types; the checks at the end of this file keep the two in step.
+ */
+
+export const MAX_EVENTS_PER_REQUEST = 100;
+
+// ---------------------------------------------------------------- requests
+
+export const eventBatchSchema = z
+  .strictObject({
+    events: z.array(executionEventSchema).min(1, 'events must not be empty').max(MAX_EVENTS_PER_REQUEST, `at most ${MAX_EVENTS_PER_REQUEST} events per request`),
+  })
+  .meta({ id: 'EventBatch' });
+
+// How the document says "one event or a batch"; the route picks one of the two by the `events` key.
+export const eventsRequestSchema = z
+  .union([executionEventSchema, eventBatchSchema])
+  .meta({ id: 'EventsRequest', description: `One event, or \`{ events: [...] }\` with 1 to ${MAX_EVENTS_PER_REQUEST} events` });
+
+export const logsQuerySchema = z
+  .strictObject({
+    configId: z.string().max(200).optional().meta({ description: 'only the rows of this alert config' }),
+    workflowId: z.string().max(200).optional().meta({ description: 'only the rows of this MeshHook workflow' }),
+    runId: z.string().max(200).optional().meta({ description: 'only the rows of this MeshHook run' }),
+    deliveryId: z.string().max(300).optional().meta({ description: 'only the rows of this delivery' }),
+    limit: z.coerce
+      .number()
+      .int()
+      .min(1, 'limit must be at least 1')
+      .max(500, 'limit must be at most 500')
+      .default(50)
+      .meta({ description: 'rows per page' }),
+    cursor: z
+      .string()
+      .regex(/^\d{1,19}$/, 'cursor must be the nextCursor of a previous page')
+      .optional()
+      .meta({ description: 'the `nextCursor` of the previous page' }),
+  })
+  .meta({ id: 'LogsQuery' });
+
+export const deliveriesQuerySchema = z
+  .strictObject({
+    configId: z.string().max(200).optional().meta({ description: 'only the deliveries of this alert config' }),
+    limit: z.coerce.number().int().min(1).max(200).default(50).meta({ description: 'deliveries to list' }),
+  })
+  .meta({ id: 'DeliveriesQuery' });
+
+export const testAlertRequestSchema = z
+  .strictObject({ configId: z.string().min(1, 'configId is required').max(200) })
+  .meta({ id: 'TestAlertRequest' });
+
+export const rotateSecretRequestSchema = z
+  .strictObject({
+    graceSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86_400)
+      .optional()
+      .meta({ description: 'how long the current secret keeps signing next to the new one (default: 24 h)' }),
+  })
+  .meta({ id: 'RotateSecretRequest' });
+
+export const workflowIdPathSchema = z.object({
+  workflowId: z.string().min(1).max(200, 'workflowId must be at most 200 characters').meta({ description: 'the MeshHook workflow id' }),
+});
+// Taken as they come: an unknown id is a 404 from the store.
+export const configIdPathSchema = z.object({ configId: z.string().meta({ description: 'the alert config id' }) });
+export const deliveryIdPathSchema = z.object({ deliveryId: z.string().meta({ description: 'the delivery id (its Temporal workflow id and `webhook-id` header)' }) });
+
+// ---------------------------------------------------------------- answers
+
+const isoTime = z.iso.datetime();
+
+export const conditionNameSchema = z
+  .enum([...CONDITION_TYPES, 'test'])
+  .meta({ id: 'ConditionName', description: 'The condition an alert is for; `test` for a test alert' });
+
+export const deliveryStatusSchema = z.enum(['scheduled', 'in_progress', 'delivered', 'failed', 'suppressed']).meta({
+  id: 'DeliveryStatus',
+  description: '`scheduled`: a delay watch waiting; `suppressed`: a delay watch whose run finished in time',
+});
+
+export const attemptOutcomeSchema = z.enum(['delivered', 'retrying', 'failed']).meta({
+  id: 'AttemptOutcome',
+  description: '`retrying`: this attempt failed and another will follow; `failed`: this attempt failed and the delivery stops',
+});
+
+export const attemptLogSchema = z
+  .object({
+    deliveryId: z.string(),
+    configId: z.string(),
+    workflowId: z.string(),
+    runId: z.string(),
+    eventId: z.string(),
+    condition: conditionNameSchema,
+    attempt: z.number().int().min(1),
+    outcome: attemptOutcomeSchema,
+    httpStatus: z.number().int().nullable().meta({ description: "the receiver's HTTP status; null when it did not answer" }),
+    error: z.string().nullable(),
+    durationMs: z.number().int().nullable(),
+    responseSnippet: z.string().nullable().meta({ description: "the start of the receiver's answer" }),
+    createdAt: isoTime,
+  })
+  .meta({ id: 'AttemptLog', description: 'One attempt to deliver an alert' });
+
+export const attemptLogPageSchema = z
+  .object({
+    logs: z.array(attemptLogSchema).meta({ description: 'newest first' }),
+    nextCursor: z.string().nullable().meta({ description: 'pass as `cursor` for the next page; null on the last page' }),
+  })
+  .meta({ id: 'AttemptLogPage' });
+
+export const deliverySchema = z
+  .object({
+    deliveryId: z.string(),
+    projectId: z.string(),
+    configId: z.string(),
+    workflowId: z.string(),
+    runId: z.string(),
+    eventId: z.string(),
+    condition: conditionNameSchema,
+    status: deliveryStatusSchema,
+    attempts: z.number().int().min(0).meta({ description: 'attempts made so far' }),
+    httpStatus: z.number().int().nullable().meta({ description: 'the last HTTP status the receiver answered' }),
+    error: z.string().nullable(),
+    redeliveryOf: z.string().nullable().meta({ description: 'the delivery this one repeats' }),
+    createdAt: isoTime,
+    updatedAt: isoTime,
+  })
+  .meta({ id: 'Delivery' });
+
+export const deliveryListSchema = z.object({ deliveries: z.array(deliverySchema).meta({ description: 'newest first' }) }).meta({ id: 'DeliveryList' });
+
+export const timelineEntrySchema = z
+  .object({
+    time: z.string().meta({ description: 'ISO time of the Temporal history event' }),
+    event: z.string().meta({ description: 'what happened, e.g. "webhook POST started"' }),
+    detail: z.string().optional(),
+    attempt: z.number().int().optional(),
+  })
+  .meta({ id: 'TimelineEntry' });
+
+const deliveryViews = {
+  attempts: z.array(attemptLogSchema).meta({ description: 'its attempt log rows, first attempt first' }),
+  timeline: z.array(timelineEntrySchema).meta({ description: "the delivery's story, read from its Temporal workflow history" }),
+  temporalUrl: z.string().nullable().meta({ description: 'the delivery workflow in the Temporal Web UI; null when no UI address is known' }),
+};
+
+export const deliveryDetailSchema = z
+  .union([
+    deliverySchema.omit({ projectId: true, attempts: true }).extend(deliveryViews).meta({ id: 'RecordedDelivery' }),
+    z
+      .object({
+        deliveryId: z.string(),
+        configId: z.string().nullable(),
+        workflowId: z.string().nullable(),
+        runId: z.string().nullable(),
+        condition: conditionNameSchema.nullable(),
+        status: deliveryStatusSchema,
+        createdAt: isoTime,
+        ...deliveryViews,
+      })
+      .meta({
+        id: 'StartingDelivery',
+        description: "A delivery whose workflow has started but not yet stored its record (the moments after POST /api/events), read from Temporal's search attributes",
+      }),
+  ])
+  .meta({ id: 'DeliveryDetail' });
+
+export const startedDeliverySchema = z
+  .object({
+    deliveryId: z.string(),
+    configId: z.string(),
+    condition: conditionNameSchema,
+    duplicate: z.boolean().meta({ description: 'this event had already started this delivery: nothing new was sent' }),
+  })
+  .meta({ id: 'StartedDelivery' });
+
+export const eventsAcceptedSchema = z
+  .object({
+    accepted: z.number().int().min(1).meta({ description: 'events in the request' }),
+    deliveries: z.array(startedDeliverySchema).meta({ description: 'one per matching config and condition' }),
+  })
+  .meta({ id: 'EventsAccepted' });
+
+export const testAlertResultSchema = attemptLogSchema
+  .pick({ deliveryId: true, outcome: true, httpStatus: true, durationMs: true, attempt: true, error: true, responseSnippet: true })
+  .meta({ id: 'TestAlertResult', description: 'The outcome of the test delivery’s first attempt' });
+
+export const redeliverySchema = z
+  .object({
+    deliveryId: z.string().meta({ description: 'the new delivery' }),
+    configId: z.string(),
+    condition: conditionNameSchema,
+    redeliveryOf: z.string().meta({ description: 'the original delivery' }),
+  })
+  .meta({ id: 'Redelivery' });
+
+export const savedConfigSchema = z
+  .object({
+    config: alertConfigSchema,
+    secret: z.string().optional().meta({ description: 'only on a create without a secret: the generated one, shown this once' }),
+  })
+  .meta({ id: 'SavedAlertConfig' });
+
+export const configListSchema = z.object({ configs: z.array(alertConfigSchema) }).meta({ id: 'AlertConfigList' });
+
+export const rotatedSecretSchema = z
+  .object({ configId: z.string(), secret: z.string().meta({ description: 'the new secret, shown this once' }), previousSecretExpiresAt: isoTime })
+  .meta({ id: 'RotatedSecret' });
+
+export const healthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
+
+export const readinessSchema = z
+  .object({
+    status: z.enum(['ready', 'not_ready']),
+    checks: z.record(z.string(), z.string()).meta({ description: '"ok" or "failing: <reason>" for each dependency (store, temporal)' }),
+  })
+  .meta({ id: 'Readiness' });
+
+// ---------------------------------------------------------------- the answers match the store's types
+
+/** `true` when every T is a valid output of the schema; anything else fails to compile below. */
+type Describes<Schema extends z.ZodType, T> = [T] extends [z.output<Schema>] ? true : false;
+type Assert<T extends true> = T;
+export type AnswerSchemasMatchTheirTypes = [
+  Assert<Describes<typeof conditionNameSchema, AlertConditionName>>,
+  Assert<Describes<typeof deliveryStatusSchema, DeliveryStatus>>,
+  Assert<Describes<typeof attemptOutcomeSchema, AttemptOutcome>>,
+  // the log's condition column is written from the delivery's AlertConditionName
+  Assert<Describes<typeof attemptLogSchema, AttemptLog & { condition: AlertConditionName }>>,
+  Assert<Describes<typeof deliverySchema, DeliveryRecord>>,
+  Assert<Describes<typeof startedDeliverySchema, StartedDelivery>>,
+];
