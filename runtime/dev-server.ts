@@ -101,7 +101,9 @@ async function waitUntilReady(address: string, namespace: string, exited: () => 
   let lastError = 'no answer';
   while (Date.now() < deadline) {
     if (exited()) {
-      throw new Error(`the Temporal dev server exited (${JSON.stringify(exited())}) before it was ready; see ${path.join(dataDir, 'temporal.log')}`);
+      const logFile = path.join(dataDir, 'temporal.log');
+      const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n  ') : '';
+      throw new Error(`the Temporal dev server exited (${JSON.stringify(exited())}) before it was ready; its log (${logFile}) ends:\n  ${tail}`);
     }
     try {
       const connection = await Connection.connect({ address, connectTimeout: 1_000 });

@@ -35,10 +35,25 @@ export function freePort(): Promise<number> {
 
 let stack: Promise<TestStack> | undefined;
 
-async function start(): Promise<TestStack> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshhook-alerts-stack-'));
+/**
+ * The dev server picks its internal ports the way freePort() does, so once in
+ * a while one of them takes the UI port we chose a moment before; start again
+ * on new ports then.
+ */
+async function startWithFreePorts(dataDir: string): Promise<RunningService> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(dataDir);
+    } catch (err) {
+      if (attempt >= 3 || !/exited .* before it was ready/.test((err as Error).message)) throw err;
+      console.warn(`[test stack] the dev server did not start (${(err as Error).message.split('\n').slice(-1)[0].trim()}); trying other ports`);
+    }
+  }
+}
+
+async function startOnce(dataDir: string): Promise<RunningService> {
   const [devPort, uiPort] = [await freePort(), await freePort()];
-  const service = await startService({
+  return startService({
     roles: { api: true, worker: true },
     env: {
       ...process.env,
@@ -55,6 +70,11 @@ async function start(): Promise<TestStack> {
       LOG_LEVEL: 'error',
     },
   });
+}
+
+async function start(): Promise<TestStack> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshhook-alerts-stack-'));
+  const service = await startWithFreePorts(dataDir);
   const apiUrl = service.apiUrl!;
   const token = service.apiToken!;
   const tokens = new Map<string, string>([['default', token]]);
