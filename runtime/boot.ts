@@ -104,6 +104,7 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
         namespace: env.TEMPORAL_NAMESPACE,
         port: env.TEMPORAL_DEV_PORT,
         uiPort: env.TEMPORAL_UI_PORT,
+        sqlitePragmas: env.TEMPORAL_DEV_SQLITE_PRAGMAS.split(',').map((p) => p.trim()).filter(Boolean),
       });
       cleanups.push(() => devServer!.stop());
       address = devServer.address;

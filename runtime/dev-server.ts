@@ -22,6 +22,8 @@ export interface DevServerOptions {
   namespace: string;
   port: number;
   uiPort: number;
+  /** SQLite pragmas, e.g. ['journal_mode=WAL', 'synchronous=OFF'] */
+  sqlitePragmas?: string[];
   /** remote codec endpoint the Web UI calls to decode payloads */
   codecEndpoint?: string;
   log?: (line: string) => void;
@@ -49,6 +51,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     ...ALL_SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=Keyword`]),
     '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
     '--dynamic-config-value', 'system.enableEagerWorkflowStart=true',
+    ...(options.sqlitePragmas ?? []).flatMap((pragma) => ['--sqlite-pragma', pragma]),
     ...(options.codecEndpoint ? ['--ui-codec-endpoint', options.codecEndpoint] : []),
   ];
   const logFile = fs.openSync(path.join(options.dataDir, 'temporal.log'), 'a');

@@ -46,7 +46,8 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
   // the workflow's clock: a delay alert's run.durationMs is measured when the timer fired
   const alert = await local.prepareAlert(input, Date.now());
   if (!alert.ok) return finish(input, { status: 'failed', httpStatus: null, error: alert.error, attempted: false });
-  upsertSearchAttributes([{ key: AlertStatus, value: 'in_progress' }]);
+  // an immediate delivery starts as in_progress; a delay watch started as scheduled (each upsert is a visibility write)
+  if (input.delaySeconds !== undefined) upsertSearchAttributes([{ key: AlertStatus, value: 'in_progress' }]);
 
   const { retry } = alert;
   const { deliverWebhook } = proxyActivities<Activities>({
