@@ -1,6 +1,7 @@
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { matchConditions } from '../lib/conditions';
+import { AlertsError } from '../lib/errors';
 import { delayWatchId, immediateDeliveryId } from '../lib/delivery-ids';
 import { executionEventSchema, type ExecutionEvent } from '../lib/schemas';
 import { deliveriesStarted, eventsAccepted } from '../lib/metrics';
@@ -15,6 +16,9 @@ export interface EventDeps {
   client: Client;
   taskQueue: string;
 }
+
+/** How long a caller waits for Temporal to take a start before it is told to send the event again (503). */
+export const START_DEADLINE_MS = 10_000;
 
 /** Search attributes of an alert workflow, for finding it in the Temporal Web UI. */
 export function alertSearchAttributes(input: AlertDeliveryInput, status: string): TypedSearchAttributes {
@@ -37,7 +41,7 @@ export function alertSearchAttributes(input: AlertDeliveryInput, status: string)
 export async function startDelivery(deps: Omit<EventDeps, 'db'>, input: AlertDeliveryInput): Promise<StartedDelivery> {
   const started: StartedDelivery = { deliveryId: input.deliveryId, configId: input.configId, condition: input.condition, duplicate: false };
   try {
-    await deps.client.workflow.start('AlertDelivery', {
+    await deps.client.withDeadline(Date.now() + START_DEADLINE_MS, () => deps.client.workflow.start('AlertDelivery', {
       workflowId: input.deliveryId,
       taskQueue: deps.taskQueue,
       args: [input],
@@ -46,9 +50,13 @@ export async function startDelivery(deps: Omit<EventDeps, 'db'>, input: AlertDel
       typedSearchAttributes: alertSearchAttributes(input, input.delaySeconds ? 'scheduled' : 'in_progress'),
       staticSummary: `${input.condition} alert for ${input.event.workflowId} run ${input.event.runId}`,
       requestEagerStart: true,
-    });
+    }));
   } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) {
+      // Temporal did not confirm the start (overloaded, unreachable): the caller sends the event again, which
+      // the deterministic workflow id makes safe: a start that did happen after all answers duplicate: true.
+      throw new AlertsError('unavailable', `Temporal did not accept the alert ${input.deliveryId}: ${(err as Error).message.split('\n')[0]}; send the event again`);
+    }
     started.duplicate = true;
   }
   return started;

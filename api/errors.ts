@@ -47,6 +47,8 @@ export async function errorMiddleware(ctx: Koa.Context, next: Koa.Next): Promise
     if (known.code === 'internal') {
       console.error(`[api] ${ctx.method} ${ctx.path} failed:`, err);
     }
+    // a caller may try the same request again later; event ids make that safe
+    if (known.code === 'unavailable' && !ctx.response.get('Retry-After')) ctx.set('Retry-After', '1');
   }
 }
 
