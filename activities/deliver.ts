@@ -1,12 +1,14 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { request } from 'undici';
+import { egressRefusalOf } from '../lib/egress';
 import { attemptDuration, deliveryAttempts, dispatchLatency } from '../lib/metrics';
 import { backoffDelayMs, classifyStatus, parseRetryAfter, type RetrySettings } from '../lib/retry';
 import { signatureHeaders } from '../lib/signing';
 import { disableConfig, signingSecrets } from '../store/configs';
 import { logAttempt, recordLostAttempts, type DeliveryRef } from '../store/deliveries';
 import type { ActivityDeps } from './deps';
+import { createEgressDispatcher } from './egress';
 
 export interface DeliverRequest {
   ref: DeliveryRef;
@@ -59,6 +61,8 @@ function describeNetworkError(err: unknown, timeoutMs: number): string {
 }
 
 export function deliverActivities(deps: ActivityDeps) {
+  // one dispatcher for every delivery of this worker: keep-alive pools per receiver, connections only to checked addresses
+  const dispatcher = createEgressDispatcher(deps.egress);
   return {
     /**
      * One attempt: sign the exact bytes with a fresh timestamp, POST them,
@@ -87,6 +91,7 @@ export function deliverActivities(deps: ActivityDeps) {
       let networkError: string | undefined;
       try {
         const res = await request(req.url, {
+          dispatcher,
           method: 'POST',
           headers,
           body: req.body,
@@ -99,6 +104,14 @@ export function deliverActivities(deps: ActivityDeps) {
         retryAfterMs = parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
         snippet = await readSnippet(res.body).catch(() => null);
       } catch (err) {
+        const refused = egressRefusalOf(err);
+        if (refused) {
+          // the policy will not change between attempts: retrying cannot help
+          const error = `refused by the egress policy: ${refused.reason}`;
+          deliveryAttempts.inc({ outcome: 'failed' });
+          await logAttempt(deps.db, req.ref, { attempt, outcome: 'failed', error, durationMs: Math.round(performance.now() - started) });
+          throw ApplicationFailure.create({ type: PERMANENT_FAILURE, message: error, nonRetryable: true });
+        }
         networkError = describeNetworkError(err, req.timeoutMs);
       }
       const durationMs = Math.round(performance.now() - started);

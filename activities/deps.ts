@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { Keyring } from '../lib/crypto';
+import type { EgressPolicy } from '../lib/egress';
 import type { Db } from '../store/db';
 
 export interface ActivityDeps {
@@ -8,4 +9,6 @@ export interface ActivityDeps {
   /** for activities that start workflows (event routing) */
   client: Client;
   taskQueue: string;
+  /** which webhook targets deliveries may connect to */
+  egress: EgressPolicy;
 }

@@ -358,7 +358,7 @@ async function startTarget(): Promise<Target> {
     const dataDir = fs.mkdtempSync(path.join(TMPDIR, 'meshhook-alerts-bench-'));
     const service = await startService({
       roles: { api: true, worker: true },
-      env: { ...process.env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.LOG_LEVEL ?? 'error', ALERTS_ALLOW_PRIVATE_NETWORKS: 'true' },
+      env: { ...process.env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.LOG_LEVEL ?? 'error', ALERTS_EGRESS_ALLOW: '127.0.0.1' },
     });
     const token = parseTokenSeeds(process.env.ALERTS_API_TOKENS)[0].token;
     return { service, apiUrl: service.apiUrl!, token, mode: 'external', cleanup: () => fs.rmSync(dataDir, { recursive: true, force: true }) };
@@ -378,7 +378,8 @@ async function startTarget(): Promise<Target> {
       DATABASE_URL: '',
       ALERTS_API_TOKENS: '',
       ALERTS_ENCRYPTION_KEYS: '',
-      ALERTS_ALLOW_PRIVATE_NETWORKS: 'true',
+      ALERTS_EGRESS_ALLOW: '127.0.0.1', // the receiver
+      ALERTS_ALLOW_PRIVATE_NETWORKS: '',
       TEMPORAL_TASK_QUEUE: 'meshhook-alerts-bench',
       LOG_LEVEL: 'error',
     },

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { parseEgressPolicy, type EgressPolicy } from './egress';
 
 /**
  * Every environment variable the service reads, parsed and validated once.
@@ -44,10 +45,15 @@ const envSchema = z.object({
   DATABASE_URL: optionalText,
   ALERTS_API_TOKENS: optionalText,
   ALERTS_ENCRYPTION_KEYS: optionalText,
+  /** webhooks may target any address (development); lib/egress.ts */
   ALERTS_ALLOW_PRIVATE_NETWORKS: bool,
+  /** comma-separated hosts, *.domains and CIDRs that webhooks may target although their addresses are refused */
+  ALERTS_EGRESS_ALLOW: optionalText,
+  /** `production`: plain http:// webhooks only to hosts allowed in ALERTS_EGRESS_ALLOW */
+  NODE_ENV: optionalText,
 });
 
-export type Env = z.infer<typeof envSchema> & { dataDir: string; embeddedTemporal: boolean; embeddedDatabase: boolean };
+export type Env = z.infer<typeof envSchema> & { dataDir: string; embeddedTemporal: boolean; embeddedDatabase: boolean; egress: EgressPolicy };
 
 export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
   const parsed = envSchema.safeParse(source);
@@ -64,7 +70,16 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
     dataDir: path.resolve(env.DATA_DIR),
     embeddedTemporal: env.TEMPORAL_ADDRESS === undefined,
     embeddedDatabase: env.DATABASE_URL === undefined,
+    egress: egressPolicy(env),
   };
+}
+
+function egressPolicy(env: z.infer<typeof envSchema>): EgressPolicy {
+  try {
+    return parseEgressPolicy({ allow: env.ALERTS_EGRESS_ALLOW, allowPrivateNetworks: env.ALERTS_ALLOW_PRIVATE_NETWORKS, production: env.NODE_ENV === 'production' });
+  } catch (err) {
+    throw new Error(`invalid environment: ${(err as Error).message}`);
+  }
 }
 
 /** `token:projectId` pairs of ALERTS_API_TOKENS. */

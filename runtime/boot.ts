@@ -117,7 +117,7 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
     const uiUrl = env.TEMPORAL_UI_PUBLIC_URL ?? devServer?.uiUrl;
     let worker: Worker | undefined;
     if (roles.worker) {
-      worker = await createAlertsWorker(temporal.connection, temporal.namespace, { db, keyring, client: temporal.client, taskQueue: temporal.taskQueue });
+      worker = await createAlertsWorker(temporal.connection, temporal.namespace, { db, keyring, client: temporal.client, taskQueue: temporal.taskQueue, egress: env.egress });
       const running = worker.run();
       running.catch((err) => {
         console.error(`[alerts] the worker stopped: ${err.message}`);
@@ -132,7 +132,7 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
 
     let apiUrl: string | undefined;
     if (roles.api) {
-      const app = createApp({ db, keyring, temporal: { client: temporal.client, namespace: temporal.namespace, taskQueue: temporal.taskQueue, uiUrl } }, { trustProxy: env.TRUST_PROXY });
+      const app = createApp({ db, keyring, egress: env.egress, temporal: { client: temporal.client, namespace: temporal.namespace, taskQueue: temporal.taskQueue, uiUrl } }, { trustProxy: env.TRUST_PROXY });
       const server = http.createServer(app.callback());
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

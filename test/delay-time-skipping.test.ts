@@ -4,6 +4,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { newKeySpec, parseKeyring } from '../lib/crypto';
+import { parseEgressPolicy } from '../lib/egress';
 import { alertConfigInputSchema } from '../lib/schemas';
 import { ALL_SEARCH_ATTRIBUTES } from '../lib/search-attributes';
 import { temporal } from '@temporalio/proto';
@@ -54,7 +55,7 @@ describe('delay watch of five minutes (time-skipping test server)', function () 
       connection: env.nativeConnection,
       taskQueue,
       workflowsPath: path.resolve(__dirname, '..', 'workflows', 'index.ts'),
-      activities: createActivities({ db: store.db, keyring, client: env.client, taskQueue }),
+      activities: createActivities({ db: store.db, keyring, client: env.client, taskQueue, egress: parseEgressPolicy({ allow: '127.0.0.1' }) }),
     });
     running = worker.run();
   });

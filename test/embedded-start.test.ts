@@ -29,6 +29,8 @@ async function npmStart(dataDir: string, ports: { api: number; dev: number; ui: 
       DATABASE_URL: '',
       ALERTS_API_TOKENS: '',
       ALERTS_ENCRYPTION_KEYS: '',
+      ALERTS_EGRESS_ALLOW: '127.0.0.1', // the receiver
+      ALERTS_ALLOW_PRIVATE_NETWORKS: '',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -103,7 +103,8 @@ describe('alerts survive a worker killed with SIGKILL (API and worker as process
       TEMPORAL_TASK_QUEUE: `alerts-restart-${uid()}`,
       ALERTS_ENCRYPTION_KEYS: newKeySpec(),
       ALERTS_API_TOKENS: `${token}:default`,
-      ALERTS_ALLOW_PRIVATE_NETWORKS: 'true', // the receiver is on 127.0.0.1
+      ALERTS_EGRESS_ALLOW: '127.0.0.1', // the receiver
+      ALERTS_ALLOW_PRIVATE_NETWORKS: '',
       DATA_DIR: path.join(tempDir, 'data'),
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',

@@ -1,4 +1,6 @@
 import Router from '@koa/router';
+import { savedTargetRefusal } from '../../activities/egress';
+import { invalid } from '../../lib/errors';
 import { saveConfigBodySchema } from '../../lib/schemas';
 import { deleteConfig, listConfigs, publicConfig, saveConfig } from '../../store/configs';
 import type { AuthState } from '../auth';
@@ -14,6 +16,11 @@ export function configRoutes(deps: ApiDeps): Router<AuthState> {
     const parsed = saveConfigBodySchema.safeParse(await readJson(ctx));
     if (!parsed.success) throw validationError(parsed.error, 'config');
     const { config: input, secret } = parsed.data;
+    const refusal = await savedTargetRefusal(deps.egress, input.webhook.url);
+    if (refusal) {
+      const message = `refused by the egress policy: ${refusal}`;
+      throw invalid(`config.webhook.url: ${message}`, { issues: [{ path: 'config.webhook.url', message }] });
+    }
     const result = await saveConfig(deps.db, deps.keyring, ctx.state.projectId, input, secret ?? input.secret);
     ctx.status = result.created ? 201 : 200;
     ctx.body = {

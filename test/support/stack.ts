@@ -68,6 +68,10 @@ async function startOnce(dataDir: string): Promise<RunningService> {
       ALERTS_ENCRYPTION_KEYS: '',
       TEMPORAL_TASK_QUEUE: 'meshhook-alerts-test',
       LOG_LEVEL: 'error',
+      // the receivers are on 127.0.0.1: that one host is allowed, every other private address stays refused (test/egress.test.ts)
+      ALERTS_EGRESS_ALLOW: '127.0.0.1',
+      ALERTS_ALLOW_PRIVATE_NETWORKS: '',
+      NODE_ENV: 'test',
     },
   });
 }
