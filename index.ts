@@ -25,7 +25,7 @@ export interface PublishOptions {
 
 /**
  * Starts ProcessExecutionEvent for one event and waits for the deliveries it
- * started. The workflow id is `event-<projectId>-<eventId>`, so publishing the
+ * started. The workflow id is `event-<projectId>.<eventId>`, so publishing the
  * same event twice starts nothing new (the second call returns []).
  */
 export async function publishExecutionEvent(client: Client, event: ExecutionEvent, options: PublishOptions): Promise<StartedDelivery[]> {

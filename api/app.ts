@@ -1,11 +1,14 @@
 import Koa from 'koa';
 import Router from '@koa/router';
+import { DEFAULT_RATE_LIMIT_PER_MINUTE } from '../lib/env';
 import { httpRequests, registry } from '../lib/metrics';
 import type { AuthState } from './auth';
 import { requireToken } from './auth';
+import { refuseNulInUrl } from './body';
 import type { ApiDeps } from './deps';
 import { errorMiddleware } from './errors';
 import { buildOpenApi } from './openapi';
+import { rateLimitPerToken } from './rate-limit';
 import { alertRoutes } from './routes/alerts';
 import { configRoutes } from './routes/configs';
 
@@ -31,7 +34,7 @@ export function apiRouters(deps: ApiDeps): { open: Router; authenticated: Router
   return { open, authenticated: [configRoutes(deps), alertRoutes(deps)] };
 }
 
-export function createApp(deps: ApiDeps, options: { trustProxy?: boolean } = {}): Koa<AuthState> {
+export function createApp(deps: ApiDeps, options: { trustProxy?: boolean; /** per API token; 0: no limit */ rateLimitPerMinute?: number } = {}): Koa<AuthState> {
   const app = new Koa<AuthState>();
   app.proxy = options.trustProxy ?? false;
   const { open, authenticated } = apiRouters(deps);
@@ -46,8 +49,10 @@ export function createApp(deps: ApiDeps, options: { trustProxy?: boolean } = {})
     }
   });
   app.use(errorMiddleware);
+  app.use(refuseNulInUrl);
   app.use(open.routes());
-  app.use(async (ctx, next) => (ctx.path.startsWith('/api/') || ctx.path === '/api' ? requireToken(deps.db)(ctx, next) : next()));
+  const rateLimit = rateLimitPerToken(options.rateLimitPerMinute ?? DEFAULT_RATE_LIMIT_PER_MINUTE);
+  app.use(async (ctx, next) => (ctx.path.startsWith('/api/') || ctx.path === '/api' ? requireToken(deps.db)(ctx, () => rateLimit(ctx, next)) : next()));
   for (const routes of authenticated) {
     app.use(routes.routes());
     app.use(routes.allowedMethods());

@@ -1,10 +1,12 @@
 import type Koa from 'koa';
 import { AlertsError } from '../lib/errors';
 import type { Queryable } from '../store/db';
-import { projectForToken } from '../store/tokens';
+import { findToken } from '../store/tokens';
 
 export interface AuthState {
   projectId: string;
+  /** id of the API token (`tok_…`, never the token itself): the rate limit's key and the audit log's "who" */
+  tokenId: string;
 }
 
 const BEARER = /^Bearer\s+(\S{1,512})$/i;
@@ -17,12 +19,13 @@ export function requireToken(db: Queryable): Koa.Middleware<AuthState> {
       ctx.set('WWW-Authenticate', 'Bearer');
       throw new AlertsError('unauthorized', 'missing or malformed Authorization header; send "Authorization: Bearer <token>"');
     }
-    const projectId = await projectForToken(db, match[1]);
-    if (!projectId) {
+    const token = await findToken(db, match[1]);
+    if (!token) {
       ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
       throw new AlertsError('unauthorized', 'unknown API token');
     }
-    ctx.state.projectId = projectId;
+    ctx.state.projectId = token.projectId;
+    ctx.state.tokenId = token.id;
     await next();
   };
 }

@@ -27,7 +27,28 @@ export async function readJson(ctx: Koa.Context): Promise<unknown> {
     throw new AlertsError('invalid_request', `request body is not valid JSON: ${(err as Error).message}`);
   }
   if (depthOf(value) > JSON_MAX_DEPTH) throw new AlertsError('invalid_request', `request body is nested deeper than ${JSON_MAX_DEPTH} levels`);
+  const nul = nulPath(value);
+  if (nul !== undefined) throw new AlertsError('invalid_request', `${nul || 'request body'}: text must not contain the NUL character (\\u0000)`, { issues: [{ path: nul, message: 'contains the NUL character (\\u0000)' }] });
   return value;
+}
+
+// PostgreSQL text and jsonb cannot hold U+0000: refused here, it is a 400 naming the field instead of a failed INSERT.
+function nulPath(value: unknown, path = ''): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, child] of Object.entries(value)) {
+    const childPath = Array.isArray(value) ? `${path}[${key}]` : path ? `${path}.${key}` : key;
+    if (key.includes('\u0000')) return childPath;
+    const found = nulPath(child, childPath);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/** A NUL (%00) in the path or the query string would reach the store the same way: 400 before any route runs. */
+export async function refuseNulInUrl(ctx: Koa.Context, next: Koa.Next): Promise<void> {
+  if (ctx.url.includes('%00')) throw new AlertsError('invalid_request', 'the request path or query string contains the NUL character (%00)');
+  await next();
 }
 
 function tooLarge() {

@@ -7,6 +7,7 @@ const STATUS: Record<ErrorCode, number> = {
   invalid_request: 400,
   unauthorized: 401,
   not_found: 404,
+  method_not_allowed: 405,
   conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
@@ -39,6 +40,11 @@ export async function errorMiddleware(ctx: Koa.Context, next: Koa.Next): Promise
     await next();
     if (ctx.status === 404 && ctx.body === undefined) {
       throw new AlertsError('not_found', `no route for ${ctx.method} ${ctx.path}`);
+    }
+    // the routers' allowedMethods answer a known path with another method (405, or 501 for a method they do not know) without a body
+    if ((ctx.status === 405 || ctx.status === 501) && ctx.body == null) {
+      const allowed = ctx.response.get('Allow');
+      throw new AlertsError('method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}${allowed ? `; allowed: ${allowed}` : ''}`);
     }
   } catch (err) {
     const known = err instanceof AlertsError ? err : fromKoaError(err);

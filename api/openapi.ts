@@ -3,6 +3,8 @@ import { errorSchema, saveConfigBodySchema } from '../lib/schemas';
 import { BODY_LIMIT_BYTES } from './body';
 import {
   attemptLogPageSchema,
+  auditPageSchema,
+  auditQuerySchema,
   configIdPathSchema,
   configListSchema,
   deliveriesQuerySchema,
@@ -37,7 +39,10 @@ export function buildOpenApi(): object {
   const answer = (description: string, schema: z.ZodType) => ({ description, ...json(schema, 'output') });
   const error = (description: string) => answer(description, errorSchema);
 
-  const authErrors = { '401': error('missing or unknown API token') };
+  const authErrors = {
+    '401': error('missing or unknown API token'),
+    '429': error('too many requests with this API token (ALERTS_RATE_LIMIT_PER_MINUTE); the Retry-After header says in how many seconds to try again'),
+  };
   const bodyErrors = {
     '400': error('invalid input; error.details.issues names each field'),
     '413': error(`body larger than ${BODY_LIMIT_BYTES} bytes`),
@@ -152,6 +157,14 @@ export function buildOpenApi(): object {
           ...authErrors,
           '404': error('no delivery with that id in this project, or its config is gone'),
         },
+      },
+    },
+    '/api/alerts/audit': {
+      get: {
+        operationId: 'listAuditEntries',
+        summary: "Who changed the project's alert configs, when, and what changed (never secrets, URLs or header values), newest first",
+        parameters: parametersOf(auditQuerySchema, 'query'),
+        responses: { '200': answer('one page of entries', auditPageSchema), ...queryErrors, ...authErrors },
       },
     },
     '/healthz': { get: { operationId: 'healthz', summary: 'Liveness', ...open, responses: { '200': answer('alive', healthSchema) } } },

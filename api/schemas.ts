@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { alertConfigSchema, CONDITION_TYPES, executionEventSchema, type AlertConditionName } from '../lib/schemas';
+import { alertConfigSchema, CONDITION_TYPES, executionEventSchema, jsonValueSchema, type AlertConditionName } from '../lib/schemas';
+import type { AuditEntry } from '../store/audit';
 import type { AttemptLog, AttemptOutcome, DeliveryRecord, DeliveryStatus } from '../store/deliveries';
 import type { StartedDelivery } from '../workflows/types';
 
@@ -25,6 +26,12 @@ export const eventsRequestSchema = z
   .union([executionEventSchema, eventBatchSchema])
   .meta({ id: 'EventsRequest', description: `One event, or \`{ events: [...] }\` with 1 to ${MAX_EVENTS_PER_REQUEST} events` });
 
+// a row id: PostgreSQL's bigint, so at most 2^63 - 1 (a larger number would fail in the query, not here)
+const cursorSchema = z
+  .string()
+  .regex(/^\d{1,19}$/, 'cursor must be the nextCursor of a previous page')
+  .refine((v) => !/^\d+$/.test(v) || BigInt(v) <= 9_223_372_036_854_775_807n, 'cursor must be the nextCursor of a previous page');
+
 export const logsQuerySchema = z
   .strictObject({
     configId: z.string().max(200).optional().meta({ description: 'only the rows of this alert config' }),
@@ -38,11 +45,7 @@ export const logsQuerySchema = z
       .max(500, 'limit must be at most 500')
       .default(50)
       .meta({ description: 'rows per page' }),
-    cursor: z
-      .string()
-      .regex(/^\d{1,19}$/, 'cursor must be the nextCursor of a previous page')
-      .optional()
-      .meta({ description: 'the `nextCursor` of the previous page' }),
+    cursor: cursorSchema.optional().meta({ description: 'the `nextCursor` of the previous page' }),
   })
   .meta({ id: 'LogsQuery' });
 
@@ -69,8 +72,28 @@ export const rotateSecretRequestSchema = z
   })
   .meta({ id: 'RotateSecretRequest' });
 
+export const auditQuerySchema = z
+  .strictObject({
+    configId: z.string().max(200).optional().meta({ description: 'only the entries of this alert config' }),
+    limit: z.coerce
+      .number()
+      .int()
+      .min(1, 'limit must be at least 1')
+      .max(500, 'limit must be at most 500')
+      .default(50)
+      .meta({ description: 'entries per page' }),
+    cursor: cursorSchema.optional().meta({ description: 'the `nextCursor` of the previous page' }),
+  })
+  .meta({ id: 'AuditQuery' });
+
 export const workflowIdPathSchema = z.object({
-  workflowId: z.string().min(1).max(200, 'workflowId must be at most 200 characters').meta({ description: 'the MeshHook workflow id' }),
+  workflowId: z
+    .string()
+    .min(1)
+    .max(200, 'workflowId must be at most 200 characters')
+    // the rule of a config's workflowId: any other id can have no configs
+    .regex(/^[A-Za-z0-9_.:@\/-]+$/, 'workflowId may contain only letters, digits and _ . : @ / -')
+    .meta({ description: 'the MeshHook workflow id' }),
 });
 // Taken as they come: an unknown id is a 404 from the store.
 export const configIdPathSchema = z.object({ configId: z.string().meta({ description: 'the alert config id' }) });
@@ -218,6 +241,27 @@ export const rotatedSecretSchema = z
   .object({ configId: z.string(), secret: z.string().meta({ description: 'the new secret, shown this once' }), previousSecretExpiresAt: isoTime })
   .meta({ id: 'RotatedSecret' });
 
+export const auditEntrySchema = z
+  .object({
+    id: z.string(),
+    action: z.enum(['config.created', 'config.updated', 'config.deleted', 'config.secret_rotated', 'config.disabled']),
+    configId: z.string(),
+    workflowId: z.string(),
+    tokenId: z.string().nullable().meta({ description: 'the API token (its id, `tok_…`) that made the change; null when the service made it (a receiver answered 410)' }),
+    changes: z
+      .array(z.object({ field: z.string(), from: jsonValueSchema.optional(), to: jsonValueSchema.optional() }))
+      .meta({ description: 'the fields that changed; the webhook URL shows only its scheme and host, header values and secrets only as "***"' }),
+    createdAt: isoTime,
+  })
+  .meta({ id: 'AuditEntry', description: 'One change of an alert config' });
+
+export const auditPageSchema = z
+  .object({
+    entries: z.array(auditEntrySchema).meta({ description: 'newest first' }),
+    nextCursor: z.string().nullable().meta({ description: 'pass as `cursor` for the next page; null on the last page' }),
+  })
+  .meta({ id: 'AuditPage' });
+
 export const healthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
 
 export const readinessSchema = z
@@ -240,4 +284,5 @@ export type AnswerSchemasMatchTheirTypes = [
   Assert<Describes<typeof attemptLogSchema, AttemptLog & { condition: AlertConditionName }>>,
   Assert<Describes<typeof deliverySchema, DeliveryRecord>>,
   Assert<Describes<typeof startedDeliverySchema, StartedDelivery>>,
+  Assert<Describes<typeof auditEntrySchema, AuditEntry>>,
 ];

@@ -358,7 +358,7 @@ async function startTarget(): Promise<Target> {
     const dataDir = fs.mkdtempSync(path.join(TMPDIR, 'meshhook-alerts-bench-'));
     const service = await startService({
       roles: { api: true, worker: true },
-      env: { ...process.env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.LOG_LEVEL ?? 'error', ALERTS_EGRESS_ALLOW: '127.0.0.1' },
+      env: { ...process.env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.LOG_LEVEL ?? 'error', ALERTS_EGRESS_ALLOW: '127.0.0.1', ALERTS_RATE_LIMIT_PER_MINUTE: process.env.ALERTS_RATE_LIMIT_PER_MINUTE ?? '0' },
     });
     const token = parseTokenSeeds(process.env.ALERTS_API_TOKENS)[0].token;
     return { service, apiUrl: service.apiUrl!, token, mode: 'external', cleanup: () => fs.rmSync(dataDir, { recursive: true, force: true }) };
@@ -382,6 +382,8 @@ async function startTarget(): Promise<Target> {
       ALERTS_ALLOW_PRIVATE_NETWORKS: '',
       TEMPORAL_TASK_QUEUE: 'meshhook-alerts-bench',
       LOG_LEVEL: 'error',
+      // the bench sends far more than one token's limit on purpose
+      ALERTS_RATE_LIMIT_PER_MINUTE: process.env.ALERTS_RATE_LIMIT_PER_MINUTE ?? '0',
     },
   });
   const cleanup = () => {

@@ -15,5 +15,9 @@ export const immediateDeliveryId = (configId: string, eventId: string) => `dlv-$
 export const delayWatchId = (configId: string, runId: string) => `dlv-${part(configId)}-${part(runId)}-delay`;
 export const testDeliveryId = (configId: string) => `dlv-${part(configId)}-test-${randomBytes(6).toString('hex')}`;
 export const redeliveryId = (deliveryId: string) => `${deliveryId}-re-${randomBytes(4).toString('hex')}`;
-/** Workflow id of ProcessExecutionEvent for one event: publishing the same event twice starts it once. */
-export const eventWorkflowId = (projectId: string, eventId: string) => `event-${part(projectId)}-${part(eventId)}`;
+/**
+ * Workflow id of ProcessExecutionEvent for one event: publishing the same event twice starts it once.
+ * The "." cannot come out of part(), so no two (project, event) pairs share an id: with a "-" there,
+ * project "a-b" event "c" and project "a" event "b-c" did, and one project's event was dropped as the other's duplicate.
+ */
+export const eventWorkflowId = (projectId: string, eventId: string) => `event-${part(projectId)}.${part(eventId)}`;

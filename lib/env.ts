@@ -13,6 +13,9 @@ const bool = z
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 const optionalText = z.string().trim().optional().transform((v) => (v ? v : undefined));
 
+/** requests a minute per API token: well above what MeshHook and a person at the UI send */
+export const DEFAULT_RATE_LIMIT_PER_MINUTE = 1200;
+
 const envSchema = z.object({
   PORT: port(3000),
   HOST: z.string().default('127.0.0.1'),
@@ -51,6 +54,11 @@ const envSchema = z.object({
   ALERTS_EGRESS_ALLOW: optionalText,
   /** `production`: plain http:// webhooks only to hosts allowed in ALERTS_EGRESS_ALLOW */
   NODE_ENV: optionalText,
+  /** requests per minute per API token (a token bucket that holds a minute's worth); 0 turns the limit off */
+  ALERTS_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(DEFAULT_RATE_LIMIT_PER_MINUTE),
+  /** the API serves HTTPS with this certificate chain and key (PEM files); both or neither */
+  ALERTS_TLS_CERT_PATH: optionalText,
+  ALERTS_TLS_KEY_PATH: optionalText,
 });
 
 export type Env = z.infer<typeof envSchema> & { dataDir: string; embeddedTemporal: boolean; embeddedDatabase: boolean; egress: EgressPolicy };
@@ -64,6 +72,9 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
   const env = parsed.data;
   if ((env.TEMPORAL_TLS_CERT_PATH === undefined) !== (env.TEMPORAL_TLS_KEY_PATH === undefined)) {
     throw new Error('invalid environment: TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH go together (mTLS needs both)');
+  }
+  if ((env.ALERTS_TLS_CERT_PATH === undefined) !== (env.ALERTS_TLS_KEY_PATH === undefined)) {
+    throw new Error('invalid environment: ALERTS_TLS_CERT_PATH and ALERTS_TLS_KEY_PATH go together (HTTPS needs both)');
   }
   return {
     ...env,

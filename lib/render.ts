@@ -1,5 +1,5 @@
 import type { AlertConditionName, AlertConfig, ExecutionEvent } from './schemas';
-import { renderJsonTemplate, renderString, TemplateError, type JsonValue } from './templates';
+import { newRenderBudget, renderJsonTemplate, renderString, TemplateError, type JsonValue } from './templates';
 
 /** The one context every template sees (DESIGN.md, "Templates see one context"). */
 export interface TemplateContext {
@@ -82,20 +82,22 @@ export function renderAlert(config: Pick<AlertConfig, 'webhook' | 'payload'>, ct
       throw new TemplateError(`${part}: ${(err as Error).message}`);
     }
   };
-  const url = at('webhook.url', () => renderString(config.webhook.url, ctx, 'url'));
+  // one budget of render time and output for the whole alert
+  const budget = newRenderBudget();
+  const url = at('webhook.url', () => renderString(config.webhook.url, ctx, 'url', budget));
   at('webhook.url', () => {
     const parsed = new URL(url);
     if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new Error(`rendered URL has scheme ${parsed.protocol}`);
   });
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(config.webhook.headers)) {
-    const rendered = at(`webhook.headers.${name}`, () => renderString(value, ctx));
+    const rendered = at(`webhook.headers.${name}`, () => renderString(value, ctx, 'text', budget));
     // eslint-disable-next-line no-control-regex
     if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(rendered)) throw new TemplateError(`webhook.headers.${name}: rendered value contains control characters`);
     headers[name] = rendered;
   }
   const body = at('payload.template', () =>
-    config.payload.template === null ? JSON.stringify(defaultPayload(ctx)) : renderJsonTemplate(config.payload.template as JsonValue, ctx),
+    config.payload.template === null ? JSON.stringify(defaultPayload(ctx)) : renderJsonTemplate(config.payload.template as JsonValue, ctx, budget),
   );
   return { url, headers, body };
 }

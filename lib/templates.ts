@@ -11,6 +11,8 @@ export const TEMPLATE_LIMITS = {
   maxTemplateChars: 16_384,
   /** ms of render time for one string */
   renderMs: 50,
+  /** ms of render time for all the strings of one alert: URL, headers and payload together */
+  alertRenderMs: 250,
   /** largest rendered payload, in bytes of JSON */
   maxOutputBytes: 256 * 1024,
   /** memory budget liquid may allocate during one render */
@@ -112,39 +114,69 @@ function toJson(value: unknown): JsonValue {
   return String(value);
 }
 
-export function renderString(source: string, context: object, kind: 'text' | 'url' = 'text'): string {
-  const engine = kind === 'url' ? urlEngine : textEngine;
-  const parsed = parseCached(engine, source, source);
-  try {
-    return String(engine.renderSync(parsed, context));
-  } catch (err) {
-    throw new TemplateError(describeLiquidError(err));
-  }
+/**
+ * What one alert may spend on rendering, across all of its template strings. The per-string limits
+ * alone would let a config of many strings (64 KiB of payload template, 32 headers) multiply them:
+ * hundreds of 50 ms loops, or hundreds of strings of megabytes each, before the final size check.
+ */
+export interface RenderBudget {
+  deadline: number;
+  bytesLeft: number;
 }
 
-function renderValue(template: JsonValue, context: object): JsonValue {
+export const newRenderBudget = (): RenderBudget => ({ deadline: Date.now() + TEMPLATE_LIMITS.alertRenderMs, bytesLeft: TEMPLATE_LIMITS.maxOutputBytes });
+
+function renderLimitOf(budget: RenderBudget): number {
+  const left = budget.deadline - Date.now();
+  if (left <= 0) throw new TemplateError(`rendering the alert took longer than ${TEMPLATE_LIMITS.alertRenderMs} ms`);
+  return Math.min(TEMPLATE_LIMITS.renderMs, left);
+}
+
+function spend(budget: RenderBudget, bytes: number): void {
+  budget.bytesLeft -= bytes;
+  if (budget.bytesLeft < 0) throw new TemplateError(`rendered payload is larger than ${TEMPLATE_LIMITS.maxOutputBytes} bytes (all templates of the alert together)`);
+}
+
+export function renderString(source: string, context: object, kind: 'text' | 'url' = 'text', budget: RenderBudget = newRenderBudget()): string {
+  const engine = kind === 'url' ? urlEngine : textEngine;
+  const parsed = parseCached(engine, source, source);
+  let out: string;
+  try {
+    out = String(engine.renderSync(parsed, context, { renderLimit: renderLimitOf(budget) }));
+  } catch (err) {
+    throw err instanceof TemplateError ? err : new TemplateError(describeLiquidError(err));
+  }
+  spend(budget, Buffer.byteLength(out));
+  return out;
+}
+
+function renderValue(template: JsonValue, context: object, budget: RenderBudget): JsonValue {
   if (typeof template === 'string') {
     const expression = exactExpression(template);
-    if (expression === undefined) return renderString(template, context);
+    if (expression === undefined) return renderString(template, context, 'text', budget);
     parseCached(textEngine, template, template);
+    renderLimitOf(budget);
+    let value: JsonValue;
     try {
-      return toJson(textEngine.evalValueSync(expression, context));
+      value = toJson(textEngine.evalValueSync(expression, context));
     } catch (err) {
       throw new TemplateError(describeLiquidError(err));
     }
+    spend(budget, typeof value === 'string' ? Buffer.byteLength(value) : JSON.stringify(value).length);
+    return value;
   }
-  if (Array.isArray(template)) return template.map((item) => renderValue(item, context));
+  if (Array.isArray(template)) return template.map((item) => renderValue(item, context, budget));
   if (template && typeof template === 'object') {
     const out: { [key: string]: JsonValue } = {};
-    for (const [key, value] of Object.entries(template)) out[key] = renderValue(value, context);
+    for (const [key, value] of Object.entries(template)) out[key] = renderValue(value, context, budget);
     return out;
   }
   return template;
 }
 
 /** Renders a JSON template into the exact body bytes to send. Always valid JSON. */
-export function renderJsonTemplate(template: JsonValue, context: object): string {
-  const body = JSON.stringify(renderValue(template, context));
+export function renderJsonTemplate(template: JsonValue, context: object, budget: RenderBudget = newRenderBudget()): string {
+  const body = JSON.stringify(renderValue(template, context, budget));
   if (Buffer.byteLength(body) > TEMPLATE_LIMITS.maxOutputBytes) {
     throw new TemplateError(`rendered payload is larger than ${TEMPLATE_LIMITS.maxOutputBytes} bytes`);
   }

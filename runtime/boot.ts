@@ -1,9 +1,9 @@
 import fs from 'node:fs';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { createApp } from '../api/app';
+import type { ApiDeps } from '../api/deps';
 import { newKeySpec, parseKeyring, type Keyring } from '../lib/crypto';
 import { loadEnv, parseTokenSeeds, type Env } from '../lib/env';
 import { openDatabase, type Db } from '../store/db';
@@ -11,6 +11,7 @@ import { migrate } from '../store/migrate';
 import { addToken, countTokens, createToken } from '../store/tokens';
 import { createAlertsWorker } from '../worker';
 import { startDevServer, type DevServer } from './dev-server';
+import { createApiServer } from './http-server';
 import { resolveTemporalCli } from './temporal-cli';
 import { connectTemporal, type TemporalHandles } from './temporal';
 
@@ -26,6 +27,8 @@ export interface RunningService {
   temporal: TemporalHandles;
   temporalAddress: string;
   apiUrl?: string;
+  /** what the API was built from (API role only): a test builds a second app on it, e.g. with another rate limit */
+  apiDeps?: ApiDeps;
   temporalUiUrl?: string;
   /** the API token printed at start (embedded default only) */
   apiToken?: string;
@@ -131,15 +134,21 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
     }
 
     let apiUrl: string | undefined;
+    let apiDeps: ApiDeps | undefined;
     if (roles.api) {
-      const app = createApp({ db, keyring, egress: env.egress, temporal: { client: temporal.client, namespace: temporal.namespace, taskQueue: temporal.taskQueue, uiUrl } }, { trustProxy: env.TRUST_PROXY });
-      const server = http.createServer(app.callback());
+      apiDeps = { db, keyring, egress: env.egress, temporal: { client: temporal.client, namespace: temporal.namespace, taskQueue: temporal.taskQueue, uiUrl } };
+      const app = createApp(apiDeps, {
+        trustProxy: env.TRUST_PROXY,
+        rateLimitPerMinute: env.ALERTS_RATE_LIMIT_PER_MINUTE,
+      });
+      const tls = env.ALERTS_TLS_CERT_PATH && env.ALERTS_TLS_KEY_PATH ? { certPath: env.ALERTS_TLS_CERT_PATH, keyPath: env.ALERTS_TLS_KEY_PATH } : undefined;
+      const server = createApiServer(app.callback(), tls);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(env.PORT, env.HOST, () => resolve());
       });
       const { port } = server.address() as AddressInfo;
-      apiUrl = `http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${port}`;
+      apiUrl = `${tls ? 'https' : 'http'}://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${port}`;
       cleanups.push(
         () =>
           new Promise<void>((resolve) => {
@@ -148,7 +157,7 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
           }),
       );
     }
-    return { env, db, keyring, temporal, temporalAddress: address!, apiUrl, temporalUiUrl: uiUrl, apiToken, stop };
+    return { env, db, keyring, temporal, temporalAddress: address!, apiUrl, apiDeps, temporalUiUrl: uiUrl, apiToken, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { configChanges, secretChange, type AuditedConfig } from '../lib/audit';
 import { open, seal, type Keyring } from '../lib/crypto';
 import { newWebhookSecret } from '../lib/crypto';
 import { notFound } from '../lib/errors';
 import type { AlertConfig, AlertConfigInput, AlertCondition } from '../lib/schemas';
 import type { JsonValue } from '../lib/templates';
+import { recordAudit, SERVICE_ACTOR, type Actor } from './audit';
 import type { Db, Queryable } from './db';
 
 /** What is sealed in alert_configs.sealed: everything a leaked database row must not reveal. */
@@ -79,19 +81,22 @@ export interface SaveResult {
 }
 
 /**
- * Creates (no id) or updates (id of a config of this project) a config. Every
- * write re-seals the sensitive parts with the current primary key, so rotating
+ * Creates (no id) or updates (id of a config of this project) a config, and
+ * records the change in the audit log in the same transaction. Every write
+ * re-seals the sensitive parts with the current primary key, so rotating
  * ALERTS_ENCRYPTION_KEYS re-encrypts rows as they are touched.
  */
-export async function saveConfig(db: Db, keyring: Keyring, projectId: string, input: AlertConfigInput, secret?: string): Promise<SaveResult> {
+export async function saveConfig(db: Db, keyring: Keyring, projectId: string, input: AlertConfigInput, secret?: string, actor: Actor = SERVICE_ACTOR): Promise<SaveResult> {
   return db.transaction(async (tx) => {
     const created = !input.id;
     let secrets: SealedParts['secrets'];
     let generatedSecret: string | undefined;
+    let before: StoredConfig | undefined;
     const id = input.id ?? newConfigId();
     if (input.id) {
       const existing = await selectRows(tx, 'project_id = $1 AND id = $2 FOR UPDATE', [projectId, input.id]);
       if (existing.length === 0) throw notFound(`alert config ${input.id}`);
+      before = unsealRow(keyring, existing[0]);
       const previous = openParts(keyring, existing[0]);
       secrets = secret ? [{ secret, expiresAt: null }] : previous.secrets;
     } else {
@@ -118,7 +123,16 @@ export async function saveConfig(db: Db, keyring: Keyring, projectId: string, in
            WHERE id = $1 AND project_id = $2 RETURNING *`,
           values,
         );
-    return { config: unsealRow(keyring, rows[0]), created, generatedSecret };
+    const config = unsealRow(keyring, rows[0]);
+    await recordAudit(tx, {
+      projectId,
+      actor,
+      action: created ? 'config.created' : 'config.updated',
+      configId: id,
+      workflowId: config.workflowId,
+      changes: [...configChanges(before, config), ...(secret ? [secretChange(!created)] : [])],
+    });
+    return { config, created, generatedSecret };
   });
 }
 
@@ -139,9 +153,32 @@ export async function listConfigs(db: Queryable, keyring: Keyring, projectId: st
   return rows.map((row) => unsealRow(keyring, row));
 }
 
-export async function deleteConfig(db: Queryable, projectId: string, configId: string): Promise<void> {
-  const rows = await db.query('DELETE FROM alert_configs WHERE project_id = $1 AND id = $2 RETURNING id', [projectId, configId]);
-  if (rows.length === 0) throw notFound(`alert config ${configId}`);
+export async function deleteConfig(db: Db, keyring: Keyring, projectId: string, configId: string, actor: Actor = SERVICE_ACTOR): Promise<void> {
+  await db.transaction(async (tx) => {
+    const rows = await tx.query<ConfigRow>('DELETE FROM alert_configs WHERE project_id = $1 AND id = $2 RETURNING *', [projectId, configId]);
+    if (rows.length === 0) throw notFound(`alert config ${configId}`);
+    await recordAudit(tx, { projectId, actor, action: 'config.deleted', configId, workflowId: rows[0].workflow_id, changes: configChanges(deletedConfig(keyring, rows[0]), undefined) });
+  });
+}
+
+/** What the audit log keeps of a deleted row; one whose key is gone (so its webhook does not open) can still be deleted. */
+function deletedConfig(keyring: Keyring, row: ConfigRow): AuditedConfig {
+  let webhook: AuditedConfig['webhook'] = { url: '', headers: {}, timeoutMs: row.timeout_ms };
+  try {
+    webhook = unsealRow(keyring, row).webhook;
+  } catch {
+    /* recorded as a masked URL without headers */
+  }
+  return {
+    workflowId: row.workflow_id,
+    name: row.name,
+    enabled: row.enabled,
+    disabledReason: row.disabled_reason,
+    conditions: row.conditions,
+    webhook,
+    payload: { template: row.payload_template },
+    retry: row.retry,
+  };
 }
 
 /** Enabled configs of a MeshHook workflow, without decrypting anything: what event matching needs. */
@@ -149,10 +186,24 @@ export async function enabledConfigsFor(db: Queryable, projectId: string, workfl
   return db.query('SELECT id, conditions FROM alert_configs WHERE project_id = $1 AND workflow_id = $2 AND enabled', [projectId, workflowId]);
 }
 
-/** Turns a config off on the service's own initiative (a 410 from its receiver), saying why. */
+/**
+ * Turns a config off on the service's own initiative (a 410 from its receiver), saying why; the
+ * audit entry (token_id NULL: the service) is written by the same statement.
+ */
 export async function disableConfig(db: Queryable, projectId: string, configId: string, reason: string): Promise<void> {
   await db.query(
-    'UPDATE alert_configs SET enabled = false, disabled_reason = $3, updated_at = now() WHERE project_id = $1 AND id = $2',
+    `WITH previous AS (
+       SELECT id, enabled, disabled_reason FROM alert_configs WHERE project_id = $1 AND id = $2
+     ), disabled AS (
+       UPDATE alert_configs c SET enabled = false, disabled_reason = $3, updated_at = now()
+       FROM previous WHERE c.project_id = $1 AND c.id = previous.id
+       RETURNING c.id, c.workflow_id, previous.enabled AS was_enabled, previous.disabled_reason AS previous_reason
+     )
+     INSERT INTO alert_audit_log (project_id, token_id, action, config_id, workflow_id, changes)
+     SELECT $1, NULL, 'config.disabled', id, workflow_id,
+            CASE WHEN was_enabled THEN jsonb_build_array(jsonb_build_object('field', 'enabled', 'from', true, 'to', false)) ELSE '[]'::jsonb END
+            || jsonb_build_array(jsonb_build_object('field', 'disabledReason', 'from', previous_reason, 'to', $3::text))
+     FROM disabled`,
     [projectId, configId, reason],
   );
 }
@@ -163,7 +214,14 @@ export const ROTATION_GRACE_MS = 24 * 3600 * 1000;
  * Issues a new signing secret; the current ones keep signing until the grace
  * period ends, so receivers can switch without dropping an alert.
  */
-export async function rotateSecret(db: Db, keyring: Keyring, projectId: string, configId: string, graceMs = ROTATION_GRACE_MS): Promise<{ secret: string; previousExpiresAt: string }> {
+export async function rotateSecret(
+  db: Db,
+  keyring: Keyring,
+  projectId: string,
+  configId: string,
+  graceMs = ROTATION_GRACE_MS,
+  actor: Actor = SERVICE_ACTOR,
+): Promise<{ secret: string; previousExpiresAt: string }> {
   return db.transaction(async (tx) => {
     const rows = await selectRows(tx, 'project_id = $1 AND id = $2 FOR UPDATE', [projectId, configId]);
     if (rows.length === 0) throw notFound(`alert config ${configId}`);
@@ -176,6 +234,14 @@ export async function rotateSecret(db: Db, keyring: Keyring, projectId: string, 
       .map((s) => ({ secret: s.secret, expiresAt: s.expiresAt === null || Date.parse(s.expiresAt) > now + graceMs ? previousExpiresAt : s.expiresAt }));
     const sealed = sealParts(keyring, projectId, configId, { ...parts, secrets: [{ secret, expiresAt: null }, ...kept] });
     await tx.query('UPDATE alert_configs SET key_id = $3, sealed = $4, updated_at = now() WHERE project_id = $1 AND id = $2', [projectId, configId, sealed.keyId, sealed.ciphertext]);
+    await recordAudit(tx, {
+      projectId,
+      actor,
+      action: 'config.secret_rotated',
+      configId,
+      workflowId: rows[0].workflow_id,
+      changes: [secretChange(true), { field: 'previousSecretExpiresAt', to: previousExpiresAt }],
+    });
     return { secret, previousExpiresAt };
   });
 }

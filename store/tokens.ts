@@ -22,6 +22,12 @@ export async function createToken(db: Queryable, projectId: string, label = ''):
   return token;
 }
 
+/** The stored token a bearer token is (its id and project), or undefined. */
+export async function findToken(db: Queryable, token: string): Promise<{ id: string; projectId: string } | undefined> {
+  const rows = await db.query<{ id: string; project_id: string }>('SELECT id, project_id FROM api_tokens WHERE token_hash = $1', [hashToken(token)]);
+  return rows[0] && { id: rows[0].id, projectId: rows[0].project_id };
+}
+
 /** The project a bearer token belongs to, or undefined. */
 export async function projectForToken(db: Queryable, token: string): Promise<string | undefined> {
   const rows = await db.query<{ project_id: string }>('SELECT project_id FROM api_tokens WHERE token_hash = $1', [hashToken(token)]);

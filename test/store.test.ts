@@ -220,10 +220,10 @@ for (const kind of STORE_KINDS) {
       it('deletes a config; a second delete is not_found', async () => {
         const project = newProject();
         const { config } = await saveConfig(store.db, keyring, project, configInput());
-        await deleteConfig(store.db, project, config.id);
+        await deleteConfig(store.db, keyring, project, config.id);
         await rejectsNotFound(getConfig(store.db, keyring, project, config.id));
         assert.deepEqual(await listConfigs(store.db, keyring, project), []);
-        await rejectsNotFound(deleteConfig(store.db, project, config.id));
+        await rejectsNotFound(deleteConfig(store.db, keyring, project, config.id));
       });
 
       it('another project sees not_found for get and delete, and the config stays', async () => {
@@ -231,7 +231,7 @@ for (const kind of STORE_KINDS) {
         const stranger = newProject();
         const { config } = await saveConfig(store.db, keyring, owner, configInput());
         await rejectsNotFound(getConfig(store.db, keyring, stranger, config.id));
-        await rejectsNotFound(deleteConfig(store.db, stranger, config.id));
+        await rejectsNotFound(deleteConfig(store.db, keyring, stranger, config.id));
         assert.deepEqual(await getConfig(store.db, keyring, owner, config.id), config);
       });
 

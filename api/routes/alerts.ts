@@ -126,7 +126,7 @@ export function alertRoutes(deps: ApiDeps): Router<AuthState> {
   router.post('/api/alerts/config/by-id/:configId/rotate-secret', async (ctx) => {
     const body = ctx.request.length ? parse(rotateSecretRequestSchema.optional(), await readJson(ctx), 'body') : undefined;
     const graceMs = body?.graceSeconds === undefined ? undefined : body.graceSeconds * 1000;
-    const { secret, previousExpiresAt } = await rotateSecret(deps.db, deps.keyring, ctx.state.projectId, ctx.params.configId, graceMs);
+    const { secret, previousExpiresAt } = await rotateSecret(deps.db, deps.keyring, ctx.state.projectId, ctx.params.configId, graceMs, { tokenId: ctx.state.tokenId });
     ctx.body = { configId: ctx.params.configId, secret, previousSecretExpiresAt: previousExpiresAt };
   });
 

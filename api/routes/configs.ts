@@ -2,12 +2,13 @@ import Router from '@koa/router';
 import { savedTargetRefusal } from '../../activities/egress';
 import { invalid } from '../../lib/errors';
 import { saveConfigBodySchema } from '../../lib/schemas';
+import { listAudit } from '../../store/audit';
 import { deleteConfig, listConfigs, publicConfig, saveConfig } from '../../store/configs';
 import type { AuthState } from '../auth';
 import { readJson } from '../body';
 import { validationError } from '../errors';
 import type { ApiDeps } from '../deps';
-import { workflowIdPathSchema } from '../schemas';
+import { auditQuerySchema, workflowIdPathSchema } from '../schemas';
 
 export function configRoutes(deps: ApiDeps): Router<AuthState> {
   const router = new Router<AuthState>();
@@ -21,7 +22,7 @@ export function configRoutes(deps: ApiDeps): Router<AuthState> {
       const message = `refused by the egress policy: ${refusal}`;
       throw invalid(`config.webhook.url: ${message}`, { issues: [{ path: 'config.webhook.url', message }] });
     }
-    const result = await saveConfig(deps.db, deps.keyring, ctx.state.projectId, input, secret ?? input.secret);
+    const result = await saveConfig(deps.db, deps.keyring, ctx.state.projectId, input, secret ?? input.secret, { tokenId: ctx.state.tokenId });
     ctx.status = result.created ? 201 : 200;
     ctx.body = {
       config: publicConfig(result.config),
@@ -42,8 +43,14 @@ export function configRoutes(deps: ApiDeps): Router<AuthState> {
   });
 
   router.delete('/api/alerts/config/by-id/:configId', async (ctx) => {
-    await deleteConfig(deps.db, ctx.state.projectId, ctx.params.configId);
+    await deleteConfig(deps.db, deps.keyring, ctx.state.projectId, ctx.params.configId, { tokenId: ctx.state.tokenId });
     ctx.status = 204;
+  });
+
+  router.get('/api/alerts/audit', async (ctx) => {
+    const parsed = auditQuerySchema.safeParse(ctx.query);
+    if (!parsed.success) throw validationError(parsed.error, 'query');
+    ctx.body = await listAudit(deps.db, ctx.state.projectId, { ...parsed.data, before: parsed.data.cursor });
   });
 
   return router;

@@ -72,6 +72,10 @@ async function startOnce(dataDir: string): Promise<RunningService> {
       ALERTS_EGRESS_ALLOW: '127.0.0.1',
       ALERTS_ALLOW_PRIVATE_NETWORKS: '',
       NODE_ENV: 'test',
+      // the suite (the fuzz run above all) sends far more than a client would; test/rate-limit.test.ts checks the limit
+      ALERTS_RATE_LIMIT_PER_MINUTE: '1000000',
+      ALERTS_TLS_CERT_PATH: '',
+      ALERTS_TLS_KEY_PATH: '',
     },
   });
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { renderAlert } from '../../lib/render';
 import { checkTemplateString, renderJsonTemplate, renderString, TEMPLATE_LIMITS, TemplateError, templateStrings } from '../../lib/templates';
 
 const context = {
@@ -150,6 +151,45 @@ describe('lib/templates', () => {
       const started = Date.now();
       throwsTemplateError(() => renderString('{% for a in (1..5000) %}{% for b in (1..5000) %}{% endfor %}{% endfor %}', context), /render limit exceeded/);
       assert.ok(Date.now() - started < 5_000, 'it stops long before finishing 25 million iterations');
+    });
+  });
+
+  describe('one alert, many template strings', () => {
+    it(`stops a payload of many slow strings once the alert has rendered for ${TEMPLATE_LIMITS.alertRenderMs} ms in all`, () => {
+      // a loop that takes 8-25 ms on this machine: each string stays within its own 50 ms
+      let loop = '';
+      for (let n = 1_000; ; n *= 2) {
+        loop = `{% for a in (1..${n}) %}{% endfor %}`;
+        const started = performance.now();
+        renderString(loop, context);
+        if (performance.now() - started >= 8) break;
+      }
+      // 200 of them would take seconds without the alert's budget
+      const template = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`k${i}`, `x${loop}`]));
+      const started = Date.now();
+      throwsTemplateError(() => renderJsonTemplate(template, context), /rendering the alert took longer than 250 ms|render limit exceeded/);
+      assert.ok(Date.now() - started < 1_000, `stopped after ${Date.now() - started} ms`);
+    });
+
+    it(`stops a payload of many large strings once their output passes ${TEMPLATE_LIMITS.maxOutputBytes} bytes, before building the body`, () => {
+      // each string renders 64 KiB, within the memory limit of one render; 100 of them would be 6.4 MiB
+      const blob = '{% assign s = "0123456789abcdef" %}{% for i in (1..12) %}{% assign s = s | append: s %}{% endfor %}{{ s }}';
+      assert.equal(renderString(blob, context).length, 65_536);
+      const template = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, blob]));
+      throwsTemplateError(() => renderJsonTemplate(template, context), /rendered payload is larger than 262144 bytes \(all templates of the alert together\)/);
+      const values = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, '{{ data.blob }}']));
+      throwsTemplateError(() => renderJsonTemplate(values, { data: { blob: 'x'.repeat(4096) } }), /rendered payload is larger than 262144 bytes \(all templates/);
+    });
+
+    it('shares one budget between the URL, the headers and the payload of an alert (renderAlert)', () => {
+      const big = `{% assign s = "0123456789abcdef" %}{% for i in (1..13) %}{% assign s = s | append: s %}{% endfor %}{{ s }}`; // 128 KiB
+      const config = {
+        webhook: { url: 'https://hooks.example.com/x', headers: { 'X-A': big, 'X-B': big }, timeoutMs: 1000 },
+        payload: { template: { text: big } },
+      };
+      throwsTemplateError(() => renderAlert(config, context as never), /rendered payload is larger than 262144 bytes/);
+      const rendered = renderAlert({ ...config, webhook: { ...config.webhook, headers: { 'X-A': big } }, payload: { template: { text: big.replace('1..13', '1..12') } } }, context as never);
+      assert.equal(JSON.parse(rendered.body).text.length, 65_536, 'a header of 128 KiB and a payload of 64 KiB fit');
     });
   });
 

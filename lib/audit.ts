@@ -1,0 +1,77 @@
+import type { AlertConfig } from './schemas';
+import type { JsonValue } from './templates';
+
+/**
+ * What the audit log records of a config change: the non-secret fields that changed. The webhook
+ * URL can carry a credential in its path, query or user info, header values are often API keys,
+ * and secrets are secrets: the log shows the URL's scheme and host only, and the others as MASK.
+ */
+export const MASK = '***';
+
+export type AuditAction = 'config.created' | 'config.updated' | 'config.deleted' | 'config.secret_rotated' | 'config.disabled';
+
+/** One changed field: `from` is absent on a create, `to` on a delete. */
+export interface AuditChange {
+  field: string;
+  from?: JsonValue;
+  to?: JsonValue;
+}
+
+/** The parts of a config the audit log compares. */
+export type AuditedConfig = Pick<AlertConfig, 'workflowId' | 'name' | 'enabled' | 'disabledReason' | 'conditions' | 'webhook' | 'payload' | 'retry'>;
+
+/** `https://hooks.example.com/***`: where alerts go, without the path, query or user info that may hold a credential. */
+export function maskUrl(url: string): string {
+  const match = /^(https?):\/\/([^/?#]*)/i.exec(url);
+  if (!match) return MASK;
+  const host = match[2].slice(match[2].lastIndexOf('@') + 1);
+  return `${match[1].toLowerCase()}://${host}/${MASK}`;
+}
+
+/** The audited fields of a config, flattened to `field -> value`, secrets masked. */
+function auditedFields(config: AuditedConfig): Map<string, JsonValue> {
+  const fields = new Map<string, JsonValue>([
+    ['workflowId', config.workflowId],
+    ['name', config.name],
+    ['enabled', config.enabled],
+    ['disabledReason', config.disabledReason],
+    ['conditions', config.conditions as JsonValue],
+    ['webhook.url', maskUrl(config.webhook.url)],
+    ['webhook.timeoutMs', config.webhook.timeoutMs],
+    ['payload.template', config.payload.template as JsonValue],
+  ]);
+  for (const name of Object.keys(config.webhook.headers).sort()) fields.set(`webhook.headers.${name}`, MASK);
+  for (const [name, value] of Object.entries(config.retry)) fields.set(`retry.${name}`, value);
+  return fields;
+}
+
+/**
+ * The changes from `before` to `after` (undefined: the config did not exist, or no longer does).
+ * A URL or header value that changed is listed even when its masked form did not: the log says that
+ * it changed, not what it was.
+ */
+export function configChanges(before: AuditedConfig | undefined, after: AuditedConfig | undefined): AuditChange[] {
+  const from = before ? auditedFields(before) : new Map<string, JsonValue>();
+  const to = after ? auditedFields(after) : new Map<string, JsonValue>();
+  const changes: AuditChange[] = [];
+  for (const field of new Set([...from.keys(), ...to.keys()])) {
+    const a = from.get(field);
+    const b = to.get(field);
+    const changed = JSON.stringify(a) !== JSON.stringify(b) || (before && after && clearValueChanged(field, before, after));
+    if (!changed) continue;
+    changes.push({ field, ...(from.has(field) ? { from: a } : {}), ...(to.has(field) ? { to: b } : {}) });
+  }
+  return changes;
+}
+
+function clearValueChanged(field: string, before: AuditedConfig, after: AuditedConfig): boolean {
+  if (field === 'webhook.url') return before.webhook.url !== after.webhook.url;
+  if (field.startsWith('webhook.headers.')) {
+    const name = field.slice('webhook.headers.'.length);
+    return before.webhook.headers[name] !== after.webhook.headers[name];
+  }
+  return false;
+}
+
+/** The entry for a secret that was set or replaced: never the secret. */
+export const secretChange = (replaced: boolean): AuditChange => (replaced ? { field: 'secret', from: MASK, to: MASK } : { field: 'secret', to: MASK });
