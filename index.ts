@@ -2,8 +2,14 @@
  * The package's entry for MeshHook: send execution events through MeshHook's
  * own Temporal client instead of POST /api/events. Both ways run the same code.
  *
- *   import { publishExecutionEvent } from 'meshhook-alerts';
+ *   import { alertsDataConverter, parseKeyring, publishExecutionEvent } from 'meshhook-alerts';
+ *   const client = new Client({ connection, namespace,
+ *     dataConverter: alertsDataConverter(parseKeyring(process.env.ALERTS_ENCRYPTION_KEYS!)) });
  *   await publishExecutionEvent(client, event, { projectId: 'default' });
+ *
+ * The client must use the service's data converter, with the same keyring
+ * (ALERTS_ENCRYPTION_KEYS): the event then reaches Temporal encrypted, and the
+ * answer, encrypted by the worker, can be read.
  *
  * Workflow type `ProcessExecutionEvent`, task queue TEMPORAL_TASK_QUEUE
  * (default `meshhook-alerts`), input `{ projectId, event }`.
@@ -45,5 +51,7 @@ export async function publishExecutionEvent(client: Client, event: ExecutionEven
 }
 
 export { executionEventSchema, alertConfigInputSchema } from './lib/schemas';
+export { alertsDataConverter } from './lib/codec';
+export { parseKeyring } from './lib/crypto';
 export type { ExecutionEvent, AlertConfigInput, AlertConfig } from './lib/schemas';
 export type { AlertDeliveryInput, AlertDeliveryResult, ProcessExecutionEventInput, StartedDelivery } from './workflows/types';

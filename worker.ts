@@ -1,5 +1,6 @@
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
+import { alertsDataConverter } from './lib/codec';
 import { loadWorkflowBundle } from './runtime/workflow-bundle';
 
 /**
@@ -14,6 +15,8 @@ export async function createAlertsWorker(connection: NativeConnection, namespace
     taskQueue: deps.taskQueue,
     workflowBundle: await loadWorkflowBundle((line) => console.log(`[alerts] ${line}`)),
     activities: createActivities(deps),
+    // payloads and failure messages are encrypted before they reach Temporal (lib/codec.ts)
+    dataConverter: alertsDataConverter(deps.keyring),
     // let a POST in flight finish on SIGTERM rather than cancel it and send it again on another worker
     shutdownGraceTime: '15s',
     // after a worker dies, hand its workflows to another worker after 3 s instead of the default 10 s

@@ -10,10 +10,14 @@ import { errorMiddleware } from './errors';
 import { buildOpenApi } from './openapi';
 import { rateLimitPerToken } from './rate-limit';
 import { alertRoutes } from './routes/alerts';
+import { codecCors, codecRoutes } from './routes/codec';
 import { configRoutes } from './routes/configs';
 
-/** Every route the app serves: the open ones (health, metrics, the API description) and those behind an API token. */
-export function apiRouters(deps: ApiDeps): { open: Router; authenticated: Router<AuthState>[] } {
+/**
+ * Every route the app serves: the open ones (health, metrics, the API description), those behind an
+ * API token, and the codec endpoint of the Temporal Web UI (a token too, in a header or its path).
+ */
+export function apiRouters(deps: ApiDeps): { open: Router; authenticated: Router<AuthState>[]; codec: Router<AuthState> } {
   const openapi = buildOpenApi();
   const open = new Router();
   open.get('/healthz', (ctx) => {
@@ -31,13 +35,16 @@ export function apiRouters(deps: ApiDeps): { open: Router; authenticated: Router
   open.get('/openapi.json', (ctx) => {
     ctx.body = openapi;
   });
-  return { open, authenticated: [configRoutes(deps), alertRoutes(deps)] };
+  return { open, authenticated: [configRoutes(deps), alertRoutes(deps)], codec: codecRoutes(deps) };
 }
 
-export function createApp(deps: ApiDeps, options: { trustProxy?: boolean; /** per API token; 0: no limit */ rateLimitPerMinute?: number } = {}): Koa<AuthState> {
+export function createApp(
+  deps: ApiDeps,
+  options: { trustProxy?: boolean; /** per API token; 0: no limit */ rateLimitPerMinute?: number; /** Web UI origins that may call /codec */ codecCorsOrigins?: string[] } = {},
+): Koa<AuthState> {
   const app = new Koa<AuthState>();
   app.proxy = options.trustProxy ?? false;
-  const { open, authenticated } = apiRouters(deps);
+  const { open, authenticated, codec } = apiRouters(deps);
 
   app.use(async (ctx, next) => {
     const end = httpRequests.startTimer();
@@ -51,6 +58,9 @@ export function createApp(deps: ApiDeps, options: { trustProxy?: boolean; /** pe
   app.use(errorMiddleware);
   app.use(refuseNulInUrl);
   app.use(open.routes());
+  app.use(codecCors(options.codecCorsOrigins ?? []));
+  app.use(codec.routes());
+  app.use(codec.allowedMethods());
   const rateLimit = rateLimitPerToken(options.rateLimitPerMinute ?? DEFAULT_RATE_LIMIT_PER_MINUTE);
   app.use(async (ctx, next) => (ctx.path.startsWith('/api/') || ctx.path === '/api' ? requireToken(deps.db)(ctx, () => rateLimit(ctx, next)) : next()));
   for (const routes of authenticated) {

@@ -11,15 +11,20 @@ export interface AuthState {
 
 const BEARER = /^Bearer\s+(\S{1,512})$/i;
 
-/** Every /api route needs `Authorization: Bearer <token>`; the token decides the project. */
-export function requireToken(db: Queryable): Koa.Middleware<AuthState> {
+const bearerToken = (ctx: Koa.Context) => BEARER.exec(ctx.get('authorization'))?.[1];
+
+/**
+ * Every /api route needs `Authorization: Bearer <token>`; the token decides the project. `tokenOf`
+ * reads it elsewhere (the codec endpoint also takes it in its path, for the Temporal Web UI).
+ */
+export function requireToken(db: Queryable, tokenOf: (ctx: Koa.Context) => string | undefined = bearerToken): Koa.Middleware<AuthState> {
   return async (ctx, next) => {
-    const match = BEARER.exec(ctx.get('authorization'));
-    if (!match) {
+    const presented = tokenOf(ctx);
+    if (!presented) {
       ctx.set('WWW-Authenticate', 'Bearer');
       throw new AlertsError('unauthorized', 'missing or malformed Authorization header; send "Authorization: Bearer <token>"');
     }
-    const token = await findToken(db, match[1]);
+    const token = await findToken(db, presented);
     if (!token) {
       ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
       throw new AlertsError('unauthorized', 'unknown API token');

@@ -5,17 +5,17 @@ export const BODY_LIMIT_BYTES = 1024 * 1024;
 export const JSON_MAX_DEPTH = 32;
 
 /** Reads a JSON request body: size-limited, content-type checked, depth-limited. */
-export async function readJson(ctx: Koa.Context): Promise<unknown> {
+export async function readJson(ctx: Koa.Context, limitBytes = BODY_LIMIT_BYTES): Promise<unknown> {
   if (!ctx.is('application/json')) {
     throw new AlertsError('unsupported_media_type', 'request body must be JSON (content-type: application/json)');
   }
   const declared = Number(ctx.get('content-length'));
-  if (declared > BODY_LIMIT_BYTES) throw tooLarge();
+  if (declared > limitBytes) throw tooLarge(limitBytes);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > BODY_LIMIT_BYTES) throw tooLarge();
+    if (size > limitBytes) throw tooLarge(limitBytes);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8');
@@ -51,8 +51,8 @@ export async function refuseNulInUrl(ctx: Koa.Context, next: Koa.Next): Promise<
   await next();
 }
 
-function tooLarge() {
-  return new AlertsError('payload_too_large', `request body is larger than ${BODY_LIMIT_BYTES} bytes`);
+function tooLarge(limitBytes: number) {
+  return new AlertsError('payload_too_large', `request body is larger than ${limitBytes} bytes`);
 }
 
 function depthOf(value: unknown, depth = 0): number {

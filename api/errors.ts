@@ -6,6 +6,7 @@ import { AlertsError, type ErrorCode } from '../lib/errors';
 const STATUS: Record<ErrorCode, number> = {
   invalid_request: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
@@ -51,7 +52,8 @@ export async function errorMiddleware(ctx: Koa.Context, next: Koa.Next): Promise
     ctx.status = STATUS[known.code];
     ctx.body = { error: { code: known.code, message: known.message, ...(known.details === undefined ? {} : { details: known.details }) } };
     if (known.code === 'internal') {
-      console.error(`[api] ${ctx.method} ${ctx.path} failed:`, err);
+      // the codec endpoint's path may hold an API token
+      console.error(`[api] ${ctx.method} ${ctx.path.replace(/^\/codec\/[^/]+\/(?=(de|en)code$)/, '/codec/***/')} failed:`, err);
     }
     // a caller may try the same request again later; event ids make that safe
     if (known.code === 'unavailable' && !ctx.response.get('Retry-After')) ctx.set('Retry-After', '1');

@@ -1,10 +1,13 @@
 import { z } from 'zod';
 import { errorSchema, saveConfigBodySchema } from '../lib/schemas';
 import { BODY_LIMIT_BYTES } from './body';
+import { CODEC_BODY_LIMIT_BYTES } from './routes/codec';
 import {
   attemptLogPageSchema,
   auditPageSchema,
   auditQuerySchema,
+  codecPayloadsSchema,
+  codecTokenPathSchema,
   configIdPathSchema,
   configListSchema,
   deliveriesQuerySchema,
@@ -50,6 +53,31 @@ export function buildOpenApi(): object {
   };
   const queryErrors = { '400': error('invalid query; error.details.issues names each parameter') };
   const open = { security: [] };
+
+  /** Temporal's remote codec protocol, for the Web UI and the CLI (api/routes/codec.ts) */
+  const codecOperation = (direction: 'decode' | 'encode', tokenInPath: boolean) => ({
+    post: {
+      operationId: `codec${direction === 'decode' ? 'Decode' : 'Encode'}${tokenInPath ? 'WithPathToken' : ''}`,
+      summary:
+        direction === 'decode'
+          ? "Decrypt payloads of the token's project (every encrypted payload must be tagged with it)"
+          : "Encrypt payloads for the token's project",
+      ...(tokenInPath ? open : {}),
+      parameters: [
+        ...(tokenInPath ? parametersOf(codecTokenPathSchema, 'path') : []),
+        { name: 'X-Namespace', in: 'header', required: false, description: 'the Temporal namespace; only the service’s own is served', schema: { type: 'string' } },
+      ],
+      ...body(codecPayloadsSchema),
+      responses: {
+        '200': answer(`the payloads, ${direction}d, in the same order`, codecPayloadsSchema),
+        '400': error('invalid input, another namespace, or a payload that does not decrypt'),
+        '401': error('missing or unknown API token'),
+        '403': error("a payload of another project or of none, or a browser origin that is not allowed (ALERTS_CODEC_CORS_ORIGINS)"),
+        '413': error(`body larger than ${CODEC_BODY_LIMIT_BYTES} bytes`),
+        '415': error('body is not application/json'),
+      },
+    },
+  });
 
   const paths = {
     '/api/alerts/config': {
@@ -167,6 +195,10 @@ export function buildOpenApi(): object {
         responses: { '200': answer('one page of entries', auditPageSchema), ...queryErrors, ...authErrors },
       },
     },
+    '/codec/decode': codecOperation('decode', false),
+    '/codec/encode': codecOperation('encode', false),
+    '/codec/{token}/decode': codecOperation('decode', true),
+    '/codec/{token}/encode': codecOperation('encode', true),
     '/healthz': { get: { operationId: 'healthz', summary: 'Liveness', ...open, responses: { '200': answer('alive', healthSchema) } } },
     '/readyz': {
       get: {

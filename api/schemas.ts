@@ -271,6 +271,29 @@ export const readinessSchema = z
   })
   .meta({ id: 'Readiness' });
 
+// ---------------------------------------------------------------- the codec endpoint (Temporal's remote codec protocol)
+
+export const MAX_CODEC_PAYLOADS = 1000;
+const base64 = z.string().regex(/^[A-Za-z0-9+/_-]*={0,2}$/, 'must be base64');
+
+export const codecPayloadSchema = z
+  .strictObject({
+    metadata: z.record(z.string().max(256), base64).nullish().meta({ description: 'each value base64' }),
+    data: base64.nullish(),
+    externalPayloads: z.array(z.unknown()).max(0, 'externally stored payloads are not supported').nullish(),
+  })
+  .meta({ id: 'CodecPayload', description: 'A Temporal payload in proto3 JSON: metadata values and data are base64' });
+
+export const codecPayloadsSchema = z
+  .strictObject({
+    payloads: z.array(codecPayloadSchema).max(MAX_CODEC_PAYLOADS, `at most ${MAX_CODEC_PAYLOADS} payloads per request`),
+  })
+  .meta({ id: 'CodecPayloads' });
+
+export const codecTokenPathSchema = z.strictObject({
+  token: z.string().min(1).max(512).meta({ description: 'an API token, for clients that cannot send an Authorization header (the Temporal Web UI)' }),
+});
+
 // ---------------------------------------------------------------- the answers match the store's types
 
 /** `true` when every T is a valid output of the schema; anything else fails to compile below. */

@@ -1,4 +1,6 @@
 import type { Client } from '@temporalio/client';
+import type { ProtoFailure } from '@temporalio/common';
+import { decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
 import { temporal } from '@temporalio/proto';
 import type { z } from 'zod';
 import * as sa from '../lib/search-attributes';
@@ -35,6 +37,9 @@ export async function readTimeline(client: Client, deliveryId: string): Promise<
   } catch (err) {
     return [{ time: new Date().toISOString(), event: 'history unavailable', detail: (err as Error).message.split('\n')[0] }];
   }
+  // failure messages are encrypted in the history (lib/codec.ts): read them through the client's codec
+  const messageOf = async (failure: ProtoFailure | null | undefined) =>
+    failure ? (await decodeOptionalFailureToOptionalError(client.options.loadedDataConverter, failure).catch((err: Error) => err))?.message : undefined;
   const entries: TimelineEntry[] = [];
   for (const e of history.events ?? []) {
     const name = e.eventType != null ? NAMES[e.eventType] : undefined;
@@ -42,10 +47,11 @@ export async function readTimeline(client: Client, deliveryId: string): Promise<
     const entry: TimelineEntry = { time: toIso(e.eventTime), event: name };
     if (e.activityTaskStartedEventAttributes) {
       entry.attempt = e.activityTaskStartedEventAttributes.attempt ?? undefined;
-      const lastFailure = e.activityTaskStartedEventAttributes.lastFailure?.message;
+      const lastFailure = await messageOf(e.activityTaskStartedEventAttributes.lastFailure);
       if (lastFailure) entry.detail = `previous attempt: ${lastFailure}`;
     }
-    if (e.activityTaskFailedEventAttributes?.failure?.message) entry.detail = e.activityTaskFailedEventAttributes.failure.message;
+    const failed = await messageOf(e.activityTaskFailedEventAttributes?.failure);
+    if (failed) entry.detail = failed;
     if (e.timerStartedEventAttributes?.startToFireTimeout) entry.detail = `${Number(e.timerStartedEventAttributes.startToFireTimeout.seconds ?? 0)} s`;
     entries.push(entry);
   }

@@ -45,22 +45,34 @@ export function newKeySpec(id = `k${new Date().toISOString().slice(0, 10).replac
 
 /** `aad` binds the ciphertext to its owner (a config id), so sealed values cannot be swapped between rows. */
 export function seal(keyring: Keyring, plaintext: string, aad: string): Sealed {
+  const { keyId, data } = sealBytes(keyring, Buffer.from(plaintext, 'utf8'), aad);
+  return { keyId, ciphertext: data.toString('base64') };
+}
+
+export function open(keyring: Keyring, sealed: Sealed, aad: string): string {
+  return openBytes(keyring, sealed.keyId, Buffer.from(sealed.ciphertext, 'base64'), aad).toString('utf8');
+}
+
+/** The bytes form of seal (the Temporal payload codec uses it): `data` is iv | ciphertext | tag. */
+export function sealBytes(keyring: Keyring, plaintext: Uint8Array, aad: string): { keyId: string; data: Buffer } {
   const key = keyring.keys.get(keyring.primaryId)!;
   const iv = randomBytes(IV_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(Buffer.from(aad, 'utf8'));
-  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return { keyId: keyring.primaryId, ciphertext: Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64') };
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return { keyId: keyring.primaryId, data: Buffer.concat([iv, body, cipher.getAuthTag()]) };
 }
 
-export function open(keyring: Keyring, sealed: Sealed, aad: string): string {
-  const key = keyring.keys.get(sealed.keyId);
-  if (!key) throw new Error(`encryption key "${sealed.keyId}" is not in the keyring (ALERTS_ENCRYPTION_KEYS)`);
-  const raw = Buffer.from(sealed.ciphertext, 'base64');
+/** Throws when the key is not in the keyring, or when the data or the aad is not what was sealed. */
+export function openBytes(keyring: Keyring, keyId: string, data: Uint8Array, aad: string): Buffer {
+  const key = keyring.keys.get(keyId);
+  if (!key) throw new Error(`encryption key "${keyId}" is not in the keyring (ALERTS_ENCRYPTION_KEYS)`);
+  const raw = Buffer.isBuffer(data) ? data : Buffer.from(data);
+  if (raw.length < IV_BYTES + TAG_BYTES) throw new Error('the ciphertext is too short');
   const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, IV_BYTES));
   decipher.setAAD(Buffer.from(aad, 'utf8'));
   decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
-  return Buffer.concat([decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+  return Buffer.concat([decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)), decipher.final()]);
 }
 
 /** API tokens are long random strings, so a plain SHA-256 is a sound way to store them. */

@@ -59,6 +59,23 @@ const envSchema = z.object({
   /** the API serves HTTPS with this certificate chain and key (PEM files); both or neither */
   ALERTS_TLS_CERT_PATH: optionalText,
   ALERTS_TLS_KEY_PATH: optionalText,
+  /** origins (scheme://host[:port]) of Temporal Web UIs that may call the codec endpoint, comma-separated; the UI of TEMPORAL_UI_PUBLIC_URL and the embedded one are added */
+  ALERTS_CODEC_CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((spec, ctx) =>
+      spec
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map((origin) => {
+          const parsed = URL.canParse(origin) ? new URL(origin) : undefined;
+          if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.pathname !== '/' || parsed.search || parsed.hash || parsed.username) {
+            ctx.addIssue({ code: 'custom', message: `"${origin}" is not an origin such as https://temporal-ui.example.com:8080` });
+          }
+          return parsed?.origin ?? origin;
+        }),
+    ),
 });
 
 export type Env = z.infer<typeof envSchema> & { dataDir: string; embeddedTemporal: boolean; embeddedDatabase: boolean; egress: EgressPolicy };

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { createApp } from '../api/app';
@@ -66,6 +66,26 @@ async function prepareTokens(env: Env, db: Db): Promise<string | undefined> {
   return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : undefined;
 }
 
+/** The Web UI's origin as a browser sends it, under both names of the loopback address. */
+function webUiOrigins(uiUrl: string): string[] {
+  const url = new URL(uiUrl);
+  const origins = [url.origin];
+  const other = { '127.0.0.1': 'localhost', localhost: '127.0.0.1' }[url.hostname];
+  if (other) origins.push(`${url.protocol}//${other}${url.port ? `:${url.port}` : ''}`);
+  return origins;
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 let runtimeInstalled = false;
 /** The SDK logs at LOG_LEVEL (its INFO lines include the whole webpack report of the workflow bundle). */
 function installTemporalRuntime(env: Env): void {
@@ -96,6 +116,9 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
     await migrate(db, (line) => say(line));
     const apiToken = await prepareTokens(env, db);
 
+    // the embedded Web UI is told the codec endpoint's URL before the API listens: PORT=0 becomes a free port here
+    const apiPort = env.PORT === 0 && env.embeddedTemporal && roles.api ? await freePort(env.HOST) : env.PORT;
+    const apiBase = `${env.ALERTS_TLS_CERT_PATH ? 'https' : 'http'}://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${apiPort}`;
     let address = env.TEMPORAL_ADDRESS;
     let devServer: DevServer | undefined;
     if (env.embeddedTemporal) {
@@ -108,13 +131,14 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
         port: env.TEMPORAL_DEV_PORT,
         uiPort: env.TEMPORAL_UI_PORT,
         sqlitePragmas: env.TEMPORAL_DEV_SQLITE_PRAGMAS.split(',').map((p) => p.trim()).filter(Boolean),
+        codecEndpoint: roles.api ? `${apiBase}/codec` : undefined,
       });
       cleanups.push(() => devServer!.stop());
       address = devServer.address;
     }
     say(`connecting to Temporal at ${address}, namespace ${env.TEMPORAL_NAMESPACE}, task queue ${env.TEMPORAL_TASK_QUEUE}`);
     installTemporalRuntime(env);
-    const temporal = await connectTemporal(env, address!);
+    const temporal = await connectTemporal(env, address!, keyring);
     cleanups.push(() => temporal.connection.close());
 
     const uiUrl = env.TEMPORAL_UI_PUBLIC_URL ?? devServer?.uiUrl;
@@ -140,12 +164,13 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
       const app = createApp(apiDeps, {
         trustProxy: env.TRUST_PROXY,
         rateLimitPerMinute: env.ALERTS_RATE_LIMIT_PER_MINUTE,
+        codecCorsOrigins: [...env.ALERTS_CODEC_CORS_ORIGINS, ...[uiUrl, devServer?.uiUrl].flatMap((url) => (url ? webUiOrigins(url) : []))],
       });
       const tls = env.ALERTS_TLS_CERT_PATH && env.ALERTS_TLS_KEY_PATH ? { certPath: env.ALERTS_TLS_CERT_PATH, keyPath: env.ALERTS_TLS_KEY_PATH } : undefined;
       const server = createApiServer(app.callback(), tls);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(env.PORT, env.HOST, () => resolve());
+        server.listen(apiPort, env.HOST, () => resolve());
       });
       const { port } = server.address() as AddressInfo;
       apiUrl = `${tls ? 'https' : 'http'}://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${port}`;
@@ -176,6 +201,8 @@ export async function runService(options: { roles: Roles }): Promise<void> {
   console.log('');
   if (service.apiUrl) say(`API          ${service.apiUrl}   (OpenAPI: ${service.apiUrl}/openapi.json)`);
   if (service.temporalUiUrl) say(`Temporal UI  ${service.temporalUiUrl}`);
+  // payloads in Temporal are encrypted: the UI shows them once its codec server (a browser setting) carries a token
+  if (service.temporalUiUrl && service.apiUrl) say(`Codec        ${service.apiUrl}/codec/<API token>   (Temporal UI: Codec Server setting, to read payloads)`);
   if (service.apiToken) say(`API token    ${service.apiToken}   (project "default"; also in ${path.join(service.env.dataDir, 'api-token')})`);
   else if (service.env.embeddedDatabase && !service.env.ALERTS_API_TOKENS) say(`API token    ${path.join(service.env.dataDir, 'api-token')} is missing; create a token with: npm run token -- default`);
   say('ready; press Ctrl-C to stop');

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { alertsDataConverter } from '../lib/codec';
+import type { Keyring } from '../lib/crypto';
 import type { Env } from '../lib/env';
 
 /** TLS / mTLS / API-key options for the Temporal connection, from the environment. */
@@ -25,12 +27,12 @@ export interface TemporalHandles {
   taskQueue: string;
 }
 
-export async function connectTemporal(env: Env, address: string): Promise<TemporalHandles> {
+export async function connectTemporal(env: Env, address: string, keyring: Keyring): Promise<TemporalHandles> {
   const connection = await NativeConnection.connect({
     address,
     tls: temporalTls(env),
     apiKey: env.TEMPORAL_API_KEY,
   });
-  const client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
+  const client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE, dataConverter: alertsDataConverter(keyring) });
   return { connection, client, namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE };
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH } from '../lib/codec';
 
 const ROOT = path.resolve(__dirname, '..');
 const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
@@ -36,7 +37,8 @@ export async function loadWorkflowBundle(log: (line: string) => void = () => und
     return { code: fs.readFileSync(code, 'utf8'), sourceMap: fs.readFileSync(map, 'utf8') };
   }
   log('bundling the workflow code (once per change of workflows/ or lib/) ...');
-  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS, logger: quietLogger });
+  // failures raised inside workflows get their messages encrypted too (lib/codec.ts)
+  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS, failureConverterPath: FAILURE_CONVERTER_PATH, logger: quietLogger });
   try {
     fs.mkdirSync(CACHE_DIR, { recursive: true });
     // write then rename, so a concurrent reader never sees half a file

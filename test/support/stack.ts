@@ -45,7 +45,8 @@ async function startWithFreePorts(dataDir: string): Promise<RunningService> {
     try {
       return await startOnce(dataDir);
     } catch (err) {
-      if (attempt >= 3 || !/exited .* before it was ready/.test((err as Error).message)) throw err;
+      // the API's port, chosen before the dev server starts (its UI is told the codec endpoint), can be lost the same way
+      if (attempt >= 3 || !/exited .* before it was ready|EADDRINUSE/.test((err as Error).message)) throw err;
       console.warn(`[test stack] the dev server did not start (${(err as Error).message.split('\n').slice(-1)[0].trim()}); trying other ports`);
     }
   }
@@ -76,6 +77,8 @@ async function startOnce(dataDir: string): Promise<RunningService> {
       ALERTS_RATE_LIMIT_PER_MINUTE: '1000000',
       ALERTS_TLS_CERT_PATH: '',
       ALERTS_TLS_KEY_PATH: '',
+      // the embedded Web UI's origin is allowed by itself (test/codec.test.ts)
+      ALERTS_CODEC_CORS_ORIGINS: '',
     },
   });
 }
