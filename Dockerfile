@@ -40,18 +40,17 @@ RUN --mount=type=cache,target=/root/.npm \
 RUN node -e "require('@temporalio/core-bridge'); require('@swc/core'); require('esbuild'); console.log('native modules load')"
 
 # ---------------------------------------------------------------------------
-# The web UI (ui/, Svelte + Vite), built into ui/dist for Koa to serve.
-# Placeholder: a later change adds ui/ and the `build:ui` script, then enables
-# this stage and the matching COPY in the runtime stage. It installs all
-# dependencies (dev ones included: the bundler) but nothing of it reaches the
-# runtime image except ui/dist.
-#
-# FROM base AS ui
-# COPY package.json package-lock.json ./
-# RUN --mount=type=cache,target=/root/.npm \
-#     npm ci --ignore-scripts
-# COPY ui/ ui/
-# RUN npm run build:ui
+# The web UI (ui/, Svelte + Vite), built into ui/dist for Koa to serve. It
+# installs all dependencies (dev ones included: the bundler; --ignore-scripts
+# skips the `prepare` build, which needs ui/ first) but nothing of it reaches
+# the runtime image except ui/dist.
+FROM base AS ui
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --ignore-scripts
+COPY scripts/ scripts/
+COPY ui/ ui/
+RUN npm run build:ui
 
 # ---------------------------------------------------------------------------
 FROM base AS runtime
@@ -76,7 +75,7 @@ COPY --from=deps /app/node_modules ./node_modules
 # TypeScript sources (api/, activities/, workflows/, runtime/, store/, lib/,
 # *.ts), migrations/, package.json and tsconfig.json (tsx reads it).
 COPY . .
-# COPY --from=ui /app/ui/dist ./ui/dist
+COPY --from=ui /app/ui/dist ./ui/dist
 RUN mkdir -p /app/data && chown node:node /app/data
 # Prebuild the workflow bundle into .temporal/workflow-bundles/, so workers start without running webpack.
 RUN node --import tsx -e "require('./runtime/workflow-bundle').loadWorkflowBundle().then(() => console.log('workflow bundle built'))"

@@ -76,11 +76,12 @@ export function deliverActivities(deps: ActivityDeps) {
         await logAttempt(deps.db, req.ref, { attempt, outcome: 'failed', error: 'the alert config was deleted' });
         throw ApplicationFailure.create({ type: PERMANENT_FAILURE, message: 'the alert config was deleted', nonRetryable: true });
       });
+      const signature = signatureHeaders(secrets, req.ref.deliveryId, req.body);
       const headers = {
         ...req.headers,
         'content-type': 'application/json',
         'user-agent': USER_AGENT,
-        ...signatureHeaders(secrets, req.ref.deliveryId, req.body),
+        ...signature,
       };
       if (attempt > 1) await recordLostAttempts(deps.db, req.ref, attempt);
       const started = performance.now();
@@ -119,7 +120,7 @@ export function deliverActivities(deps: ActivityDeps) {
       const verdict = httpStatus === null ? 'retryable' : classifyStatus(httpStatus);
       const log = (outcome: 'delivered' | 'retrying' | 'failed', error: string | null) => {
         deliveryAttempts.inc({ outcome });
-        return logAttempt(deps.db, req.ref, { attempt, outcome, httpStatus, error, durationMs, responseSnippet: snippet });
+        return logAttempt(deps.db, req.ref, { attempt, outcome, httpStatus, error, durationMs, responseSnippet: snippet, signatureHeaders: signature });
       };
 
       if (verdict === 'delivered') {

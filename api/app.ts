@@ -12,6 +12,7 @@ import { rateLimitPerToken } from './rate-limit';
 import { alertRoutes } from './routes/alerts';
 import { codecCors, codecRoutes } from './routes/codec';
 import { configRoutes } from './routes/configs';
+import { serveUi } from './static-ui';
 
 /**
  * Every route the app serves: the open ones (health, metrics, the API description), those behind an
@@ -58,6 +59,8 @@ export function createApp(
   app.use(errorMiddleware);
   app.use(refuseNulInUrl);
   app.use(open.routes());
+  // the web UI (ui/dist) at /; never /api or /codec
+  app.use(serveUi());
   app.use(codecCors(options.codecCorsOrigins ?? []));
   app.use(codec.routes());
   app.use(codec.allowedMethods());

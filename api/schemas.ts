@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { alertConfigSchema, CONDITION_TYPES, executionEventSchema, jsonValueSchema, type AlertConditionName } from '../lib/schemas';
+import { alertConfigInputSchema, alertConfigSchema, CONDITION_TYPES, executionEventSchema, jsonValueSchema, type AlertConditionName } from '../lib/schemas';
 import type { AuditEntry } from '../store/audit';
 import type { AttemptLog, AttemptOutcome, DeliveryRecord, DeliveryStatus } from '../store/deliveries';
 import type { StartedDelivery } from '../workflows/types';
@@ -71,6 +71,27 @@ export const rotateSecretRequestSchema = z
       .meta({ description: 'how long the current secret keeps signing next to the new one (default: 24 h)' }),
   })
   .meta({ id: 'RotateSecretRequest' });
+
+/** A sample event for previews: the one the web UI shows unless the caller sends its own. */
+export const SAMPLE_EVENT = {
+  id: 'evt_sample',
+  type: 'run.failed',
+  occurredAt: '2026-11-29T10:00:00Z',
+  workflowId: 'wf_orders',
+  runId: 'run_789',
+  workflow: { name: 'Orders sync', version: 3 },
+  run: { startedAt: '2026-11-29T09:59:58Z', finishedAt: '2026-11-29T10:00:00Z' },
+  error: { message: 'HTTP 500 from CRM', step: 'createContact' },
+  data: { customerId: 'cus_42' },
+} as const;
+
+export const previewRequestSchema = z
+  .strictObject({
+    config: alertConfigInputSchema.meta({ description: 'the config as it would be saved (its secret is not used)' }),
+    event: executionEventSchema.optional().meta({ description: 'the event to render against; default: a sample run.failed event of config.workflowId' }),
+    condition: z.enum([...CONDITION_TYPES, 'test']).optional().meta({ description: "the condition the alert is for; default: the event's (failure for run.failed)" }),
+  })
+  .meta({ id: 'PreviewRequest' });
 
 export const auditQuerySchema = z
   .strictObject({
@@ -217,7 +238,25 @@ export const eventsAcceptedSchema = z
 
 export const testAlertResultSchema = attemptLogSchema
   .pick({ deliveryId: true, outcome: true, httpStatus: true, durationMs: true, attempt: true, error: true, responseSnippet: true })
+  .extend({
+    sentAt: isoTime.meta({ description: 'when the attempt was logged' }),
+    signatureHeaders: z
+      .record(z.string(), z.string())
+      .nullable()
+      .meta({ description: 'the Standard Webhooks headers the attempt sent (webhook-id, webhook-timestamp, webhook-signature); null when it sent nothing' }),
+  })
   .meta({ id: 'TestAlertResult', description: 'The outcome of the test delivery’s first attempt' });
+
+export const previewResultSchema = z
+  .object({
+    url: z.string().meta({ description: 'the rendered webhook URL' }),
+    headers: z.record(z.string(), z.string()).meta({ description: "the config's headers, rendered (the webhook-* headers are added at each attempt)" }),
+    body: z.string().meta({ description: 'the rendered JSON body, exactly as it would be sent' }),
+    condition: conditionNameSchema,
+    deliveryId: z.string().meta({ description: 'the delivery id the preview used (`webhook-id`)' }),
+    event: executionEventSchema,
+  })
+  .meta({ id: 'PreviewResult', description: 'An alert rendered by the same renderer as deliveries use; nothing is sent or stored' });
 
 export const redeliverySchema = z
   .object({

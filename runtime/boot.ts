@@ -200,6 +200,7 @@ export async function runService(options: { roles: Roles }): Promise<void> {
   }
   console.log('');
   if (service.apiUrl) say(`API          ${service.apiUrl}   (OpenAPI: ${service.apiUrl}/openapi.json)`);
+  if (service.apiUrl) say(`Web UI       ${service.apiUrl}/   (sign in with the API token below)`);
   if (service.temporalUiUrl) say(`Temporal UI  ${service.temporalUiUrl}`);
   // payloads in Temporal are encrypted: the UI shows them once its codec server (a browser setting) carries a token
   if (service.temporalUiUrl && service.apiUrl) say(`Codec        ${service.apiUrl}/codec/<API token>   (Temporal UI: Codec Server setting, to read payloads)`);

@@ -79,12 +79,16 @@ export async function finishDelivery(
 export async function logAttempt(
   db: Queryable,
   ref: DeliveryRef,
-  attempt: { attempt: number; outcome: AttemptOutcome; httpStatus?: number | null; error?: string | null; durationMs?: number | null; responseSnippet?: string | null },
+  attempt: {
+    attempt: number; outcome: AttemptOutcome; httpStatus?: number | null; error?: string | null; durationMs?: number | null; responseSnippet?: string | null;
+    /** the webhook-* headers this attempt sent */
+    signatureHeaders?: Record<string, string> | null;
+  },
 ): Promise<void> {
   await db.query(
     `WITH inserted AS (
-       INSERT INTO alert_logs (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome, http_status, error, duration_ms, response_snippet)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+       INSERT INTO alert_logs (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome, http_status, error, duration_ms, response_snippet, signature_headers)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
        ON CONFLICT (delivery_id, attempt) DO NOTHING RETURNING attempt
      )
      UPDATE alert_deliveries SET attempts = GREATEST(attempts, (SELECT attempt FROM inserted)), http_status = COALESCE($10, http_status), updated_at = now()
@@ -92,6 +96,7 @@ export async function logAttempt(
     [
       ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition,
       attempt.attempt, attempt.outcome, attempt.httpStatus ?? null, attempt.error ?? null, attempt.durationMs ?? null, attempt.responseSnippet ?? null,
+      attempt.signatureHeaders ? JSON.stringify(attempt.signatureHeaders) : null,
     ],
   );
 }
@@ -187,6 +192,16 @@ export async function listLogs(db: Queryable, projectId: string, f: LogFilter): 
   );
   const page = rows.slice(0, f.limit);
   return { logs: page.map(toLog), nextCursor: rows.length > f.limit ? page[page.length - 1].id : null };
+}
+
+/** The webhook-* headers one attempt sent, when it sent any. */
+export async function signatureHeadersOf(db: Queryable, projectId: string, deliveryId: string, attempt: number): Promise<Record<string, string> | null> {
+  const rows = await db.query<{ signature_headers: Record<string, string> | string | null }>(
+    `SELECT signature_headers FROM alert_logs WHERE project_id = $1 AND delivery_id = $2 AND attempt = $3`,
+    [projectId, deliveryId, attempt],
+  );
+  const value = rows[0]?.signature_headers ?? null;
+  return typeof value === 'string' ? (JSON.parse(value) as Record<string, string>) : value;
 }
 
 export async function attemptsOf(db: Queryable, projectId: string, deliveryId: string): Promise<AttemptLog[]> {

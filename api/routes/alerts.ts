@@ -2,15 +2,17 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import { processEvent, startDelivery } from '../../activities/events';
 import { redeliveryId, testDeliveryId } from '../../lib/delivery-ids';
-import { AlertsError, notFound } from '../../lib/errors';
-import { executionEventSchema } from '../../lib/schemas';
+import { AlertsError, invalid, notFound } from '../../lib/errors';
+import { renderAlert, buildTemplateContext } from '../../lib/render';
+import { executionEventSchema, type AlertConditionName } from '../../lib/schemas';
+import { TemplateError } from '../../lib/templates';
 import { getConfig, rotateSecret } from '../../store/configs';
-import { attemptsOf, deliveryEvent, findDelivery, listDeliveries, listLogs } from '../../store/deliveries';
+import { attemptsOf, deliveryEvent, findDelivery, listDeliveries, listLogs, signatureHeadersOf } from '../../store/deliveries';
 import type { AuthState } from '../auth';
 import { readJson } from '../body';
 import type { ApiDeps } from '../deps';
 import { validationError } from '../errors';
-import { deliveriesQuerySchema, eventBatchSchema, logsQuerySchema, rotateSecretRequestSchema, testAlertRequestSchema } from '../schemas';
+import { deliveriesQuerySchema, eventBatchSchema, logsQuerySchema, previewRequestSchema, rotateSecretRequestSchema, SAMPLE_EVENT, testAlertRequestSchema } from '../schemas';
 import { describeStartingDelivery, readTimeline } from '../timeline';
 
 // A body with an `events` key is a batch, anything else one event. Picking the schema first (not a
@@ -27,6 +29,15 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   if (!parsed.success) throw validationError(parsed.error, what);
   return parsed.data;
 }
+
+const PREVIEW_CONDITION: Partial<Record<string, AlertConditionName>> = {
+  'run.failed': 'failure',
+  'run.succeeded': 'success',
+  'run.paused': 'manual_intervention',
+  'run.canceled': 'canceled',
+  'run.started': 'delay',
+};
+const previewCondition = (type: string): AlertConditionName => PREVIEW_CONDITION[type] ?? 'test';
 
 export function alertRoutes(deps: ApiDeps): Router<AuthState> {
   const router = new Router<AuthState>();
@@ -68,12 +79,34 @@ export function alertRoutes(deps: ApiDeps): Router<AuthState> {
     while (Date.now() < deadline) {
       const [first] = await attemptsOf(deps.db, ctx.state.projectId, deliveryId);
       if (first) {
-        ctx.body = { deliveryId, outcome: first.outcome, httpStatus: first.httpStatus, durationMs: first.durationMs, attempt: first.attempt, error: first.error, responseSnippet: first.responseSnippet };
+        const signatureHeaders = await signatureHeadersOf(deps.db, ctx.state.projectId, deliveryId, first.attempt);
+        ctx.body = {
+          deliveryId, outcome: first.outcome, httpStatus: first.httpStatus, durationMs: first.durationMs, attempt: first.attempt, error: first.error, responseSnippet: first.responseSnippet,
+          sentAt: first.createdAt, signatureHeaders,
+        };
         return;
       }
       await new Promise((r) => setTimeout(r, FIRST_ATTEMPT_POLL_MS));
     }
     throw new AlertsError('unavailable', `the test delivery ${deliveryId} made no attempt in time; is a worker running?`, { deliveryId });
+  });
+
+  // Renders a config as a delivery would (lib/render.ts), against a sample event: the web UI's live preview.
+  router.post('/api/alerts/preview', async (ctx) => {
+    const { config, event: given, condition: asked } = parse(previewRequestSchema, await readJson(ctx), 'body');
+    const event = given ?? { ...SAMPLE_EVENT, workflowId: config.workflowId };
+    const condition: AlertConditionName = asked ?? previewCondition(event.type);
+    const configId = config.id ?? 'cfg_preview';
+    const deliveryId = `dlv-${configId}-${event.id}`;
+    try {
+      const rendered = renderAlert(config, buildTemplateContext(event, { id: configId, name: config.name }, condition, deliveryId));
+      ctx.body = { ...rendered, condition, deliveryId, event };
+    } catch (err) {
+      if (!(err instanceof TemplateError)) throw err;
+      // "payload.template: …" or "webhook.headers.X: …": name the field as a save would
+      const [, part = 'payload.template', message = err.message] = /^([\w.-]+): ([\s\S]*)$/.exec(err.message) ?? [];
+      throw invalid(`config.${part}: ${message}`, { issues: [{ path: `config.${part}`, message: `template failed to render: ${message}` }] });
+    }
   });
 
   router.get('/api/alerts/logs', async (ctx) => {

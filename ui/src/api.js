@@ -1,0 +1,78 @@
+// The API client of the web UI: the token lives in sessionStorage (this tab's session only).
+const KEY = 'meshhook-alerts-token';
+
+export const session = {
+  get token() {
+    return sessionStorage.getItem(KEY);
+  },
+  set(token) {
+    sessionStorage.setItem(KEY, token);
+  },
+  clear() {
+    sessionStorage.removeItem(KEY);
+  },
+};
+
+export class ApiError extends Error {
+  constructor(status, error) {
+    super(error?.message ?? `HTTP ${status}`);
+    this.status = status;
+    this.code = error?.code ?? 'error';
+    /** [{ path: 'config.webhook.url', message }] */
+    this.issues = error?.details?.issues ?? [];
+  }
+}
+
+export async function api(method, path, body, token = session.token) {
+  const headers = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let data;
+  try {
+    data = text ? JSON.parse(text) : undefined;
+  } catch {
+    data = undefined;
+  }
+  if (!res.ok) throw new ApiError(res.status, data?.error ?? { message: text.slice(0, 200) || `HTTP ${res.status}` });
+  return data;
+}
+
+export const enc = encodeURIComponent;
+
+export function when(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+}
+
+/** Issues whose path is the field or inside it. */
+export function issuesAt(issues, path) {
+  return (issues ?? []).filter((i) => i.path === path || i.path.startsWith(path + '.') || i.path.startsWith(path + '['));
+}
+
+export function ms(n) {
+  if (n == null) return '';
+  if (n < 1000) return `${Math.round(n)} ms`;
+  const s = n / 1000;
+  if (s < 60) return `${+s.toFixed(1)} s`;
+  const m = s / 60;
+  if (m < 60) return `${+m.toFixed(1)} min`;
+  const h = m / 60;
+  if (h < 48) return `${+h.toFixed(1)} h`;
+  return `${+(h / 24).toFixed(1)} days`;
+}
+
+/** The retry schedule the service follows (lib/retry.ts: the delay before each retry, less up to 20 % jitter). */
+export function retrySchedule(retry) {
+  const rows = [{ attempt: 1, delay: 0, at: 0 }];
+  let at = 0;
+  for (let n = 1; n < retry.maxAttempts; n++) {
+    const delay = Math.min(retry.initialIntervalMs * retry.backoffCoefficient ** (n - 1), retry.maxIntervalMs);
+    if (!(delay >= 0) || at + delay > retry.maxDurationMs) return { rows, cutByDuration: true };
+    at += delay;
+    rows.push({ attempt: n + 1, delay, at });
+  }
+  return { rows, cutByDuration: false };
+}
