@@ -90,6 +90,7 @@ export function deliverActivities(deps: ActivityDeps) {
       let snippet: string | null = null;
       let retryAfterMs: number | undefined;
       let networkError: string | undefined;
+      let refusal: string | undefined;
       try {
         const res = await request(req.url, {
           dispatcher,
@@ -106,14 +107,8 @@ export function deliverActivities(deps: ActivityDeps) {
         snippet = await readSnippet(res.body).catch(() => null);
       } catch (err) {
         const refused = egressRefusalOf(err);
-        if (refused) {
-          // the policy will not change between attempts: retrying cannot help
-          const error = `refused by the egress policy: ${refused.reason}`;
-          deliveryAttempts.inc({ outcome: 'failed' });
-          await logAttempt(deps.db, req.ref, { attempt, outcome: 'failed', error, durationMs: Math.round(performance.now() - started) });
-          throw ApplicationFailure.create({ type: PERMANENT_FAILURE, message: error, nonRetryable: true });
-        }
-        networkError = describeNetworkError(err, req.timeoutMs);
+        if (refused) refusal = `refused by the egress policy: ${refused.reason}`;
+        else networkError = describeNetworkError(err, req.timeoutMs);
       }
       const durationMs = Math.round(performance.now() - started);
       attemptDuration.observe(durationMs / 1000);
@@ -123,6 +118,11 @@ export function deliverActivities(deps: ActivityDeps) {
         return logAttempt(deps.db, req.ref, { attempt, outcome, httpStatus, error, durationMs, responseSnippet: snippet, signatureHeaders: signature });
       };
 
+      if (refusal) {
+        // the policy will not change between attempts: retrying cannot help
+        await log('failed', refusal);
+        throw ApplicationFailure.create({ type: PERMANENT_FAILURE, message: refusal, nonRetryable: true });
+      }
       if (verdict === 'delivered') {
         await log('delivered', null);
         return { httpStatus: httpStatus!, durationMs, attempt };
