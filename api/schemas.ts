@@ -255,6 +255,10 @@ export const previewResultSchema = z
     condition: conditionNameSchema,
     deliveryId: z.string().meta({ description: 'the delivery id the preview used (`webhook-id`)' }),
     event: executionEventSchema,
+    egressRefusal: z
+      .string()
+      .nullable()
+      .meta({ description: 'why the egress policy refuses the webhook URL (`refused by the egress policy: …`, as a save would answer), or null; decided as at save: an IP literal, or a name that resolves now' }),
   })
   .meta({ id: 'PreviewResult', description: 'An alert rendered by the same renderer as deliveries use; nothing is sent or stored' });
 

@@ -76,6 +76,22 @@ describe('web UI files and the preview endpoint', function () {
     assert.deepEqual(res.body.headers, { 'X-Run': 'run_789' });
     assert.deepEqual(JSON.parse(res.body.body), { text: 'Orders sync failure: HTTP 500 from CRM', ms: 2000 });
     assert.equal(res.body.condition, 'failure');
+    assert.equal(res.body.egressRefusal, null);
+
+    // a target the egress policy refuses: said while the URL is typed, as a save would say it (nothing is sent)
+    for (const [url, reason] of [
+      ['http://10.255.255.1/hook/{{ run.id }}', /^refused by the egress policy: 10\.255\.255\.1 is a private address \(10\.0\.0\.0\/8\)$/],
+      ['http://localhost:9/hook', /^refused by the egress policy: localhost resolves to .*, which is a loopback address/],
+    ] as const) {
+      const refused = await stack.api('POST', '/api/alerts/preview', { config: { ...config, webhook: { url } } });
+      assert.equal(refused.status, 200, JSON.stringify(refused.body));
+      assert.match(refused.body.egressRefusal, reason);
+      const saved = await stack.api('POST', '/api/alerts/config', { config: { ...config, webhook: { url } } });
+      assert.equal(saved.status, 400);
+      assert.equal(saved.body.error.details.issues[0].message, refused.body.egressRefusal);
+    }
+    const allowed = await stack.api('POST', '/api/alerts/preview', { config: { ...config, webhook: { url: 'http://127.0.0.1:9/hook' } } });
+    assert.equal(allowed.body.egressRefusal, null, 'the test stack allows 127.0.0.1');
 
     // the default payload, against a given event and condition
     const event = { id: 'evt_p', type: 'run.succeeded', workflowId: 'wf_orders', runId: 'run_1' };

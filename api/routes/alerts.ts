@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import { z } from 'zod';
+import { savedTargetRefusal } from '../../activities/egress';
 import { processEvent, startDelivery } from '../../activities/events';
 import { redeliveryId, testDeliveryId } from '../../lib/delivery-ids';
 import { AlertsError, invalid, notFound } from '../../lib/errors';
@@ -100,7 +101,9 @@ export function alertRoutes(deps: ApiDeps): Router<AuthState> {
     const deliveryId = `dlv-${configId}-${event.id}`;
     try {
       const rendered = renderAlert(config, buildTemplateContext(event, { id: configId, name: config.name }, condition, deliveryId));
-      ctx.body = { ...rendered, condition, deliveryId, event };
+      // the UI warns while the URL is typed, before a save would refuse it
+      const refusal = await savedTargetRefusal(deps.egress, config.webhook.url);
+      ctx.body = { ...rendered, condition, deliveryId, event, egressRefusal: refusal && `refused by the egress policy: ${refusal}` };
     } catch (err) {
       if (!(err instanceof TemplateError)) throw err;
       // "payload.template: …" or "webhook.headers.X: …": name the field as a save would
