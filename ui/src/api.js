@@ -76,3 +76,26 @@ export function retrySchedule(retry) {
   }
   return { rows, cutByDuration: false };
 }
+
+const EGRESS_PREFIX = 'refused by the egress policy: ';
+
+/**
+ * The reason of an egress-policy refusal (lib/egress.ts), from an attempt's error or a save's field
+ * message ("refused by the egress policy: 127.0.0.1 is a loopback address (127.0.0.0/8)"), or null.
+ */
+export function egressRefusal(message) {
+  if (typeof message !== 'string') return null;
+  const at = message.indexOf(EGRESS_PREFIX);
+  return at === -1 ? null : message.slice(at + EGRESS_PREFIX.length);
+}
+
+/** The host of a webhook URL (template), as ALERTS_EGRESS_ALLOW would name it, or null. */
+export function webhookHost(url) {
+  try {
+    // the host is literal text; a template in the path or query does not matter here
+    const host = new URL(String(url).replace(/\{\{[\s\S]*?\}\}|\{%[\s\S]*?%\}/g, 'x')).hostname;
+    return host.replace(/^\[(.*)\]$/, '$1') || null;
+  } catch {
+    return null;
+  }
+}
