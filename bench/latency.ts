@@ -19,6 +19,10 @@
  *   BENCH_WARMUP_SECONDS  warm-up seconds at the same rate, not counted (default 2)
  *   BENCH_GRACE_SECONDS   how long after the last send a webhook may still arrive (default 10)
  *   BENCH_OUT       results file (default bench/results/latency-<timestamp>.json)
+ *   BENCH_BASELINE  0 turns off the baseline: after the service measurement, the first webhook the service
+ *                   delivered (same body bytes and headers, freshly signed) is POSTed straight to the receiver
+ *                   from this process, no Temporal, at the same rate for the same number of events; its
+ *                   send->received p50/p95/p99/max and the ratio service/baseline (p50, p99) go to `baseline`
  *   BENCH_PROFILE   0 turns off the profile (timed wrappers on the service's db and Temporal client,
  *                   server probes, a median timeline from sampled workflow histories)
  *   BENCH_KEEP_DATA 1 keeps the temp DATA_DIR (with the dev server's temporal.log)
@@ -31,7 +35,6 @@
  *
  * Traffic goes only to 127.0.0.1 (the receiver, the API and, embedded, the dev server).
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -39,14 +42,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { temporal } from '@temporalio/proto';
-import { startService, type RunningService } from '../runtime/boot';
-import { parseTokenSeeds } from '../lib/env';
+import type { RunningService } from '../runtime/boot';
+import { Agent, request } from 'undici';
+import { signatureHeaders } from '../lib/signing';
+import { childrenCpuSeconds, createFailureConfig, failedRunEvent, gitState, sleep, startTarget, type Target } from './lib/stack';
+import { dist, fmt, percentile, type Dist } from './lib/stats';
 
 const RATE = positive('BENCH_RATE', 50);
 const SECONDS = positive('BENCH_SECONDS', 30);
 const WARMUP_SECONDS = nonNegative('BENCH_WARMUP_SECONDS', 2);
 const GRACE_SECONDS = positive('BENCH_GRACE_SECONDS', 10);
 const PROFILE = process.env.BENCH_PROFILE !== '0';
+const BASELINE = process.env.BENCH_BASELINE !== '0';
 const TMPDIR = process.env.BENCH_TMPDIR || os.tmpdir();
 const HISTORY_SAMPLES = 25;
 const AFTER_SECONDS = 60;
@@ -68,21 +75,6 @@ function nonNegative(name: string, fallback: number): number {
 }
 
 const log = (line: string) => console.log(`[bench] ${line}`);
-
-/** The code measured: commit, and whether files outside bench/ differed from it. */
-function gitState(): { commit: string | null; uncommittedChanges: string[] } {
-  try {
-    const cwd = path.join(__dirname, '..');
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd, encoding: 'utf8' }).trim();
-    const changed = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, encoding: 'utf8' })
-      .split('\n')
-      .map((l) => l.slice(3).trim())
-      .filter((f) => f && !f.startsWith('bench/'));
-    return { commit, uncommittedChanges: changed };
-  } catch {
-    return { commit: null, uncommittedChanges: [] };
-  }
-}
 
 // ---------------------------------------------------------------- measurements
 
@@ -107,33 +99,82 @@ const byDeliveryId = new Map<string, Sample>();
 /** webhooks that arrived before their 202 told us the delivery id (joined by event id instead) or that match nothing */
 let unmatchedWebhooks = 0;
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  // nearest rank
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
-}
+// ---------------------------------------------------------------- baseline: the same webhook POSTed straight from this process, no Temporal
 
-interface Dist {
-  count: number;
-  min: number;
-  mean: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
+const BASELINE_ID_PREFIX = 'bench_baseline_';
+/** a test secret; the receiver does not verify, the point is the signing work and the header bytes */
+const BASELINE_SECRET = `whsec_${Buffer.from('meshhook-alerts-bench-baseline-secret').toString('base64')}`;
+interface BaselineSample {
+  t0: number;
+  status?: number;
+  error?: string;
+  received?: number;
+  receipts: number;
 }
-function dist(values: number[]): Dist {
-  const s = [...values].sort((a, b) => a - b);
-  const r = (n: number) => Math.round(n * 10) / 10;
+const baselineById = new Map<string, BaselineSample>();
+let unmatchedBaselineWebhooks = 0;
+/** the first webhook the service delivered: its body bytes and headers are what the baseline sends */
+let webhookTemplate: { body: string; headers: http.IncomingHttpHeaders } | undefined;
+/** headers of a delivered webhook the baseline sends again as they were (the signature ones are made fresh per request) */
+const HOP_BY_HOP = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'webhook-id', 'webhook-timestamp', 'webhook-signature']);
+
+/**
+ * POSTs the captured webhook `count` times at `rate`/s, open loop, to the receiver with an undici keep-alive
+ * Agent (as the worker does), each signed with the Standard Webhooks scheme (lib/signing.ts) under its own id.
+ */
+async function runBaseline(receiverUrl: string, count: number, rate: number, graceSeconds: number) {
+  const template = webhookTemplate!;
+  const fixedHeaders: Record<string, string> = {};
+  for (const [name, value] of Object.entries(template.headers)) {
+    if (!HOP_BY_HOP.has(name) && typeof value === 'string') fixedHeaders[name] = value;
+  }
+  const dispatcher = new Agent({ keepAliveTimeout: 60_000 });
+  const inflight = new Set<Promise<void>>();
+  const interval = 1000 / rate;
+  const startedAt = performance.now();
+  let maxLagMs = 0;
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < count; i++) {
+    const due = startedAt + i * interval;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    maxLagMs = Math.max(maxLagMs, performance.now() - due);
+    const id = `${BASELINE_ID_PREFIX}${i}`;
+    const sample: BaselineSample = { t0: performance.now(), receipts: 0 };
+    baselineById.set(id, sample);
+    const headers = { ...fixedHeaders, ...signatureHeaders([BASELINE_SECRET], id, template.body) };
+    const p = request(`${receiverUrl}/hook`, { dispatcher, method: 'POST', headers, body: template.body })
+      .then(async (res) => {
+        sample.status = res.statusCode;
+        await res.body.dump();
+      })
+      .catch((err: Error) => {
+        sample.error = err.message;
+      })
+      .finally(() => inflight.delete(p));
+    inflight.add(p);
+  }
+  const endedAt = performance.now();
+  const deadline = endedAt + graceSeconds * 1000;
+  while (performance.now() < deadline && (inflight.size > 0 || [...baselineById.values()].some((b) => b.received === undefined && !b.error))) await sleep(20);
+  const cpu = process.cpuUsage(cpu0);
+  await dispatcher.close();
+  const all = [...baselineById.values()];
+  const received = all.filter((b) => b.received !== undefined && b.received <= deadline);
+  const lastReceived = Math.max(...received.map((b) => b.received!));
   return {
-    count: s.length,
-    min: r(s[0] ?? NaN),
-    mean: r(s.reduce((a, b) => a + b, 0) / (s.length || 1)),
-    p50: r(percentile(s, 50)),
-    p95: r(percentile(s, 95)),
-    p99: r(percentile(s, 99)),
-    max: r(s[s.length - 1] ?? NaN),
+    sent: all.length,
+    delivered: received.length,
+    lost: all.length - received.length,
+    duplicates: all.reduce((n, b) => n + Math.max(0, b.receipts - 1), 0),
+    requestErrors: all.filter((b) => b.error).length,
+    unmatchedWebhooks: unmatchedBaselineWebhooks,
+    achievedRatePerSecond: Math.round((all.length / ((endedAt - startedAt) / 1000)) * 100) / 100,
+    deliveredRatePerSecond: Math.round((received.length / ((lastReceived - startedAt) / 1000)) * 100) / 100,
+    maxSendLagMs: Math.round(maxLagMs * 10) / 10,
+    bodyBytes: Buffer.byteLength(template.body),
+    processCpuSeconds: Math.round((cpu.user + cpu.system) / 1e4) / 100,
+    sendToReceived: dist(received.map((b) => b.received! - b.t0)),
   };
 }
 
@@ -149,6 +190,16 @@ function startReceiver(): Promise<{ url: string; close(): Promise<void> }> {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('ok');
       const webhookId = String(req.headers['webhook-id'] ?? '');
+      if (webhookId.startsWith(BASELINE_ID_PREFIX)) {
+        const b = baselineById.get(webhookId);
+        if (!b) unmatchedBaselineWebhooks++;
+        else {
+          b.receipts++;
+          if (b.received === undefined) b.received = at;
+        }
+        return;
+      }
+      if (!webhookTemplate) webhookTemplate = { body: Buffer.concat(chunks).toString('utf8'), headers: { ...req.headers } };
       let sample = byDeliveryId.get(webhookId);
       if (!sample) {
         try {
@@ -187,43 +238,6 @@ function startReceiver(): Promise<{ url: string; close(): Promise<void> }> {
 }
 
 // ---------------------------------------------------------------- process stats
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const CLK_TCK = 100; // Linux USER_HZ
-
-/** CPU seconds (user + system) of this process's direct children (the embedded Temporal dev server); Linux only, else undefined. */
-function childrenCpuSeconds(): number | undefined {
-  if (process.platform !== 'linux') return undefined;
-  let total = 0;
-  try {
-    for (const entry of fs.readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      let stat: string;
-      try {
-        stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      } catch {
-        continue;
-      }
-      // fields after the ")" of the command name: state ppid ... utime(14) stime(15)
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) !== process.pid) continue;
-      total += (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-    }
-  } catch {
-    return undefined;
-  }
-  return total;
-}
 
 let peakRssBytes = 0;
 function sampleRss(): void {
@@ -341,88 +355,10 @@ async function historyTimeline(service: RunningService, picked: Sample[]): Promi
 
 // ---------------------------------------------------------------- the run
 
-interface Target {
-  service: RunningService;
-  apiUrl: string;
-  token: string;
-  mode: 'embedded' | 'external';
-  cleanup(): void;
-}
-
-async function startTarget(): Promise<Target> {
-  const external = Boolean(process.env.TEMPORAL_ADDRESS);
-  if (external) {
-    if (!process.env.DATABASE_URL || !process.env.ALERTS_ENCRYPTION_KEYS || !process.env.ALERTS_API_TOKENS) {
-      throw new Error('with TEMPORAL_ADDRESS, also set DATABASE_URL, ALERTS_ENCRYPTION_KEYS and ALERTS_API_TOKENS (the first token is used)');
-    }
-    const dataDir = fs.mkdtempSync(path.join(TMPDIR, 'meshhook-alerts-bench-'));
-    const service = await startService({
-      roles: { api: true, worker: true },
-      env: { ...process.env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.LOG_LEVEL ?? 'error', ALERTS_EGRESS_ALLOW: '127.0.0.1', ALERTS_RATE_LIMIT_PER_MINUTE: process.env.ALERTS_RATE_LIMIT_PER_MINUTE ?? '0' },
-    });
-    const token = parseTokenSeeds(process.env.ALERTS_API_TOKENS)[0].token;
-    return { service, apiUrl: service.apiUrl!, token, mode: 'external', cleanup: () => fs.rmSync(dataDir, { recursive: true, force: true }) };
-  }
-  const dataDir = fs.mkdtempSync(path.join(TMPDIR, 'meshhook-alerts-bench-'));
-  const [devPort, uiPort] = [await freePort(), await freePort()];
-  const service = await startService({
-    roles: { api: true, worker: true },
-    env: {
-      ...process.env,
-      DATA_DIR: dataDir,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      TEMPORAL_DEV_PORT: String(devPort),
-      TEMPORAL_UI_PORT: String(uiPort),
-      TEMPORAL_ADDRESS: '',
-      DATABASE_URL: '',
-      ALERTS_API_TOKENS: '',
-      ALERTS_ENCRYPTION_KEYS: '',
-      ALERTS_EGRESS_ALLOW: '127.0.0.1', // the receiver
-      ALERTS_ALLOW_PRIVATE_NETWORKS: '',
-      TEMPORAL_TASK_QUEUE: 'meshhook-alerts-bench',
-      LOG_LEVEL: 'error',
-      // the bench sends far more than one token's limit on purpose
-      ALERTS_RATE_LIMIT_PER_MINUTE: process.env.ALERTS_RATE_LIMIT_PER_MINUTE ?? '0',
-    },
-  });
-  const cleanup = () => {
-    if (process.env.BENCH_KEEP_DATA === '1') log(`kept the data directory ${dataDir} (temporal.log is there)`);
-    else fs.rmSync(dataDir, { recursive: true, force: true });
-  };
-  return { service, apiUrl: service.apiUrl!, token: service.apiToken!, mode: 'embedded', cleanup };
-}
-
-async function api(target: Target, method: string, urlPath: string, body: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${target.apiUrl}${urlPath}`, {
-    method,
-    headers: { authorization: `Bearer ${target.token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    /* keep the text */
-  }
-  return { status: res.status, body: parsed };
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /** Sends one event; never awaited by the scheduler (open loop). */
 function sendEvent(target: Target, runTag: string, index: number, warmup: boolean, workflowId: string, inflight: Set<Promise<void>>): void {
   const eventId = `evt_bench_${runTag}_${warmup ? 'w' : 'm'}${index}`;
-  const event = {
-    id: eventId,
-    type: 'run.failed',
-    workflowId,
-    runId: `run_${runTag}_${warmup ? 'w' : 'm'}${index}`,
-    workflow: { name: 'Bench workflow', version: 1 },
-    error: { message: 'HTTP 500 from CRM', step: 'createContact' },
-  };
-  const payload = JSON.stringify(event);
+  const payload = failedRunEvent(eventId, `run_${runTag}_${warmup ? 'w' : 'm'}${index}`, workflowId);
   const sample: Sample = { eventId, warmup, t0: 0, receipts: 0 };
   samples.push(sample);
   byEventId.set(eventId, sample);
@@ -478,17 +414,13 @@ async function sendAtRate(
   return { startedAt, endedAt: performance.now(), maxLagMs };
 }
 
-function fmt(n: number): string {
-  return Number.isFinite(n) ? n.toFixed(1) : '-';
-}
-
 async function main(): Promise<void> {
   const gitAtStart = gitState();
   const receiver = await startReceiver();
   log(`receiver on ${receiver.url}`);
   const bootStarted = performance.now();
   log('starting the service (embedded default unless TEMPORAL_ADDRESS is set) ...');
-  const target = await startTarget();
+  const target = await startTarget({ tmpdir: TMPDIR, taskQueue: 'meshhook-alerts-bench', keepData: process.env.BENCH_KEEP_DATA === '1', log });
   log(`service up in ${((performance.now() - bootStarted) / 1000).toFixed(1)} s: API ${target.apiUrl}, Temporal ${target.service.temporalAddress}`);
   const sampler = setInterval(sampleRss, 250);
   if (PROFILE) instrument(target.service);
@@ -497,18 +429,8 @@ async function main(): Promise<void> {
   try {
     const runTag = Date.now().toString(36);
     const workflowId = `wf_bench_${runTag}`;
-    const created = await api(target, 'POST', '/api/alerts/config', {
-      config: {
-        workflowId,
-        name: 'Bench failures',
-        enabled: true,
-        conditions: [{ type: 'failure' }],
-        webhook: { url: `${receiver.url}/hook`, timeoutMs: 10_000 },
-        payload: { template: null },
-      },
-    });
-    if (created.status !== 201) throw new Error(`creating the config failed: ${created.status} ${JSON.stringify(created.body)}`);
-    log(`config ${created.body.config?.id ?? created.body.id} created for ${workflowId}`);
+    const configId = await createFailureConfig(target, workflowId, receiver.url, 'Bench failures');
+    log(`config ${configId} created for ${workflowId}`);
 
     // idle baseline: what the stack burns doing nothing (pollers, timers), to read the CPU figures against
     const idleCpu0 = process.cpuUsage();
@@ -644,6 +566,7 @@ async function main(): Promise<void> {
       errors: [...new Set([...rejected, ...failedRequests].map((s) => s.error ?? `HTTP ${s.status}`))].slice(0, 5),
       profile: undefined as unknown,
       afterGrace: undefined as undefined | Record<string, unknown> & { secondsAfterLastSend: number; answered202: number; answeredError: number; stillOpen: number; deliveredSoFar: number; duplicatesSoFar: number },
+      baseline: undefined as undefined | null | (Awaited<ReturnType<typeof runBaseline>> & { note: string; ratio: { p50: number | null; p99: number | null } }),
     };
     if (PROFILE) {
       const r = (n: number) => Math.round(n * 10) / 10;
@@ -718,6 +641,28 @@ async function main(): Promise<void> {
       deliveredSoFar: m.filter((s) => s.received !== undefined).length,
       duplicatesSoFar: m.reduce((n, s) => n + Math.max(0, s.receipts - 1), 0),
     };
+    if (BASELINE && webhookTemplate) {
+      log(`baseline: the same webhook (${Buffer.byteLength(webhookTemplate.body)} body bytes, Standard Webhooks signed) POSTed straight to the receiver, no Temporal: ${count} at ${RATE}/s, open loop ...`);
+      const b = await runBaseline(receiver.url, count, RATE, GRACE_SECONDS);
+      const ratio = (service: number, base: number) => (Number.isFinite(service) && Number.isFinite(base) && base > 0 ? Math.round((service / base) * 10) / 10 : null);
+      results.baseline = {
+        note: 'the first webhook the service delivered in this run (same body bytes, same headers; signature headers made fresh per request with a test secret) POSTed from this process to the same receiver with an undici keep-alive Agent, open loop at the same rate for the same number of events, after the service measurement (the service idle meanwhile); ratio = service send->webhook / baseline send->received',
+        ...b,
+        ratio: { p50: ratio(sendToReceived.p50, b.sendToReceived.p50), p99: ratio(sendToReceived.p99, b.sendToReceived.p99) },
+      };
+      const bl = results.baseline;
+      console.log('');
+      console.log(`baseline, no Temporal: the same webhook POSTed straight to the receiver, ${RATE}/s for ${count} events (open loop)`);
+      console.log(`${'latency (ms)'.padEnd(34)} ${'n'.padStart(6)} ${'p50'.padStart(9)} ${'p95'.padStart(9)} ${'p99'.padStart(9)} ${'max'.padStart(9)}`);
+      console.log(row('baseline send -> received', bl.sendToReceived));
+      console.log(row('service send -> webhook received', sendToReceived));
+      console.log(`ratio service/baseline: p50 ${bl.ratio.p50 ?? '-'}x, p99 ${bl.ratio.p99 ?? '-'}x`);
+      console.log(`baseline sent ${bl.sent}, delivered ${bl.delivered}, lost ${bl.lost}, duplicates ${bl.duplicates}, request errors ${bl.requestErrors}; achieved rate ${bl.achievedRatePerSecond}/s (max send lag ${bl.maxSendLagMs} ms), delivered rate ${bl.deliveredRatePerSecond}/s; CPU of this process ${bl.processCpuSeconds}s`);
+      console.log('');
+    } else if (BASELINE) {
+      log('baseline skipped: no webhook arrived to copy');
+      results.baseline = null;
+    }
     const out = process.env.BENCH_OUT ?? path.join(__dirname, 'results', `latency-${results.at.replace(/[:.]/g, '-')}.json`);
     fs.mkdirSync(path.dirname(out), { recursive: true });
     fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
