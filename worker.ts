@@ -8,8 +8,19 @@ import { loadWorkflowBundle } from './runtime/workflow-bundle';
  * their activities. `npm start` runs it inside the one embedded process;
  * `npm run worker` (this file) runs it alone, one process per replica.
  */
-export async function createAlertsWorker(connection: NativeConnection, namespace: string, deps: ActivityDeps): Promise<Worker> {
+/** Worker sizes; undefined keeps the SDK's default (lib/env.ts: TEMPORAL_WORKER_*). */
+export interface WorkerTuning {
+  maxCachedWorkflows?: number;
+  maxConcurrentWorkflowTaskExecutions?: number;
+  maxConcurrentActivityTaskExecutions?: number;
+  maxConcurrentLocalActivityExecutions?: number;
+  workflowThreadPoolSize?: number;
+}
+
+export async function createAlertsWorker(connection: NativeConnection, namespace: string, deps: ActivityDeps, tuning: WorkerTuning = {}): Promise<Worker> {
+  const sizes = Object.fromEntries(Object.entries(tuning).filter(([, v]) => v !== undefined));
   return Worker.create({
+    ...sizes,
     connection,
     namespace,
     taskQueue: deps.taskQueue,

@@ -9,6 +9,8 @@ export interface ActivityDeps {
   /** for activities that start workflows (event routing) */
   client: Client;
   taskQueue: string;
+  /** ask Temporal to hand a started delivery straight to this process's worker (default true) */
+  eagerStart?: boolean;
   /** which webhook targets deliveries may connect to */
   egress: EgressPolicy;
 }

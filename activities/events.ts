@@ -15,6 +15,8 @@ export interface EventDeps {
   db: Queryable;
   client: Client;
   taskQueue: string;
+  /** eager workflow start: the start answer carries the first workflow task to this process's worker (default true) */
+  eagerStart?: boolean;
 }
 
 /** How long a caller waits for Temporal to take a start before it is told to send the event again (503). */
@@ -49,7 +51,7 @@ export async function startDelivery(deps: Omit<EventDeps, 'db'>, input: AlertDel
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       typedSearchAttributes: alertSearchAttributes(input, input.delaySeconds ? 'scheduled' : 'in_progress'),
       staticSummary: `${input.condition} alert for ${input.event.workflowId} run ${input.event.runId}`,
-      requestEagerStart: true,
+      requestEagerStart: deps.eagerStart ?? true,
     }));
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) {

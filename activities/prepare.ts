@@ -1,15 +1,18 @@
-import { deliveriesFinished } from '../lib/metrics';
+import type { Dispatcher } from 'undici';
+import { deliveriesFinished, dispatchLatency } from '../lib/metrics';
 import { buildTemplateContext, renderAlert } from '../lib/render';
-import type { RetrySettings } from '../lib/retry';
 import { TemplateError } from '../lib/templates';
 import { findConfig } from '../store/configs';
-import { finishDelivery, logAttempt, upsertDelivery, type DeliveryRef, type DeliveryStatus } from '../store/deliveries';
+import { finishAttempt, finishDelivery, logAttempt, recordLostAttempts, startFirstAttempt, upsertDelivery, type DeliveryRef, type DeliveryStatus } from '../store/deliveries';
 import type { AlertDeliveryInput } from '../workflows/types';
+import { attemptDelivery, type AttemptRequest } from './deliver';
 import type { ActivityDeps } from './deps';
 
-export type PreparedAlert =
-  | { ok: true; url: string; headers: Record<string, string>; body: string; timeoutMs: number; retry: RetrySettings }
-  | { ok: false; error: string };
+/** What the first attempt came to: finished (delivered, or failed for good), or to be retried by the deliverWebhook activity. */
+export type FirstAttemptResult =
+  | { kind: 'finished'; status: 'delivered' | 'failed' | 'suppressed'; httpStatus: number | null; error: string | null; attempted: boolean }
+  /** `attempt`: the attempt just made (1, or more when an earlier run of this step was cut off) */
+  | { kind: 'retry'; attempt: number; error: string; delayMs: number; firstAttemptAtMs: number; request: AttemptRequest };
 
 export const deliveryRef = (input: AlertDeliveryInput): DeliveryRef => ({
   deliveryId: input.deliveryId,
@@ -21,48 +24,83 @@ export const deliveryRef = (input: AlertDeliveryInput): DeliveryRef => ({
   condition: input.condition,
 });
 
-export function prepareActivities(deps: ActivityDeps) {
+function noteFinished(input: AlertDeliveryInput, status: 'delivered' | 'failed' | 'suppressed', error: string | null): void {
+  deliveriesFinished.inc({ status });
+  if (status === 'failed') {
+    // An exhausted or refused delivery is an operator event, not only a log row.
+    console.warn(`[alerts] delivery ${input.deliveryId} failed for config ${input.configId}: ${error}`);
+  }
+}
+
+export function prepareActivities(deps: ActivityDeps, dispatcher: Dispatcher) {
   return {
-    /** Records a delivery as scheduled (a delay watch) or in progress. */
+    /** Records a delay watch as scheduled. */
     async recordDelivery(input: AlertDeliveryInput, status: Extract<DeliveryStatus, 'scheduled' | 'in_progress'>): Promise<void> {
       await upsertDelivery(deps.db, deps.keyring, deliveryRef(input), status, input.event, input.redeliveryOf);
     },
 
     /**
-     * Loads the config and renders URL, headers and body once, so every retry
-     * sends the same bytes. A template that fails is a permanent failure.
+     * Loads the config, renders URL, headers and body once (every retry sends
+     * the same bytes) and makes the first attempt, all inside the workflow
+     * task that started the delivery: a delivery that lands first time costs
+     * Temporal one workflow task and no activity task. Two writes: the
+     * delivery row and the attempt's number before the POST, its log row and
+     * the outcome after it, so an attempt cut off by a dying worker is still
+     * counted and logged. A template that fails, or a config deleted or
+     * disabled, is a permanent failure.
      */
-    async prepareAlert(input: AlertDeliveryInput, nowMs: number): Promise<PreparedAlert> {
-      await upsertDelivery(deps.db, deps.keyring, deliveryRef(input), 'in_progress', input.event, input.redeliveryOf);
-      const config = await findConfig(deps.db, deps.keyring, input.projectId, input.configId);
-      if (!config) return { ok: false, error: 'the alert config was deleted' };
-      if (!config.enabled && input.condition !== 'test') {
-        return { ok: false, error: `the alert config is disabled${config.disabledReason ? `: ${config.disabledReason}` : ''}` };
+    async sendFirstAttempt(input: AlertDeliveryInput, nowMs: number): Promise<FirstAttemptResult> {
+      const ref = deliveryRef(input);
+      const started = await startFirstAttempt(deps.db, deps.keyring, ref, input.event, input.redeliveryOf);
+      if ('finished' in started) {
+        // this step already ran to its end (its workflow task was lost afterwards): report, do not send again
+        const { status, httpStatus, error } = started.finished;
+        if (status === 'delivered' || status === 'failed' || status === 'suppressed') return { kind: 'finished', status, httpStatus, error, attempted: true };
+        throw new Error(`delivery ${input.deliveryId} is ${status}, not finished`);
       }
+      const { attempt } = started;
+      if (attempt > 1) await recordLostAttempts(deps.db, ref, attempt);
+      const unprepared = async (error: string): Promise<FirstAttemptResult> => {
+        await finishAttempt(deps.db, ref, { status: 'failed', error }, { attempt, outcome: 'failed', error });
+        noteFinished(input, 'failed', error);
+        return { kind: 'finished', status: 'failed', httpStatus: null, error, attempted: false };
+      };
+      const config = await findConfig(deps.db, deps.keyring, input.projectId, input.configId);
+      if (!config) return unprepared('the alert config was deleted');
+      if (!config.enabled && input.condition !== 'test') {
+        return unprepared(`the alert config is disabled${config.disabledReason ? `: ${config.disabledReason}` : ''}`);
+      }
+      let rendered;
       try {
-        const rendered = renderAlert(config, buildTemplateContext(input.event, config, input.condition, input.deliveryId, nowMs));
-        return { ok: true, ...rendered, timeoutMs: config.webhook.timeoutMs, retry: config.retry };
+        rendered = renderAlert(config, buildTemplateContext(input.event, config, input.condition, input.deliveryId, nowMs));
       } catch (err) {
-        if (err instanceof TemplateError) return { ok: false, error: `template error in ${err.message}` };
+        if (err instanceof TemplateError) return unprepared(`template error in ${err.message}`);
         throw err;
       }
+      const request: AttemptRequest = { ref, ...rendered, timeoutMs: config.webhook.timeoutMs, retry: config.retry };
+      const firstAttemptAtMs = Date.now();
+      if (input.receivedAt && attempt === 1) dispatchLatency.observe((firstAttemptAtMs - Date.parse(input.receivedAt)) / 1000);
+      const v = await attemptDelivery(deps, dispatcher, request, config.secrets, attempt, 0);
+      const status = v.outcome === 'retrying' ? 'in_progress' : v.outcome;
+      const finalError = v.outcome === 'failed' ? v.message : null;
+      await finishAttempt(deps.db, ref, { status, error: finalError }, {
+        attempt, outcome: v.outcome, httpStatus: v.httpStatus, error: v.error, durationMs: v.durationMs, responseSnippet: v.responseSnippet, signatureHeaders: v.signatureHeaders,
+      });
+      if (v.outcome === 'retrying') return { kind: 'retry', attempt, error: v.message, delayMs: v.delayMs, firstAttemptAtMs, request };
+      noteFinished(input, v.outcome, finalError);
+      return { kind: 'finished', status: v.outcome, httpStatus: v.httpStatus, error: finalError, attempted: true };
     },
 
-    /** Records the delivery's final outcome; a delivery that failed before any attempt gets one failed log row saying why. */
+    /** Records the final outcome of a retried delivery or a suppressed delay watch. */
     async finishDelivery(
       input: AlertDeliveryInput,
       result: { status: 'delivered' | 'failed' | 'suppressed'; httpStatus: number | null; error: string | null; attempted: boolean },
     ): Promise<void> {
-      const ref = deliveryRef(input);
       if (result.status === 'failed' && !result.attempted) {
-        await logAttempt(deps.db, ref, { attempt: 1, outcome: 'failed', error: result.error });
+        await logAttempt(deps.db, deliveryRef(input), { attempt: 1, outcome: 'failed', error: result.error });
       }
       await finishDelivery(deps.db, input.deliveryId, result);
-      deliveriesFinished.inc({ status: result.status });
-      if (result.status === 'failed') {
-        // An exhausted or refused delivery is an operator event, not only a log row.
-        console.warn(`[alerts] delivery ${input.deliveryId} failed for config ${input.configId}: ${result.error}`);
-      }
+      noteFinished(input, result.status, result.error);
     },
   };
 }

@@ -15,5 +15,7 @@ export interface ApiDeps {
     taskQueue: string;
     /** Web UI base URL, for links to a delivery's workflow */
     uiUrl?: string;
+    /** ask Temporal to hand a started delivery straight to this process's worker (default true) */
+    eagerStart?: boolean;
   };
 }

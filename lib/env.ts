@@ -11,6 +11,7 @@ const bool = z
   .optional()
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+const optionalCount = z.coerce.number().int().min(1).optional();
 const optionalText = z.string().trim().optional().transform((v) => (v ? v : undefined));
 
 /** requests a minute per API token: well above what MeshHook and a person at the UI send */
@@ -44,6 +45,18 @@ const envSchema = z.object({
    * a fraction of the throughput.
    */
   TEMPORAL_DEV_SQLITE_PRAGMAS: z.string().default('journal_mode=WAL,synchronous=OFF'),
+
+  /**
+   * Worker tuning (npm run bench:tuning measures them); unset keeps the Temporal SDK's default.
+   * TEMPORAL_WORKER_WORKFLOW_THREADS: threads that run workflow code.
+   */
+  TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS: optionalCount,
+  TEMPORAL_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: optionalCount,
+  TEMPORAL_WORKER_MAX_CONCURRENT_ACTIVITIES: optionalCount,
+  TEMPORAL_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES: optionalCount,
+  TEMPORAL_WORKER_WORKFLOW_THREADS: optionalCount,
+  /** eager workflow start: Temporal hands a started delivery straight to the worker of the process that started it */
+  ALERTS_EAGER_WORKFLOW_START: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
 
   DATABASE_URL: optionalText,
   ALERTS_API_TOKENS: optionalText,

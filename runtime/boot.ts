@@ -144,7 +144,18 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
     const uiUrl = env.TEMPORAL_UI_PUBLIC_URL ?? devServer?.uiUrl;
     let worker: Worker | undefined;
     if (roles.worker) {
-      worker = await createAlertsWorker(temporal.connection, temporal.namespace, { db, keyring, client: temporal.client, taskQueue: temporal.taskQueue, egress: env.egress });
+      worker = await createAlertsWorker(
+        temporal.connection,
+        temporal.namespace,
+        { db, keyring, client: temporal.client, taskQueue: temporal.taskQueue, egress: env.egress, eagerStart: env.ALERTS_EAGER_WORKFLOW_START },
+        {
+          maxCachedWorkflows: env.TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS,
+          maxConcurrentWorkflowTaskExecutions: env.TEMPORAL_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+          maxConcurrentActivityTaskExecutions: env.TEMPORAL_WORKER_MAX_CONCURRENT_ACTIVITIES,
+          maxConcurrentLocalActivityExecutions: env.TEMPORAL_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES,
+          workflowThreadPoolSize: env.TEMPORAL_WORKER_WORKFLOW_THREADS,
+        },
+      );
       const running = worker.run();
       running.catch((err) => {
         console.error(`[alerts] the worker stopped: ${err.message}`);
@@ -160,7 +171,7 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
     let apiUrl: string | undefined;
     let apiDeps: ApiDeps | undefined;
     if (roles.api) {
-      apiDeps = { db, keyring, egress: env.egress, temporal: { client: temporal.client, namespace: temporal.namespace, taskQueue: temporal.taskQueue, uiUrl } };
+      apiDeps = { db, keyring, egress: env.egress, temporal: { client: temporal.client, namespace: temporal.namespace, taskQueue: temporal.taskQueue, uiUrl, eagerStart: env.ALERTS_EAGER_WORKFLOW_START } };
       const app = createApp(apiDeps, {
         trustProxy: env.TRUST_PROXY,
         rateLimitPerMinute: env.ALERTS_RATE_LIMIT_PER_MINUTE,
@@ -206,6 +217,9 @@ export async function runService(options: { roles: Roles }): Promise<void> {
   if (service.temporalUiUrl && service.apiUrl) say(`Codec        ${service.apiUrl}/codec/<API token>   (Temporal UI: Codec Server setting, to read payloads)`);
   if (service.apiToken) say(`API token    ${service.apiToken}   (project "default"; also in ${path.join(service.env.dataDir, 'api-token')})`);
   else if (service.env.embeddedDatabase && !service.env.ALERTS_API_TOKENS) say(`API token    ${path.join(service.env.dataDir, 'api-token')} is missing; create a token with: npm run token -- default`);
+  if (service.apiUrl && !service.env.ALERTS_EGRESS_ALLOW && !service.env.ALERTS_ALLOW_PRIVATE_NETWORKS) {
+    say('Webhooks     public addresses only; to send to a receiver on this machine, start with ALERTS_EGRESS_ALLOW=127.0.0.1 (README: Egress policy)');
+  }
   say('ready; press Ctrl-C to stop');
   let stopping = 0;
   const shutdown = (signal: string) => {

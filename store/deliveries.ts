@@ -102,6 +102,71 @@ export async function logAttempt(
 }
 
 /**
+ * Before the first attempt made inside the workflow task (activities/prepare.ts): creates the
+ * delivery row, or moves a delay watch's on to in_progress, and counts the attempt in one statement.
+ * A row already in progress means an earlier run of this step was cut off (its worker died): this
+ * run's attempt number is one more. A delivery that already finished answers `finished`: the step
+ * ran to its end before and must not send again.
+ */
+export async function startFirstAttempt(
+  db: Queryable,
+  keyring: Keyring,
+  ref: DeliveryRef,
+  event: ExecutionEvent,
+  redeliveryOf?: string,
+): Promise<{ attempt: number } | { finished: { status: DeliveryStatus; httpStatus: number | null; error: string | null } }> {
+  const sealed = seal(keyring, JSON.stringify(event), `${ref.projectId}/${ref.deliveryId}`);
+  const rows = await db.query<{ attempt: number | null; status: DeliveryStatus | null; http_status: number | null; error: string | null }>(
+    `WITH prior AS (
+       SELECT status, http_status, error FROM alert_deliveries WHERE delivery_id = $1
+     ), started AS (
+       INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, redelivery_of, key_id, event_sealed, attempts)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'in_progress', $8, $9, $10, 1)
+       ON CONFLICT (delivery_id) DO UPDATE SET status = 'in_progress', updated_at = now(),
+         attempts = CASE WHEN alert_deliveries.status = 'in_progress' THEN alert_deliveries.attempts + 1 ELSE GREATEST(alert_deliveries.attempts, 1) END
+       WHERE alert_deliveries.status IN ('scheduled', 'in_progress')
+       RETURNING attempts
+     )
+     SELECT (SELECT attempts FROM started) AS attempt, prior.status, prior.http_status, prior.error FROM (SELECT 1) AS one LEFT JOIN prior ON true`,
+    [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, redeliveryOf ?? null, sealed.keyId, sealed.ciphertext],
+  );
+  const row = rows[0];
+  if (row.attempt !== null) return { attempt: row.attempt };
+  return { finished: { status: row.status!, httpStatus: row.http_status, error: row.error } };
+}
+
+/**
+ * After an attempt made inside the workflow task, in one statement: its log row, and the delivery
+ * moved on to `status` (in_progress while it will be retried). A replay keeps the first log row.
+ */
+export async function finishAttempt(
+  db: Queryable,
+  ref: DeliveryRef,
+  delivery: { status: Exclude<DeliveryStatus, 'scheduled' | 'suppressed'>; error: string | null },
+  attempt: {
+    attempt: number; outcome: AttemptOutcome; httpStatus?: number | null; error?: string | null; durationMs?: number | null; responseSnippet?: string | null;
+    signatureHeaders?: Record<string, string> | null;
+  },
+): Promise<void> {
+  await db.query(
+    `WITH delivery AS (
+       UPDATE alert_deliveries SET status = $9, error = $10, attempts = GREATEST(attempts, $8),
+         http_status = COALESCE($11, http_status), updated_at = now()
+       WHERE delivery_id = $2 AND status IN ('scheduled', 'in_progress')
+     )
+     INSERT INTO alert_logs (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome, http_status, error, duration_ms, response_snippet, signature_headers)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $12, $11, $13, $14, $15, $16::jsonb)
+     ON CONFLICT (delivery_id, attempt) DO NOTHING`,
+    [
+      ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, attempt.attempt,
+      delivery.status, delivery.error, attempt.httpStatus ?? null,
+      attempt.outcome, attempt.error ?? null, attempt.durationMs ?? null, attempt.responseSnippet ?? null,
+      attempt.signatureHeaders ? JSON.stringify(attempt.signatureHeaders) : null,
+    ],
+  );
+}
+
+/**
  * Attempt numbers below `attempt` with no row were cut off by a worker that
  * died mid-POST; give each a row so the log has one per attempt.
  */

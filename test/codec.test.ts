@@ -104,8 +104,10 @@ describe('encrypted Temporal payloads and the codec endpoint', function () {
     const workflowId = `wf_codec_${uid()}`;
     const okPath = `/${markers.url}-ok`;
     const refusedPath = `/${markers.url}-refused`;
-    receiver.on(okPath, (n) => (n === 1 ? { status: 503 } : { status: 200 }));
-    receiver.on(refusedPath, () => ({ status: 400 }));
+    // two 503s: the first attempt (inside the workflow task) and the first activity attempt, whose failure Temporal records
+    receiver.on(okPath, (n) => (n <= 2 ? { status: 503 } : { status: 200 }));
+    // a 503 (the first attempt), then a 400 from the activity attempt: an activity failure Temporal records
+    receiver.on(refusedPath, (n) => (n === 1 ? { status: 503 } : { status: 400 }));
     const configFor = (path: string) => ({
       config: {
         workflowId,
@@ -131,7 +133,7 @@ describe('encrypted Temporal payloads and the codec endpoint', function () {
     const results = await Promise.all(deliveries.map((d) => stack.service.temporal.client.workflow.getHandle(d.deliveryId).result()));
     assert.deepEqual(results.map((r) => r.status).sort(), ['delivered', 'failed']);
     okDelivery = deliveries[results.findIndex((r) => r.status === 'delivered')].deliveryId;
-    assert.equal(receiver.at(okPath).length, 2, 'the first attempt was answered 503 and retried');
+    assert.equal(receiver.at(okPath).length, 3, 'two attempts were answered 503 and retried');
 
     // MeshHook's way in through its own Temporal client: ProcessExecutionEvent's history
     const event = { id: `evt_${uid()}`, type: 'run.succeeded' as const, workflowId: `wf_codec_pub_${uid()}`, runId: 'run_1', data: { secret: markers.data } };
@@ -180,7 +182,7 @@ describe('encrypted Temporal payloads and the codec endpoint', function () {
       const failures = histories.flatMap(({ history }) =>
         (history.events ?? []).flatMap((e) => [e.activityTaskFailedEventAttributes?.failure, e.activityTaskStartedEventAttributes?.lastFailure].filter((f) => f)),
       );
-      assert.ok(failures.length >= 2, 'the 503 (last failure of the retried attempt) and the 400');
+      assert.ok(failures.length >= 2, 'the second 503 (last failure of a retried activity attempt) and the 400');
       for (const failure of failures) {
         assert.equal(failure!.message, 'Encoded failure');
         assert.equal(failure!.stackTrace, '');

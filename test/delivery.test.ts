@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { temporal } from '@temporalio/proto';
 import { Webhook } from 'standardwebhooks';
 import { Receiver, type Received, type Script } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
@@ -11,6 +12,7 @@ import { useStack, type TestStack } from './support/stack';
  * its own MeshHook workflow id, receiver path and event ids.
  */
 
+const EventType = temporal.api.enums.v1.EventType;
 const uid = () => randomBytes(5).toString('hex');
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -475,8 +477,43 @@ describe('alert delivery (end to end on the embedded stack)', function () {
     }
     const delivery = await waitForStatus(deliveryId, 'delivered');
     assert.equal(delivery.attempts.length, 3);
+    // the timeline numbers attempts as the log does: 1 inside the first workflow task, 2 and 3 as activity attempts
+    const timeline: { event: string; attempt?: number; detail?: string }[] = delivery.timeline;
+    const first = timeline.find((e) => e.event === 'webhook attempt failed');
+    assert.equal(first?.attempt, 1, JSON.stringify(timeline));
+    assert.match(first?.detail ?? '', /^HTTP 503; retrying in \d+ ms$/);
+    assert.ok(timeline.some((e) => e.event === 'waiting before the next attempt'), JSON.stringify(timeline));
+    // Temporal records the start of an activity's last attempt only, with the failure of the one before
+    const started = timeline.filter((e) => e.event === 'webhook POST started');
+    assert.deepEqual(started.map((e) => [e.attempt, e.detail]), [[3, started[0]?.detail]], JSON.stringify(timeline));
+    assert.match(started[0].detail ?? '', /^previous attempt: HTTP 503; retrying in \d+ ms$/);
     await sleep(QUIET_MS);
     assert.equal(hits(path).length, 3, 'nothing after the delivered attempt');
+  });
+
+  it('delivers an alert that lands first time in one workflow task, with no activity task', async function () {
+    const workflowId = `wf_one_task_${uid()}`;
+    const path = hookPath('one-task');
+    await createConfig({
+      workflowId,
+      name: 'Healthy receiver',
+      conditions: [{ type: 'failure' }],
+      webhook: { url: `${receiver.url}${path}`, headers: {}, timeoutMs: 5_000 },
+    });
+    const deliveryId = await postOneDelivery(makeEvent('run.failed', workflowId), 'failure');
+    await waitForHits(path, 1);
+    const delivery = await waitForStatus(deliveryId, 'delivered');
+    assert.deepEqual(delivery.attempts.map((a: LogRow) => [a.attempt, a.outcome, a.httpStatus]), [[1, 'delivered', 200]]);
+    const history = await stack.service.temporal!.client.workflow.getHandle(deliveryId).fetchHistory();
+    const types = (history.events ?? []).map((e) => String(e.eventType));
+    const count = (type: temporal.api.enums.v1.EventType) => types.filter((t) => t === String(type)).length;
+    assert.equal(count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED), 1, types.join(','));
+    assert.equal(count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED), 0, types.join(','));
+    assert.equal(count(EventType.EVENT_TYPE_MARKER_RECORDED), 1, 'one local activity: the first attempt');
+    assert.equal(count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED), 1);
+    const timeline: { event: string; detail?: string }[] = delivery.timeline;
+    assert.deepEqual(timeline.map((e) => e.event), ['delivery started', 'webhook delivered', 'delivery finished']);
+    assert.equal(timeline[1].detail, 'HTTP 200');
   });
 
   it('waits for Retry-After after a 429 and signs the retry with a fresh timestamp', async function () {

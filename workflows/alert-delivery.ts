@@ -6,6 +6,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -23,9 +24,17 @@ const local = proxyLocalActivities<Activities>({
   retry: { initialInterval: '200ms', maximumInterval: '10s' },
 });
 
+// The first attempt is a local activity too; it may wait for the receiver's whole timeout (at most 30 s).
+// It returns every delivery outcome; it throws (and is retried) only when the store fails.
+const firstAttempt = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '45s',
+  retry: { initialInterval: '200ms', maximumInterval: '10s' },
+});
+
 /**
  * One alert: (for a delay watch) wait for the run to finish or the threshold
- * to pass, render once, then POST under a retry policy built from the config.
+ * to pass, render once and POST; if that first attempt must be retried, POST
+ * again under a retry policy built from the config.
  */
 export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDeliveryResult> {
   let runEnded = false;
@@ -43,43 +52,34 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
     if (ended) return finish(input, { status: 'suppressed', httpStatus: null, error: null, attempted: false });
   }
 
-  // the workflow's clock: a delay alert's run.durationMs is measured when the timer fired
-  const alert = await local.prepareAlert(input, Date.now());
-  if (!alert.ok) return finish(input, { status: 'failed', httpStatus: null, error: alert.error, attempted: false });
+  // Render and make the first attempt inside this workflow task (the workflow's clock: a delay
+  // alert's run.durationMs is measured when the timer fired). Most alerts end here.
+  const first = await firstAttempt.sendFirstAttempt(input, Date.now());
+  if (first.kind === 'finished') {
+    upsertSearchAttributes([{ key: AlertStatus, value: first.status }]);
+    return { deliveryId: input.deliveryId, status: first.status, httpStatus: first.httpStatus, error: first.error };
+  }
   // an immediate delivery starts as in_progress; a delay watch started as scheduled (each upsert is a visibility write)
   if (input.delaySeconds !== undefined) upsertSearchAttributes([{ key: AlertStatus, value: 'in_progress' }]);
 
-  const { retry } = alert;
+  // attempts 2 and on: a durable backoff timer, then the deliverWebhook activity under the config's retry policy
+  const { request, firstAttemptAtMs } = first;
+  const { retry } = request;
+  await sleep(first.delayMs);
   const { deliverWebhook } = proxyActivities<Activities>({
     // the receiver's timeout plus time to load the secret and write the log row
-    startToCloseTimeout: alert.timeoutMs + 5_000,
-    scheduleToCloseTimeout: retry.maxDurationMs,
+    startToCloseTimeout: request.timeoutMs + 5_000,
+    scheduleToCloseTimeout: Math.max(1_000, retry.maxDurationMs - (Date.now() - firstAttemptAtMs)),
     retry: {
       initialInterval: retry.initialIntervalMs,
       backoffCoefficient: retry.backoffCoefficient,
       maximumInterval: retry.maxIntervalMs,
-      maximumAttempts: retry.maxAttempts,
+      maximumAttempts: retry.maxAttempts - first.attempt,
     },
-    summary: `POST ${new URL(alert.url).host}`,
+    summary: `POST ${new URL(request.url).host}`,
   });
   try {
-    const result = await deliverWebhook({
-      ref: {
-        deliveryId: input.deliveryId,
-        projectId: input.projectId,
-        configId: input.configId,
-        workflowId: input.event.workflowId,
-        runId: input.event.runId,
-        eventId: input.event.id,
-        condition: input.condition,
-      },
-      url: alert.url,
-      headers: alert.headers,
-      body: alert.body,
-      timeoutMs: alert.timeoutMs,
-      retry,
-      receivedAt: input.delaySeconds === undefined ? input.receivedAt : undefined,
-    });
+    const result = await deliverWebhook({ ...request, attemptOffset: first.attempt, firstAttemptAtMs });
     return finish(input, { status: 'delivered', httpStatus: result.httpStatus, error: null, attempted: true });
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
