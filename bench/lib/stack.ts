@@ -68,9 +68,23 @@ function procStatFields(pid: number): string[] | undefined {
   }
 }
 
-/** CPU seconds (user + system) of this process's direct children; Linux only, else undefined. */
+/**
+ * Pids of the embedded Temporal dev server (`temporal server start-dev`, a direct child); Linux only, else
+ * undefined. Other children (tsx's esbuild service, started when a transform is not cached) are left out.
+ */
+export function devServerPids(): number[] | undefined {
+  return childPids()?.filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('start-dev');
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** CPU seconds (user + system) of the embedded Temporal dev server; Linux only, else undefined. */
 export function childrenCpuSeconds(): number | undefined {
-  const pids = childPids();
+  const pids = devServerPids();
   if (!pids) return undefined;
   let total = 0;
   for (const pid of pids) {
