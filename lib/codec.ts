@@ -34,7 +34,10 @@
  *    workflow's commands and results, and an activity's (tagged) input before its result or failure.
  *    A workflow id never belongs to two projects (delivery ids contain the config id, event workflow
  *    ids the project), so what is remembered is never wrong; at worst, when the memory (the most
- *    recent 100 000 workflows) has lost a long-lived workflow, a payload goes out untagged.
+ *    recent 20 000 workflows) has lost a long-lived workflow, a payload goes out untagged. That is
+ *    rare: a worker replays a workflow it no longer caches (the SDK's default cache holds about
+ *    2 000 here), and a replay decrypts the workflow's input first, so the codec learns it again.
+ *    The memory costs about 160 bytes a workflow (bench:heap), at most a few MiB.
  *
  * An untagged payload is encrypted all the same; workers decrypt it as usual, and the codec endpoint
  * decodes it for no token. The endpoint's encode tags with the caller's project and refuses a payload
@@ -55,7 +58,7 @@ export const METADATA_PROJECT = 'meshhook-project';
 /** Module of the failure converter that moves failure messages and stack traces into (encrypted) payloads. */
 export const FAILURE_CONVERTER_PATH = require.resolve('./failure-converter');
 
-const REMEMBERED_WORKFLOWS = 100_000;
+const REMEMBERED_WORKFLOWS = 20_000;
 const MAX_PROJECT_ID_CHARS = 200;
 /** Kept apart from the data at rest, whose AAD is a row id. */
 const aadFor = (projectId: string | undefined) => `meshhook-alerts/temporal-payload/v1\0${projectId ?? ''}`;
