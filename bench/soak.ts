@@ -202,6 +202,9 @@ function growth(samples: MemorySample[], key: Metric, durationSeconds: number) {
   const hoursBetween = (2 * q) / 3600; // from the middle of the second quarter to the middle of the last
   const diff = lastMean - secondMean;
   const slopePerHour = linearSlope(afterWarmUp.map((p) => p.t / 3600), afterWarmUp.map((p) => p.v));
+  // the second half alone: a bounded cache that filled during the first half levels off here
+  const secondHalf = points.filter((p) => p.t >= 2 * q);
+  const lastHalfSlopePerHour = linearSlope(secondHalf.map((p) => p.t / 3600), secondHalf.map((p) => p.v));
   const postMean = mean(afterWarmUp.map((p) => p.v));
   const thresholdPerHour = (GROWTH_PERCENT_PER_HOUR / 100) * postMean;
   const judged = afterWarmUp.length >= 3 && Number.isFinite(slopePerHour);
@@ -213,6 +216,7 @@ function growth(samples: MemorySample[], key: Metric, durationSeconds: number) {
     quarterChangePercentPerHour: round((diff / secondMean / hoursBetween) * 100, 2),
     slopeMiBPerHour: round(slopePerHour, 2),
     slopePercentOfMeanPerHour: round((slopePerHour / postMean) * 100, 2),
+    lastHalfSlopeMiBPerHour: round(lastHalfSlopePerHour, 2),
     thresholdMiBPerHour: round(thresholdPerHour, 2),
     verdict: !judged ? 'not enough samples' : slopePerHour < thresholdPerHour ? 'no growth' : 'growth',
   };
@@ -326,10 +330,10 @@ async function main(): Promise<void> {
       samples,
     };
 
-    const growthHeader = ['metric', '2nd quarter mean MiB', 'last quarter mean MiB', 'change MiB', 'change %/hour', 'slope MiB/hour', 'slope % of mean/hour', 'threshold MiB/hour', 'verdict'];
+    const growthHeader = ['metric', '2nd quarter mean MiB', 'last quarter mean MiB', 'change MiB', 'change %/hour', 'slope MiB/hour', 'slope % of mean/hour', 'last-half slope MiB/hour', 'threshold MiB/hour', 'verdict'];
     const growthRows = METRICS.map(({ key, label }) => {
       const g = judged[key];
-      return [label, g.secondQuarterMeanMiB, g.lastQuarterMeanMiB, g.lastMinusSecondMiB, g.quarterChangePercentPerHour, g.slopeMiBPerHour, g.slopePercentOfMeanPerHour, g.thresholdMiBPerHour, g.verdict];
+      return [label, g.secondQuarterMeanMiB, g.lastQuarterMeanMiB, g.lastMinusSecondMiB, g.quarterChangePercentPerHour, g.slopeMiBPerHour, g.slopePercentOfMeanPerHour, g.lastHalfSlopeMiBPerHour, g.thresholdMiBPerHour, g.verdict];
     });
     const c = results.counts;
     const l = results.latencyMs.sendToReceived;
