@@ -11,12 +11,12 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { TypedSearchAttributes, defineSearchAttributeKey } from '@temporalio/common';
 import { resolveTemporalCli } from '../runtime/temporal-cli';
+import { freePort } from './lib/stack';
 
 const SECONDS = Number(process.env.DEVSERVER_SECONDS ?? 10);
 const CONCURRENCY = 32;
@@ -26,17 +26,6 @@ for (const v of variants) if (!ALL.includes(v)) throw new Error(`DEVSERVER_VARIA
 
 const Status = defineSearchAttributeKey('AlertStatus', 'KEYWORD');
 const ConfigId = defineSearchAttributeKey('AlertConfigId', 'KEYWORD');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function cpuSeconds(pid: number): number {
   const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');

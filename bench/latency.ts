@@ -37,7 +37,6 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -45,7 +44,7 @@ import { temporal } from '@temporalio/proto';
 import type { RunningService } from '../runtime/boot';
 import { Agent, request } from 'undici';
 import { signatureHeaders } from '../lib/signing';
-import { childrenCpuSeconds, createFailureConfig, failedRunEvent, gitState, sleep, startTarget, type Target } from './lib/stack';
+import { childrenCpuSeconds, createFailureConfig, failedRunEvent, gitState, listenLocal, sleep, startTarget, type Target } from './lib/stack';
 import { dist, fmt, percentile, type Dist } from './lib/stats';
 
 const RATE = positive('BENCH_RATE', 50);
@@ -221,20 +220,7 @@ function startReceiver(): Promise<{ url: string; close(): Promise<void> }> {
       if (sample.received === undefined) sample.received = at;
     });
   });
-  server.keepAliveTimeout = 60_000;
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        close: () =>
-          new Promise<void>((done) => {
-            server.closeAllConnections();
-            server.close(() => done());
-          }),
-      });
-    });
-  });
+  return listenLocal(server);
 }
 
 // ---------------------------------------------------------------- process stats

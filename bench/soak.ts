@@ -41,11 +41,10 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { childrenCpuSeconds, devServerPids, createFailureConfig, failedRunEvent, gitState, procRssBytes, sleep, startTarget, type Target } from './lib/stack';
+import { childrenCpuSeconds, devServerPids, createFailureConfig, failedRunEvent, gitState, listenLocal, procRssBytes, sleep, startTarget, type Target } from './lib/stack';
 import { dist, fmt, linearSlope, mean, round } from './lib/stats';
 import { commitLine, hostLine, markdownTable, positiveEnv, ROOT, textTable } from './lib/runs';
 
@@ -107,20 +106,7 @@ function startReceiver(): Promise<{ url: string; close(): Promise<void> }> {
       }
     });
   });
-  server.keepAliveTimeout = 60_000;
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        close: () =>
-          new Promise<void>((done) => {
-            server.closeAllConnections();
-            server.close(() => done());
-          }),
-      });
-    });
-  });
+  return listenLocal(server);
 }
 
 let inflight = 0;
