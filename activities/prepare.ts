@@ -3,7 +3,7 @@ import { deliveriesFinished, dispatchLatency } from '../lib/metrics';
 import { buildTemplateContext, renderAlert } from '../lib/render';
 import { TemplateError } from '../lib/templates';
 import { findConfig } from '../store/configs';
-import { finishAttempt, finishDelivery, logAttempt, recordLostAttempts, startFirstAttempt, upsertDelivery, type DeliveryRef, type DeliveryStatus } from '../store/deliveries';
+import { finishAttempt, finishDelivery, recordLostAttempts, startFirstAttempt, upsertDelivery, type DeliveryRef } from '../store/deliveries';
 import type { AlertDeliveryInput } from '../workflows/types';
 import { attemptDelivery, type AttemptRequest } from './deliver';
 import type { ActivityDeps } from './deps';
@@ -35,8 +35,8 @@ function noteFinished(input: AlertDeliveryInput, status: 'delivered' | 'failed' 
 export function prepareActivities(deps: ActivityDeps, dispatcher: Dispatcher) {
   return {
     /** Records a delay watch as scheduled. */
-    async recordDelivery(input: AlertDeliveryInput, status: Extract<DeliveryStatus, 'scheduled' | 'in_progress'>): Promise<void> {
-      await upsertDelivery(deps.db, deps.keyring, deliveryRef(input), status, input.event, input.redeliveryOf);
+    async recordDelivery(input: AlertDeliveryInput): Promise<void> {
+      await upsertDelivery(deps.db, deps.keyring, deliveryRef(input), 'scheduled', input.event, input.redeliveryOf);
     },
 
     /**
@@ -94,11 +94,8 @@ export function prepareActivities(deps: ActivityDeps, dispatcher: Dispatcher) {
     /** Records the final outcome of a retried delivery or a suppressed delay watch. */
     async finishDelivery(
       input: AlertDeliveryInput,
-      result: { status: 'delivered' | 'failed' | 'suppressed'; httpStatus: number | null; error: string | null; attempted: boolean },
+      result: { status: 'delivered' | 'failed' | 'suppressed'; httpStatus: number | null; error: string | null },
     ): Promise<void> {
-      if (result.status === 'failed' && !result.attempted) {
-        await logAttempt(deps.db, deliveryRef(input), { attempt: 1, outcome: 'failed', error: result.error });
-      }
       await finishDelivery(deps.db, input.deliveryId, result);
       noteFinished(input, result.status, result.error);
     },

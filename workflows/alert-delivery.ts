@@ -43,13 +43,13 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
   });
 
   if (input.delaySeconds !== undefined) {
-    await local.recordDelivery(input, 'scheduled');
+    await local.recordDelivery(input);
     // counted from the workflow's start, so a worker crash before the timer starts does not push the alert back
     const remainingMs = Math.max(0, input.delaySeconds * 1000 - (Date.now() - workflowInfo().startTime.getTime()));
     const ended = await condition(() => runEnded, remainingMs, {
       summary: `wait ${input.delaySeconds}s for run ${input.event.runId} to finish`,
     });
-    if (ended) return finish(input, { status: 'suppressed', httpStatus: null, error: null, attempted: false });
+    if (ended) return finish(input, { status: 'suppressed', httpStatus: null, error: null });
   }
 
   // Render and make the first attempt inside this workflow task (the workflow's clock: a delay
@@ -80,18 +80,18 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
   });
   try {
     const result = await deliverWebhook({ ...request, attemptOffset: first.attempt, firstAttemptAtMs });
-    return finish(input, { status: 'delivered', httpStatus: result.httpStatus, error: null, attempted: true });
+    return finish(input, { status: 'delivered', httpStatus: result.httpStatus, error: null });
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
     const cause = err.cause;
     const message = cause instanceof ApplicationFailure || cause instanceof Error ? cause.message : err.message;
-    return finish(input, { status: 'failed', httpStatus: null, error: message, attempted: true });
+    return finish(input, { status: 'failed', httpStatus: null, error: message });
   }
 }
 
 async function finish(
   input: AlertDeliveryInput,
-  result: { status: AlertDeliveryResult['status']; httpStatus: number | null; error: string | null; attempted: boolean },
+  result: { status: AlertDeliveryResult['status']; httpStatus: number | null; error: string | null },
 ): Promise<AlertDeliveryResult> {
   await local.finishDelivery(input, result);
   upsertSearchAttributes([{ key: AlertStatus, value: result.status }]);
