@@ -502,9 +502,13 @@ describe('alert delivery (end to end on the embedded stack)', function () {
     });
     const deliveryId = await postOneDelivery(makeEvent('run.failed', workflowId), 'failure');
     await waitForHits(path, 1);
-    const delivery = await waitForStatus(deliveryId, 'delivered');
+    await waitForStatus(deliveryId, 'delivered');
+    // the row is written inside the workflow task, a moment before Temporal records that task: read both after the workflow ends
+    const handle = stack.service.temporal!.client.workflow.getHandle(deliveryId);
+    assert.equal((await handle.result()).status, 'delivered');
+    const delivery = await getDelivery(deliveryId);
     assert.deepEqual(delivery.attempts.map((a: LogRow) => [a.attempt, a.outcome, a.httpStatus]), [[1, 'delivered', 200]]);
-    const history = await stack.service.temporal!.client.workflow.getHandle(deliveryId).fetchHistory();
+    const history = await handle.fetchHistory();
     const types = (history.events ?? []).map((e) => String(e.eventType));
     const count = (type: temporal.api.enums.v1.EventType) => types.filter((t) => t === String(type)).length;
     assert.equal(count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED), 1, types.join(','));

@@ -65,13 +65,18 @@ describe('alerts survive a worker killed with SIGKILL (API and worker as process
     return api('GET', `/api/alerts/deliveries/${encodeURIComponent(deliveryId)}`);
   }
 
+  const FINAL = ['delivered', 'failed', 'suppressed'];
+  const closed = (timeline: { event: string }[] = []) => timeline.some((e) => e.event === 'delivery finished');
+
   async function waitForStatus(deliveryId: string, statuses: string[], timeoutMs: number): Promise<any> {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
     while (Date.now() < deadline) {
       const res = await getDelivery(deliveryId);
       last = res.body;
-      if (res.status === 200 && statuses.includes(res.body.status)) return res.body;
+      // a final row is written inside the delivery's last workflow task, a moment before Temporal records it:
+      // wait for the history to show the workflow finished too, so the timeline is whole
+      if (res.status === 200 && statuses.includes(res.body.status) && (!FINAL.includes(res.body.status) || closed(res.body.timeline))) return res.body;
       await sleep(200);
     }
     throw new Error(`delivery ${deliveryId} did not reach ${statuses.join('/')} within ${timeoutMs} ms; last answer: ${JSON.stringify(last)}`);
