@@ -4,7 +4,7 @@ import type Koa from 'koa';
 import { z } from 'zod';
 import { AlertsPayloadCodec } from '../../lib/codec';
 import { AlertsError } from '../../lib/errors';
-import { requireToken, type AuthState } from '../auth';
+import { requireToken, ROUTER_OPTIONS, type AuthState } from '../auth';
 import { readJson } from '../body';
 import type { ApiDeps } from '../deps';
 import { validationError } from '../errors';
@@ -69,7 +69,7 @@ export function codecCors(allowedOrigins: Iterable<string>): Koa.Middleware {
 }
 
 export function codecRoutes(deps: ApiDeps): Router<AuthState> {
-  const router = new Router<AuthState>();
+  const router = new Router<AuthState>(ROUTER_OPTIONS);
   const codec = new AlertsPayloadCodec(deps.keyring);
   const withBearer = requireToken(deps.db);
   const withPathToken = requireToken(deps.db, (ctx) => (ctx as unknown as { params: { token?: string } }).params.token);
