@@ -3,7 +3,7 @@ import Router from '@koa/router';
 import { DEFAULT_RATE_LIMIT_PER_MINUTE } from '../lib/env';
 import { httpRequests, registry } from '../lib/metrics';
 import type { AuthState } from './auth';
-import { requireToken } from './auth';
+import { requireToken, ROUTER_OPTIONS } from './auth';
 import { refuseNulInUrl } from './body';
 import type { ApiDeps } from './deps';
 import { errorMiddleware } from './errors';
@@ -15,12 +15,14 @@ import { configRoutes } from './routes/configs';
 import { serveUi } from './static-ui';
 
 /**
- * Every route the app serves: the open ones (health, metrics, the API description), those behind an
- * API token, and the codec endpoint of the Temporal Web UI (a token too, in a header or its path).
+ * Every route the app serves: the open ones (health, metrics, the API description), the /api routes
+ * behind an API token, and the codec endpoint of the Temporal Web UI (a token too, in a header or its
+ * path). The token check and the rate limit are middleware of the /api router itself, so no path
+ * reaches an /api handler without them: the router and the auth boundary are one decision.
  */
-export function apiRouters(deps: ApiDeps): { open: Router; authenticated: Router<AuthState>[]; codec: Router<AuthState> } {
+export function apiRouters(deps: ApiDeps, options: { /** per API token; 0: no limit */ rateLimitPerMinute?: number } = {}): { open: Router; api: Router<AuthState>; codec: Router<AuthState> } {
   const openapi = buildOpenApi();
-  const open = new Router();
+  const open = new Router(ROUTER_OPTIONS);
   open.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });
@@ -36,7 +38,12 @@ export function apiRouters(deps: ApiDeps): { open: Router; authenticated: Router
   open.get('/openapi.json', (ctx) => {
     ctx.body = openapi;
   });
-  return { open, authenticated: [configRoutes(deps), alertRoutes(deps)], codec: codecRoutes(deps) };
+  const api = new Router<AuthState>(ROUTER_OPTIONS);
+  const rateLimit = rateLimitPerToken(options.rateLimitPerMinute ?? DEFAULT_RATE_LIMIT_PER_MINUTE);
+  api.use(requireToken(deps.db), rateLimit);
+  configRoutes(api, deps);
+  alertRoutes(api, deps);
+  return { open, api, codec: codecRoutes(deps) };
 }
 
 export function createApp(
@@ -45,7 +52,7 @@ export function createApp(
 ): Koa<AuthState> {
   const app = new Koa<AuthState>();
   app.proxy = options.trustProxy ?? false;
-  const { open, authenticated, codec } = apiRouters(deps);
+  const { open, api, codec } = apiRouters(deps, { rateLimitPerMinute: options.rateLimitPerMinute });
 
   app.use(async (ctx, next) => {
     const end = httpRequests.startTimer();
@@ -64,12 +71,8 @@ export function createApp(
   app.use(codecCors(options.codecCorsOrigins ?? []));
   app.use(codec.routes());
   app.use(codec.allowedMethods());
-  const rateLimit = rateLimitPerToken(options.rateLimitPerMinute ?? DEFAULT_RATE_LIMIT_PER_MINUTE);
-  app.use(async (ctx, next) => (ctx.path.startsWith('/api/') || ctx.path === '/api' ? requireToken(deps.db)(ctx, () => rateLimit(ctx, next)) : next()));
-  for (const routes of authenticated) {
-    app.use(routes.routes());
-    app.use(routes.allowedMethods());
-  }
+  app.use(api.routes());
+  app.use(api.allowedMethods());
   return app;
 }
 

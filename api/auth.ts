@@ -9,6 +9,12 @@ export interface AuthState {
   tokenId: string;
 }
 
+/**
+ * Every router of the app matches paths exactly as written (case-sensitive), so the path a router
+ * serves is the path its middleware saw: `/API/events` is no route, not an unauthenticated one.
+ */
+export const ROUTER_OPTIONS = { sensitive: true } as const;
+
 const BEARER = /^Bearer\s+(\S{1,512})$/i;
 
 const bearerToken = (ctx: Koa.Context) => BEARER.exec(ctx.get('authorization'))?.[1];

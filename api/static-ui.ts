@@ -28,16 +28,22 @@ const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
  * routes are never answered here, and a request that does not ask for HTML gets the API's JSON 404.
  * Paths are resolved inside ui/dist only: `..`, encoded or not, cannot leave it.
  */
+// The first path segments of the service's own routes. Judged on the decoded path, any case, with runs
+// of slashes folded: `/API/…`, `//api/…` or `/%61pi/…` is no page of the UI, so it answers the JSON 404.
+const SERVICE_PATH = /^\/(api|codec|healthz|readyz|metrics|openapi\.json)(\/|$)/i;
+const isServicePath = (decoded: string) => SERVICE_PATH.test(decoded.replace(/[\\/]+/g, '/'));
+
 export function serveUi(root = UI_DIST): Koa.Middleware {
   const rootWithSep = root + path.sep;
   return async (ctx, next) => {
-    if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || /^\/(api|codec)(\/|$)/.test(ctx.path)) return next();
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
     let relative: string;
     try {
       relative = decodeURIComponent(ctx.path);
     } catch {
       return next();
     }
+    if (isServicePath(relative)) return next();
     const file = path.resolve(root, '.' + path.posix.normalize('/' + relative));
     const inside = file === root || file.startsWith(rootWithSep);
     if (inside && file !== root && !relative.endsWith('/')) {

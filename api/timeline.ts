@@ -122,7 +122,9 @@ export async function describeStartingDelivery(client: Client, projectId: string
     return undefined;
   }
   const attributes = description.typedSearchAttributes;
-  if (attributes.get(sa.AlertProjectId) !== projectId) return undefined;
+  // a workflow without the attribute belongs to no project: never a match of two missing values
+  const owner = attributes.get(sa.AlertProjectId);
+  if (!owner || !projectId || owner !== projectId) return undefined;
   return {
     deliveryId,
     configId: attributes.get(sa.AlertConfigId) ?? null,

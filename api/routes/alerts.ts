@@ -40,8 +40,8 @@ const PREVIEW_CONDITION: Partial<Record<string, AlertConditionName>> = {
 };
 const previewCondition = (type: string): AlertConditionName => PREVIEW_CONDITION[type] ?? 'test';
 
-export function alertRoutes(deps: ApiDeps): Router<AuthState> {
-  const router = new Router<AuthState>();
+/** Registers the event, test, preview, log and delivery routes on the /api router, whose middleware has checked the token. */
+export function alertRoutes(router: Router<AuthState>, deps: ApiDeps): void {
   const temporal = { client: deps.temporal.client, taskQueue: deps.temporal.taskQueue };
 
   router.post('/api/events', async (ctx) => {
@@ -165,6 +165,4 @@ export function alertRoutes(deps: ApiDeps): Router<AuthState> {
     const { secret, previousExpiresAt } = await rotateSecret(deps.db, deps.keyring, ctx.state.projectId, ctx.params.configId, graceMs, { tokenId: ctx.state.tokenId });
     ctx.body = { configId: ctx.params.configId, secret, previousSecretExpiresAt: previousExpiresAt };
   });
-
-  return router;
 }

@@ -10,8 +10,8 @@ import { validationError } from '../errors';
 import type { ApiDeps } from '../deps';
 import { auditQuerySchema, workflowIdPathSchema } from '../schemas';
 
-export function configRoutes(deps: ApiDeps): Router<AuthState> {
-  const router = new Router<AuthState>();
+/** Registers the config routes on the /api router, whose middleware has checked the token. */
+export function configRoutes(router: Router<AuthState>, deps: ApiDeps): void {
 
   router.post('/api/alerts/config', async (ctx) => {
     const parsed = saveConfigBodySchema.safeParse(await readJson(ctx));
@@ -52,6 +52,4 @@ export function configRoutes(deps: ApiDeps): Router<AuthState> {
     if (!parsed.success) throw validationError(parsed.error, 'query');
     ctx.body = await listAudit(deps.db, ctx.state.projectId, { ...parsed.data, before: parsed.data.cursor });
   });
-
-  return router;
 }
