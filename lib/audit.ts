@@ -3,8 +3,9 @@ import type { JsonValue } from './templates';
 
 /**
  * What the audit log records of a config change: the non-secret fields that changed. The webhook
- * URL can carry a credential in its path, query or user info, header values are often API keys,
- * and secrets are secrets: the log shows the URL's scheme and host only, and the others as MASK.
+ * URL can carry a credential in its path, query or user info, header values are often API keys, a
+ * payload template can hold a static token, and secrets are secrets: the log shows the URL's scheme
+ * and host only, and the others as MASK (a template that is null, the default payload, stays null).
  */
 export const MASK = '***';
 
@@ -38,7 +39,7 @@ function auditedFields(config: AuditedConfig): Map<string, JsonValue> {
     ['conditions', config.conditions as JsonValue],
     ['webhook.url', maskUrl(config.webhook.url)],
     ['webhook.timeoutMs', config.webhook.timeoutMs],
-    ['payload.template', config.payload.template as JsonValue],
+    ['payload.template', config.payload.template === null ? null : MASK],
   ]);
   for (const name of Object.keys(config.webhook.headers).sort()) fields.set(`webhook.headers.${name}`, MASK);
   for (const [name, value] of Object.entries(config.retry)) fields.set(`retry.${name}`, value);
@@ -47,8 +48,8 @@ function auditedFields(config: AuditedConfig): Map<string, JsonValue> {
 
 /**
  * The changes from `before` to `after` (undefined: the config did not exist, or no longer does).
- * A URL or header value that changed is listed even when its masked form did not: the log says that
- * it changed, not what it was.
+ * A URL, header value or payload template that changed is listed even when its masked form did not:
+ * the log says that it changed, not what it was.
  */
 export function configChanges(before: AuditedConfig | undefined, after: AuditedConfig | undefined): AuditChange[] {
   const from = before ? auditedFields(before) : new Map<string, JsonValue>();
@@ -66,6 +67,7 @@ export function configChanges(before: AuditedConfig | undefined, after: AuditedC
 
 function clearValueChanged(field: string, before: AuditedConfig, after: AuditedConfig): boolean {
   if (field === 'webhook.url') return before.webhook.url !== after.webhook.url;
+  if (field === 'payload.template') return JSON.stringify(before.payload.template) !== JSON.stringify(after.payload.template);
   if (field.startsWith('webhook.headers.')) {
     const name = field.slice('webhook.headers.'.length);
     return before.webhook.headers[name] !== after.webhook.headers[name];

@@ -7,8 +7,8 @@ import { useStack, type TestStack } from './support/stack';
 
 /**
  * The audit log of config changes (alert_audit_log, GET /api/alerts/audit) through real HTTP on the
- * shared stack: who (the token's id), when, what changed, and never a secret, a URL path or a
- * header value, in the answers or in the raw rows.
+ * shared stack: who (the token's id), when, what changed, and never a secret, a URL path, a header
+ * value or a payload template, in the answers or in the raw rows.
  */
 
 const uid = () => randomBytes(4).toString('hex');
@@ -109,6 +109,36 @@ describe('audit log of config changes', function () {
     }
   });
 
+  it('lists a changed payload template as "***" (null: the default payload), and never holds the template in the answer or the rows', async () => {
+    const marker = uid();
+    const workflowId = `wf_audit_tpl_${uid()}`;
+    const base = { workflowId, name: 'templated', conditions: [{ type: 'failure' }], webhook: { url: 'https://hooks.example.com/a', headers: { 'X-Api-Key': `key-${marker}` } } };
+    const created = await stack.api('POST', '/api/alerts/config', { config: { ...base, payload: { template: { text: 'hi', token: `tpl-${marker}` } } } });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const configId = created.body.config.id;
+    const save = async (config: Record<string, unknown>) => {
+      const res = await stack.api('POST', '/api/alerts/config', { config: { id: configId, ...config } });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+    };
+    await save({ ...base, payload: { template: { text: 'hi', token: `tpl2-${marker}` } } });
+    await save({ ...base, payload: { template: { text: 'hi', token: `tpl2-${marker}` } }, name: 'renamed only' });
+    await save({ ...base, name: 'renamed only', payload: { template: null } });
+    await save({ ...base, name: 'renamed only', payload: { template: null }, webhook: { ...base.webhook, headers: { 'X-Api-Key': `key2-${marker}` } } });
+
+    const [header, toDefault, renamed, changed, create] = await auditOf(configId);
+    const templateChange = (entry: { changes: { field: string }[] }) => entry.changes.find((c) => c.field === 'payload.template');
+    assert.deepEqual(templateChange(create), { field: 'payload.template', to: '***' });
+    assert.deepEqual(templateChange(changed), { field: 'payload.template', from: '***', to: '***' }, 'a changed template is listed, masked');
+    assert.equal(templateChange(renamed), undefined, 'an unchanged template is not listed');
+    assert.deepEqual(templateChange(toDefault), { field: 'payload.template', from: '***', to: null });
+    assert.deepEqual(header.changes, [{ field: 'webhook.headers.X-Api-Key', from: '***', to: '***' }], 'a changed header value is listed, masked');
+
+    const answer = JSON.stringify(await auditOf(configId));
+    const rows = JSON.stringify(await stack.service.db.query('SELECT * FROM alert_audit_log WHERE config_id = $1', [configId]));
+    assert.ok(!answer.includes(marker), 'the answer shows a template or header value');
+    assert.ok(!rows.includes(marker), 'the audit rows hold a template or header value');
+  });
+
   it('records a config the service disabled after a 410, with no token', async function () {
     this.timeout(30_000);
     const receiver = await Receiver.start();
@@ -196,6 +226,15 @@ describe('audit log of config changes', function () {
         { field: 'webhook.url', from: 'https://h.example.com/***', to: 'https://h.example.com/***' },
       ]);
       assert.deepEqual(configChanges(base, { ...base, webhook: { ...base.webhook, headers: { 'X-K': 'v2' } } }), [{ field: 'webhook.headers.X-K', from: '***', to: '***' }]);
+    });
+
+    it('lists a changed payload template masked, even though its masked form is the same; null (the default payload) stays null', () => {
+      const withTemplate = { ...base, payload: { template: { text: 'token-1' } } };
+      assert.deepEqual(configChanges(base, withTemplate), [{ field: 'payload.template', from: null, to: '***' }]);
+      assert.deepEqual(configChanges(withTemplate, { ...base, payload: { template: { text: 'token-2' } } }), [{ field: 'payload.template', from: '***', to: '***' }]);
+      assert.deepEqual(configChanges(withTemplate, { ...base, payload: { template: { text: 'token-1' } } }), []);
+      assert.deepEqual(configChanges(undefined, withTemplate).find((c) => c.field === 'payload.template'), { field: 'payload.template', to: '***' });
+      assert.deepEqual(configChanges(withTemplate, undefined).find((c) => c.field === 'payload.template'), { field: 'payload.template', from: '***' });
     });
 
     it('masks a URL to its scheme and host, dropping user info', () => {
