@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { configChanges, secretChange, type AuditedConfig } from '../lib/audit';
+import { configChanges, MASK, secretChange, type AuditedConfig } from '../lib/audit';
 import { open, seal, type Keyring } from '../lib/crypto';
 import { newWebhookSecret } from '../lib/crypto';
 import { notFound } from '../lib/errors';
@@ -11,9 +11,15 @@ import type { Db, Queryable } from './db';
 /** What is sealed in alert_configs.sealed: everything a leaked database row must not reveal. */
 interface SealedParts {
   url: string;
+  /** names and values: a value is often an API key, and a name can say whose */
   headers: Record<string, string>;
   /** newest first; an older secret keeps signing until expiresAt (rotation grace) */
   secrets: { secret: string; expiresAt: string | null }[];
+  /**
+   * payload.template, which can hold a static credential (a token in the body). Absent from rows
+   * sealed before migration 005 whose template was null (the default payload): absent is null.
+   */
+  template?: JsonValue | null;
 }
 
 interface ConfigRow {
@@ -24,7 +30,6 @@ interface ConfigRow {
   enabled: boolean;
   disabled_reason: string | null;
   conditions: AlertCondition[];
-  payload_template: JsonValue | null;
   retry: AlertConfig['retry'];
   timeout_ms: number;
   key_id: string;
@@ -47,6 +52,47 @@ const sealParts = (keyring: Keyring, projectId: string, configId: string, parts:
 const openParts = (keyring: Keyring, row: Pick<ConfigRow, 'project_id' | 'id' | 'key_id' | 'sealed'>): SealedParts =>
   JSON.parse(open(keyring, { keyId: row.key_id, ciphertext: row.sealed }, `${row.project_id}/${row.id}`));
 
+const BACKFILL_BATCH = 100;
+
+/**
+ * The step of migration 005 that SQL cannot do: moves each config's clear payload_template into
+ * its sealed parts, re-sealed with the keyring's first key (as any write does), before the
+ * migration's SQL drops the column. Runs in the migration's transaction (store/migrate.ts), in
+ * batches so that a large table is not held in memory at once. Needs the keyring only when there
+ * is a template to seal; returns how many rows it sealed.
+ */
+export async function sealClearPayloadTemplates(tx: Queryable, keyring: Keyring | undefined): Promise<number> {
+  const clear = `payload_template IS NOT NULL AND jsonb_typeof(payload_template) <> 'null'`;
+  const [{ n }] = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM alert_configs WHERE ${clear}`);
+  if (n === 0) return 0;
+  if (!keyring) {
+    throw new Error(
+      `${n === 1 ? '1 alert config has' : `${n} alert configs have`} a payload template in clear; sealing ${n === 1 ? 'it' : 'them'} needs ` +
+        'the encryption keyring (ALERTS_ENCRYPTION_KEYS, or the embedded key file), which this migrate() was not given',
+    );
+  }
+  type ClearRow = Pick<ConfigRow, 'id' | 'project_id' | 'key_id' | 'sealed'> & { payload_template: JsonValue };
+  let after = '';
+  for (;;) {
+    const rows = await tx.query<ClearRow>(
+      `SELECT id, project_id, key_id, sealed, payload_template FROM alert_configs WHERE ${clear} AND id > $1 ORDER BY id LIMIT ${BACKFILL_BATCH} FOR UPDATE`,
+      [after],
+    );
+    for (const row of rows) {
+      let parts: SealedParts;
+      try {
+        parts = openParts(keyring, row);
+      } catch (err) {
+        throw new Error(`alert config ${row.id}: ${(err as Error).message}`);
+      }
+      const sealed = sealParts(keyring, row.project_id, row.id, { ...parts, template: row.payload_template });
+      await tx.query('UPDATE alert_configs SET key_id = $2, sealed = $3 WHERE id = $1', [row.id, sealed.keyId, sealed.ciphertext]);
+    }
+    if (rows.length < BACKFILL_BATCH) return n;
+    after = rows[rows.length - 1].id;
+  }
+}
+
 function unsealRow(keyring: Keyring, row: ConfigRow): StoredConfig {
   const parts = openParts(keyring, row);
   const now = Date.now();
@@ -59,7 +105,7 @@ function unsealRow(keyring: Keyring, row: ConfigRow): StoredConfig {
     disabledReason: row.disabled_reason,
     conditions: row.conditions,
     webhook: { url: parts.url, headers: parts.headers, timeoutMs: row.timeout_ms },
-    payload: { template: row.payload_template },
+    payload: { template: parts.template ?? null },
     retry: row.retry,
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
@@ -103,23 +149,23 @@ export async function saveConfig(db: Db, keyring: Keyring, projectId: string, in
       if (!secret) secret = generatedSecret = newWebhookSecret();
       secrets = [{ secret, expiresAt: null }];
     }
-    const sealed = sealParts(keyring, projectId, id, { url: input.webhook.url, headers: input.webhook.headers, secrets });
+    const sealed = sealParts(keyring, projectId, id, { url: input.webhook.url, headers: input.webhook.headers, secrets, template: input.payload.template });
     const values = [
       id, projectId, input.workflowId, input.name, input.enabled,
-      JSON.stringify(input.conditions), JSON.stringify(input.payload.template), JSON.stringify(input.retry),
+      JSON.stringify(input.conditions), JSON.stringify(input.retry),
       input.webhook.timeoutMs, sealed.keyId, sealed.ciphertext,
     ];
     const rows = created
       ? await tx.query<ConfigRow>(
-          `INSERT INTO alert_configs (id, project_id, workflow_id, name, enabled, conditions, payload_template, retry, timeout_ms, key_id, sealed)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11) RETURNING *`,
+          `INSERT INTO alert_configs (id, project_id, workflow_id, name, enabled, conditions, retry, timeout_ms, key_id, sealed)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10) RETURNING *`,
           values,
         )
       : await tx.query<ConfigRow>(
           `UPDATE alert_configs SET workflow_id = $3, name = $4, enabled = $5,
              disabled_reason = CASE WHEN $5 THEN NULL ELSE disabled_reason END,
-             conditions = $6::jsonb, payload_template = $7::jsonb, retry = $8::jsonb, timeout_ms = $9,
-             key_id = $10, sealed = $11, updated_at = now()
+             conditions = $6::jsonb, retry = $7::jsonb, timeout_ms = $8,
+             key_id = $9, sealed = $10, updated_at = now()
            WHERE id = $1 AND project_id = $2 RETURNING *`,
           values,
         );
@@ -161,13 +207,15 @@ export async function deleteConfig(db: Db, keyring: Keyring, projectId: string, 
   });
 }
 
-/** What the audit log keeps of a deleted row; one whose key is gone (so its webhook does not open) can still be deleted. */
+/** What the audit log keeps of a deleted row; one whose key is gone (so its sealed parts do not open) can still be deleted. */
 function deletedConfig(keyring: Keyring, row: ConfigRow): AuditedConfig {
+  // unknown without the key: recorded as a masked URL and template, without headers
   let webhook: AuditedConfig['webhook'] = { url: '', headers: {}, timeoutMs: row.timeout_ms };
+  let payload: AuditedConfig['payload'] = { template: MASK };
   try {
-    webhook = unsealRow(keyring, row).webhook;
+    ({ webhook, payload } = unsealRow(keyring, row));
   } catch {
-    /* recorded as a masked URL without headers */
+    /* keep the masked forms */
   }
   return {
     workflowId: row.workflow_id,
@@ -176,7 +224,7 @@ function deletedConfig(keyring: Keyring, row: ConfigRow): AuditedConfig {
     disabledReason: row.disabled_reason,
     conditions: row.conditions,
     webhook,
-    payload: { template: row.payload_template },
+    payload,
     retry: row.retry,
   };
 }

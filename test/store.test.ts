@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import { hashToken, newKeySpec, newWebhookSecret, parseKeyring } from '../lib/crypto';
+import path from 'node:path';
+import { hashToken, newKeySpec, newWebhookSecret, parseKeyring, seal, type Keyring } from '../lib/crypto';
 import { AlertsError } from '../lib/errors';
 import { alertConfigInputSchema, type AlertConfigInput } from '../lib/schemas';
-import { deleteConfig, getConfig, listConfigs, publicConfig, saveConfig } from '../store/configs';
+import { deleteConfig, getConfig, listConfigs, publicConfig, rotateSecret, saveConfig } from '../store/configs';
 import { openPostgres, type Db } from '../store/db';
 import { migrate, MIGRATIONS_DIR } from '../store/migrate';
 import { addToken, countTokens, createToken, projectForToken } from '../store/tokens';
+import { makeScratchDir } from './support/scratch';
 import { STORE_KINDS, useStore, withStore } from './support/stores';
 
 const MIGRATIONS = fs.readdirSync(MIGRATIONS_DIR).filter((f) => /^\d+.*\.sql$/.test(f)).sort();
@@ -40,6 +42,40 @@ async function rawConfigRow(db: Db, id: string): Promise<Record<string, unknown>
   const rows = await db.query('SELECT * FROM alert_configs WHERE id = $1', [id]);
   assert.equal(rows.length, 1, `one alert_configs row for ${id}`);
   return rows[0];
+}
+
+/** asserts that no column of the config's raw row, and no audit entry of it, holds any of `hidden` */
+async function assertStoredNowhere(db: Db, configId: string, hidden: Record<string, string>): Promise<void> {
+  const row = await rawConfigRow(db, configId);
+  const audit = await db.query('SELECT * FROM alert_audit_log WHERE config_id = $1', [configId]);
+  for (const [what, plain] of Object.entries(hidden)) {
+    for (const [column, value] of Object.entries(row)) {
+      assert.ok(!JSON.stringify(value ?? null).includes(plain), `alert_configs.${column} holds the ${what}`);
+    }
+    assert.ok(!JSON.stringify(audit).includes(plain), `alert_audit_log holds the ${what}`);
+  }
+}
+
+/** The migration that seals payload templates, and a folder with the migrations before it: the schema it upgrades. */
+const SEAL_TEMPLATES_MIGRATION = '005_seal_payload_templates.sql';
+function migrationsBefore(file: string): string {
+  const dir = makeScratchDir('meshhook-alerts-old-migrations-');
+  for (const f of MIGRATIONS.filter((m) => m < file)) fs.copyFileSync(path.join(MIGRATIONS_DIR, f), path.join(dir, f));
+  return dir;
+}
+
+/** A config row as the code before migration 005 wrote it: the template in clear in payload_template. */
+async function insertClearTemplateRow(
+  db: Db,
+  keyring: Keyring,
+  row: { id: string; projectId: string; url: string; headers: Record<string, string>; secret: string; template: unknown },
+): Promise<void> {
+  const sealed = seal(keyring, JSON.stringify({ url: row.url, headers: row.headers, secrets: [{ secret: row.secret, expiresAt: null }] }), `${row.projectId}/${row.id}`);
+  await db.query(
+    `INSERT INTO alert_configs (id, project_id, workflow_id, name, enabled, conditions, payload_template, retry, timeout_ms, key_id, sealed)
+     VALUES ($1, $2, 'wf_orders', 'before 005', true, '[{"type":"failure"}]'::jsonb, $3::jsonb, $4::jsonb, 5000, $5, $6)`,
+    [row.id, row.projectId, JSON.stringify(row.template), JSON.stringify(configInput().retry), sealed.keyId, sealed.ciphertext],
+  );
 }
 
 for (const kind of STORE_KINDS) {
@@ -112,6 +148,108 @@ for (const kind of STORE_KINDS) {
           );
         },
       );
+
+      describe(`${SEAL_TEMPLATES_MIGRATION}: payload templates saved in clear before it`, () => {
+        const k1 = newKeySpec('k1');
+        const k2 = newKeySpec('k2');
+        let oldMigrations: string;
+        before(() => {
+          oldMigrations = migrationsBefore(SEAL_TEMPLATES_MIGRATION);
+        });
+        after(() => fs.rmSync(oldMigrations, { recursive: true, force: true }));
+
+        /** a store at the schema before the migration, with rows the code of then wrote */
+        async function withOldStore(fn: (db: Db) => Promise<void>): Promise<void> {
+          await withStore(
+            kind,
+            async ({ db }) => {
+              assert.deepEqual(await migrate(db, undefined, { dir: oldMigrations }), MIGRATIONS.filter((m) => m < SEAL_TEMPLATES_MIGRATION));
+              await fn(db);
+            },
+            { migrated: false },
+          );
+        }
+
+        it('reads them back after the migration, sealed under the newest key, with the clear column gone and the audit log masked', async () => {
+          await withOldStore(async (db) => {
+            const project = newProject();
+            const credential = `xoxb-${randomBytes(8).toString('hex')}`;
+            const headerValue = `Bearer hv-${randomBytes(8).toString('hex')}`;
+            const secret = newWebhookSecret();
+            const template = { text: '{{ workflow.name }} failed', token: credential, blocks: [{ auth: `Bearer ${credential}` }] };
+            const withTemplate = { id: 'cfg_old_with_template', projectId: project, url: 'https://hooks.example.com/old', headers: { Authorization: headerValue }, secret, template };
+            const withDefault = { id: 'cfg_old_default_payload', projectId: project, url: 'https://hooks.example.com/default', headers: {}, secret, template: null };
+            await insertClearTemplateRow(db, parseKeyring(k1), withTemplate);
+            await insertClearTemplateRow(db, parseKeyring(k1), withDefault);
+            // the audit entry the code of then wrote for the create, template in clear
+            await db.query(
+              `INSERT INTO alert_audit_log (project_id, token_id, action, config_id, workflow_id, changes) VALUES ($1, NULL, 'config.updated', $2, 'wf_orders', $3::jsonb)`,
+              [project, withTemplate.id, JSON.stringify([{ field: 'name', from: 'a', to: 'b' }, { field: 'payload.template', from: null, to: template }, { field: 'payload.template', from: template, to: null }])],
+            );
+            assert.ok(JSON.stringify(await rawConfigRow(db, withTemplate.id)).includes(credential), 'the old schema holds the template in clear');
+
+            const lines: string[] = [];
+            const rotated = parseKeyring(`${k2},${k1}`);
+            assert.deepEqual(await migrate(db, (line) => lines.push(line), { keyring: rotated }), MIGRATIONS.filter((m) => m >= SEAL_TEMPLATES_MIGRATION));
+            assert.ok(lines.includes(`${SEAL_TEMPLATES_MIGRATION}: sealed the payload templates of 1 alert config`), lines.join('\n'));
+
+            const columns = await db.query<{ column_name: string }>(`SELECT column_name FROM information_schema.columns WHERE table_name = 'alert_configs'`);
+            assert.ok(!columns.some((c) => c.column_name === 'payload_template'), 'the clear column is dropped');
+            await assertStoredNowhere(db, withTemplate.id, { 'template credential': credential, 'header value': headerValue });
+            assert.equal((await rawConfigRow(db, withTemplate.id)).key_id, 'k2', 'a sealed row is re-sealed with the first key');
+            assert.equal((await rawConfigRow(db, withDefault.id)).key_id, 'k1', 'a row without a template is left as it was');
+
+            const read = await getConfig(db, parseKeyring(k2), project, withTemplate.id);
+            assert.deepEqual(read.payload, { template });
+            assert.deepEqual(read.webhook, { url: withTemplate.url, headers: withTemplate.headers, timeoutMs: 5000 });
+            assert.deepEqual(read.secrets, [secret]);
+            assert.deepEqual((await getConfig(db, rotated, project, withDefault.id)).payload, { template: null });
+
+            const [entry] = await db.query<{ changes: unknown }>('SELECT changes FROM alert_audit_log WHERE config_id = $1', [withTemplate.id]);
+            assert.deepEqual(entry.changes, [
+              { field: 'name', from: 'a', to: 'b' },
+              { field: 'payload.template', from: null, to: '***' },
+              { field: 'payload.template', from: '***', to: null },
+            ]);
+
+            // and the store goes on as usual: an update, a rotation, a delete
+            await saveConfig(db, rotated, project, configInput({ id: withTemplate.id, payload: { template: { text: 'new' } } }));
+            await rotateSecret(db, rotated, project, withTemplate.id);
+            assert.deepEqual((await getConfig(db, rotated, project, withTemplate.id)).payload, { template: { text: 'new' } });
+            await deleteConfig(db, rotated, project, withTemplate.id);
+            await assertStoredNowhere(db, withDefault.id, { 'template credential': credential });
+          });
+        });
+
+        it('without the keyring it refuses to run while a template is in clear, says why, and changes nothing', async () => {
+          await withOldStore(async (db) => {
+            const project = newProject();
+            const template = { token: `xoxb-${randomBytes(8).toString('hex')}` };
+            await insertClearTemplateRow(db, parseKeyring(k1), { id: 'cfg_old_no_keyring', projectId: project, url: 'https://hooks.example.com/a', headers: {}, secret: newWebhookSecret(), template });
+            const rowBefore = await rawConfigRow(db, 'cfg_old_no_keyring');
+            await assert.rejects(migrate(db), new RegExp(`migration ${SEAL_TEMPLATES_MIGRATION} failed: 1 alert config has a payload template in clear; sealing it needs the encryption keyring`));
+            assert.deepEqual(await rawConfigRow(db, 'cfg_old_no_keyring'), rowBefore);
+            const recorded = await db.query<{ version: string }>('SELECT version FROM schema_migrations ORDER BY version');
+            assert.deepEqual(recorded.map((r) => r.version), MIGRATIONS.filter((m) => m < SEAL_TEMPLATES_MIGRATION));
+
+            // a key that does not open the row is refused the same way, naming the config
+            await assert.rejects(migrate(db, undefined, { keyring: parseKeyring(k2) }), /cfg_old_no_keyring.*encryption key "k1" is not in the keyring/);
+            assert.deepEqual(await rawConfigRow(db, 'cfg_old_no_keyring'), rowBefore);
+
+            await migrate(db, undefined, { keyring: parseKeyring(k1) });
+            assert.deepEqual((await getConfig(db, parseKeyring(k1), project, 'cfg_old_no_keyring')).payload, { template });
+          });
+        });
+
+        it('needs no keyring when no template is in clear (only default payloads)', async () => {
+          await withOldStore(async (db) => {
+            const project = newProject();
+            await insertClearTemplateRow(db, parseKeyring(k1), { id: 'cfg_old_only_default', projectId: project, url: 'https://hooks.example.com/a', headers: {}, secret: newWebhookSecret(), template: null });
+            assert.deepEqual(await migrate(db), MIGRATIONS.filter((m) => m >= SEAL_TEMPLATES_MIGRATION));
+            assert.deepEqual((await getConfig(db, parseKeyring(k1), project, 'cfg_old_only_default')).payload, { template: null });
+          });
+        });
+      });
     });
 
     describe('alert configs', () => {
@@ -305,6 +443,39 @@ for (const kind of STORE_KINDS) {
         assert.deepEqual(read.secrets, [secret]);
       });
 
+      it('keeps the payload template and header values only in the sealed column: a credential in either is in no column of the row, nor in the audit log', async () => {
+        const project = newProject();
+        const keyring = parseKeyring(k1);
+        const headerToken = `sk_live_${randomBytes(8).toString('hex')}`;
+        const templateToken = `xoxb-${randomBytes(8).toString('hex')}`;
+        const template = { text: '{{ workflow.name }} failed', token: templateToken, nested: [{ auth: `Bearer ${templateToken}` }] };
+        const webhook = { url: 'https://hooks.example.com/a', headers: { 'X-Api-Key': headerToken }, timeoutMs: 5000 };
+        const { config } = await saveConfig(store.db, keyring, project, configInput({ webhook, payload: { template } }));
+        await assertStoredNowhere(store.db, config.id, { 'header value': headerToken, 'payload template credential': templateToken });
+        assert.deepEqual((await getConfig(store.db, keyring, project, config.id)).payload, { template });
+
+        // an update and a secret rotation re-seal both, and nothing of the old or new ones is in clear
+        const headerToken2 = `sk_live_${randomBytes(8).toString('hex')}`;
+        const templateToken2 = `xoxb-${randomBytes(8).toString('hex')}`;
+        const template2 = { text: `token ${templateToken2}` };
+        await saveConfig(store.db, keyring, project, configInput({ id: config.id, webhook: { ...webhook, headers: { 'X-Api-Key': headerToken2 } }, payload: { template: template2 } }));
+        await rotateSecret(store.db, keyring, project, config.id);
+        await assertStoredNowhere(store.db, config.id, {
+          'old header value': headerToken, 'old template credential': templateToken, 'new header value': headerToken2, 'new template credential': templateToken2,
+        });
+        const read = await getConfig(store.db, keyring, project, config.id);
+        assert.deepEqual(read.payload, { template: template2 });
+        assert.deepEqual(read.webhook.headers, { 'X-Api-Key': headerToken2 });
+      });
+
+      it('a payload template keeps the key order it was written in', async () => {
+        const project = newProject();
+        const template = { zeta: 'z', a: 'a', middle: { yy: 1, b: 2 } };
+        const { config } = await saveConfig(store.db, parseKeyring(k1), project, configInput({ payload: { template } }));
+        const read = await getConfig(store.db, parseKeyring(k1), project, config.id);
+        assert.equal(JSON.stringify(read.payload.template), JSON.stringify(template));
+      });
+
       it('after a key rotation (new key first) old rows still read, and a save re-seals them with the new key', async () => {
         const project = newProject();
         const old = parseKeyring(k1);
@@ -324,6 +495,19 @@ for (const kind of STORE_KINDS) {
         assert.deepEqual(resaved.config.secrets, [secret], 'the secret survives re-sealing');
         // the old key is no longer needed for this row
         assert.deepEqual(await getConfig(store.db, parseKeyring(k2), project, config.id), resaved.config);
+      });
+
+      it('after a key rotation, a secret rotation re-seals the row, template included, with the new key', async () => {
+        const project = newProject();
+        const template = { text: `credential ${randomBytes(8).toString('hex')}` };
+        const { config } = await saveConfig(store.db, parseKeyring(k1), project, configInput({ payload: { template } }));
+        const rotated = parseKeyring(`${k2},${k1}`);
+        await rotateSecret(store.db, rotated, project, config.id);
+        assert.equal((await rawConfigRow(store.db, config.id)).key_id, 'k2');
+        const read = await getConfig(store.db, parseKeyring(k2), project, config.id);
+        assert.deepEqual(read.payload, { template });
+        assert.deepEqual(read.webhook, config.webhook);
+        assert.equal(read.secrets.length, 2, 'the new secret and the old one in its grace period');
       });
 
       it('a keyring without the key of a row fails with an error naming the missing key, and changes nothing', async () => {
@@ -364,6 +548,24 @@ for (const kind of STORE_KINDS) {
         const { config } = await saveConfig(store.db, keyring, project, configInput());
         await store.db.query('UPDATE alert_configs SET project_id = $1 WHERE id = $2', [other, config.id]);
         await assert.rejects(getConfig(store.db, keyring, other, config.id), /unable to authenticate data|auth/i);
+      });
+
+      it('the sealed parts of a config with a credential in its template, copied onto a config of another project, do not open there', async () => {
+        const keyring = parseKeyring(k1);
+        const victimProject = newProject();
+        const attackerProject = newProject();
+        const credential = `xoxb-${randomBytes(8).toString('hex')}`;
+        const victim = await saveConfig(store.db, keyring, victimProject, configInput({ payload: { template: { token: credential } } }));
+        const attacker = await saveConfig(store.db, keyring, attackerProject, configInput({ name: 'attacker' }));
+        await store.db.query(
+          'UPDATE alert_configs SET sealed = (SELECT sealed FROM alert_configs WHERE id = $1), key_id = (SELECT key_id FROM alert_configs WHERE id = $1) WHERE id = $2',
+          [victim.config.id, attacker.config.id],
+        );
+        await assert.rejects(getConfig(store.db, keyring, attackerProject, attacker.config.id), /unable to authenticate data|auth/i);
+        await assert.rejects(listConfigs(store.db, keyring, attackerProject), /unable to authenticate data|auth/i);
+        // moved whole, the row does not open either
+        await store.db.query('UPDATE alert_configs SET project_id = $1 WHERE id = $2', [attackerProject, victim.config.id]);
+        await assert.rejects(getConfig(store.db, keyring, attackerProject, victim.config.id), /unable to authenticate data|auth/i);
       });
     });
 
