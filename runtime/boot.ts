@@ -132,6 +132,7 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
         uiPort: env.TEMPORAL_UI_PORT,
         sqlitePragmas: env.TEMPORAL_DEV_SQLITE_PRAGMAS.split(',').map((p) => p.trim()).filter(Boolean),
         codecEndpoint: roles.api ? `${apiBase}/codec` : undefined,
+        log: (line) => say(line),
       });
       cleanups.push(() => devServer!.stop());
       address = devServer.address;
