@@ -1,7 +1,8 @@
 import type { Dispatcher } from 'undici';
 import { deliveriesFinished, dispatchLatency } from '../lib/metrics';
-import { buildTemplateContext, renderAlert } from '../lib/render';
+import { buildTemplateContext } from '../lib/render';
 import { TemplateError } from '../lib/templates';
+import { renderAlertSandboxed } from '../runtime/template-sandbox';
 import { findConfig } from '../store/configs';
 import { finishAttempt, finishDelivery, recordLostAttempts, startFirstAttempt, upsertDelivery, type DeliveryRef } from '../store/deliveries';
 import type { AlertDeliveryInput } from '../workflows/types';
@@ -72,7 +73,7 @@ export function prepareActivities(deps: ActivityDeps, dispatcher: Dispatcher) {
       }
       let rendered;
       try {
-        rendered = renderAlert(config, buildTemplateContext(input.event, config, input.condition, input.deliveryId, nowMs));
+        rendered = await renderAlertSandboxed(config, buildTemplateContext(input.event, config, input.condition, input.deliveryId, nowMs));
       } catch (err) {
         if (err instanceof TemplateError) return unprepared(`template error in ${err.message}`);
         throw err;

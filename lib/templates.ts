@@ -1,4 +1,11 @@
-import { Liquid, type Template } from 'liquidjs';
+import { Liquid, type Context, type Template } from 'liquidjs';
+
+/** What liquid's built-in capture tag holds (its fields are not in liquidjs's types). */
+interface CaptureLike {
+  liquid: Liquid;
+  templates: Template[];
+  variable: string;
+}
 
 /**
  * Alert templates: LiquidJS over a JSON template. Liquid runs no code, and we
@@ -37,6 +44,16 @@ function makeEngine(outputEscape?: (value: unknown) => string): Liquid {
     memoryLimit: TEMPLATE_LIMITS.memory,
     outputEscape,
   });
+  // capture builds a string liquid's memory budget does not see: charge it, so that a capture doubled
+  // in a loop stops here with a clear message (the renderer process's heap bounds every other way)
+  const BuiltinCapture = engine.tags.capture as unknown as new (...args: never[]) => CaptureLike;
+  engine.registerTag('capture', class extends BuiltinCapture {
+    *render(ctx: Context): Generator<unknown, void, string> {
+      const html = yield this.liquid.renderer.renderTemplates(this.templates, ctx);
+      ctx.memoryLimit.use(html.length);
+      ctx.bottom()[this.variable] = html;
+    }
+  } as unknown as Parameters<Liquid['registerTag']>[1]);
   for (const tag of ['include', 'render', 'layout']) {
     engine.registerTag(tag, {
       parse() {

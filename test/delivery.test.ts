@@ -706,4 +706,41 @@ describe('alert delivery (end to end on the embedded stack)', function () {
     await sleep(QUIET_MS);
     assert.equal(hits(path).length, 0, 'nothing sent');
   });
+
+  it('fails only its own delivery when a template would exhaust memory, and the service keeps delivering', async function () {
+    this.timeout(60_000);
+    const workflowId = `wf_bomb_${uid()}`;
+    const bombPath = hookPath('bomb');
+    const okPath = hookPath('bomb-neighbour', () => ({ status: 200 }));
+    // the template that aborted Node with "Fatal JavaScript invalid size error" (capture was not counted)
+    const bomb = '{% capture s %}xxxxxxxxxxxxxxxx{% endcapture %}{% for i in (1..24) %}{% capture s %}{{s}}{{s}}{% endcapture %}{% endfor %}{{ s | replace: "x", "yy" | size }}';
+    const preview = await stack.api('POST', '/api/alerts/preview', {
+      config: { workflowId, name: 'Bomb', conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${bombPath}` }, payload: { template: { n: bomb } } },
+    });
+    assert.equal(preview.status, 400, JSON.stringify(preview.body));
+    assert.match(preview.body.error.message, /config\.payload\.template: .*memory/);
+    await createConfig({ workflowId, name: 'Bomb', conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${bombPath}`, headers: {}, timeoutMs: 5_000 }, payload: { template: { n: bomb } } });
+    await createConfig({ workflowId, name: 'Neighbour', conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${okPath}`, headers: {}, timeoutMs: 5_000 } });
+    const res = await stack.api('POST', '/api/events', makeEvent('run.failed', workflowId));
+    assert.equal(res.status, 202);
+    assert.equal(res.body.deliveries.length, 2);
+    await waitForHits(okPath, 1);
+    const statuses = await Promise.all(res.body.deliveries.map((d: { deliveryId: string }) => eventually(`delivery ${d.deliveryId} finished`, async () => {
+      const got = await stack.api('GET', `/api/alerts/deliveries/${d.deliveryId}`);
+      return got.status === 200 && ['delivered', 'failed'].includes(got.body.status) && got.body;
+    })));
+    const failed = statuses.find((d: { status: string }) => d.status === 'failed');
+    assert.ok(failed, JSON.stringify(statuses.map((d: { status: string }) => d.status)));
+    assert.equal(statuses.filter((d: { status: string }) => d.status === 'delivered').length, 1);
+    const logs = await logsOf(failed.deliveryId);
+    assert.equal(logs.length, 1, JSON.stringify(logs));
+    assert.equal(logs[0].outcome, 'failed');
+    assert.match(logs[0].error ?? '', /template error in payload\.template: .*memory/);
+    await sleep(QUIET_MS);
+    assert.equal(hits(bombPath).length, 0, 'nothing sent for the bomb');
+    // and the service is still up: a later alert is delivered
+    const later = await stack.api('POST', '/api/events', makeEvent('run.failed', workflowId));
+    assert.equal(later.status, 202);
+    await waitForHits(okPath, 2);
+  });
 });

@@ -4,9 +4,10 @@ import { savedTargetRefusal } from '../../activities/egress';
 import { processEvent, startDelivery } from '../../activities/events';
 import { redeliveryId, testDeliveryId } from '../../lib/delivery-ids';
 import { AlertsError, invalid, notFound } from '../../lib/errors';
-import { renderAlert, buildTemplateContext } from '../../lib/render';
+import { buildTemplateContext } from '../../lib/render';
 import { executionEventSchema, type AlertConditionName } from '../../lib/schemas';
 import { TemplateError } from '../../lib/templates';
+import { renderAlertSandboxed } from '../../runtime/template-sandbox';
 import { getConfig, rotateSecret } from '../../store/configs';
 import { attemptsOf, deliveryEvent, findDelivery, listDeliveries, listLogs, signatureHeadersOf } from '../../store/deliveries';
 import type { AuthState } from '../auth';
@@ -92,7 +93,7 @@ export function alertRoutes(router: Router<AuthState>, deps: ApiDeps): void {
     throw new AlertsError('unavailable', `the test delivery ${deliveryId} made no attempt in time; is a worker running?`, { deliveryId });
   });
 
-  // Renders a config as a delivery would (lib/render.ts), against a sample event: the web UI's live preview.
+  // Renders a config as a delivery would (in a template renderer process), against a sample event: the web UI's live preview.
   router.post('/api/alerts/preview', async (ctx) => {
     const { config, event: given, condition: asked } = parse(previewRequestSchema, await readJson(ctx), 'body');
     const event = given ?? { ...SAMPLE_EVENT, workflowId: config.workflowId };
@@ -100,7 +101,7 @@ export function alertRoutes(router: Router<AuthState>, deps: ApiDeps): void {
     const configId = config.id ?? 'cfg_preview';
     const deliveryId = `dlv-${configId}-${event.id}`;
     try {
-      const rendered = renderAlert(config, buildTemplateContext(event, { id: configId, name: config.name }, condition, deliveryId));
+      const rendered = await renderAlertSandboxed(config, buildTemplateContext(event, { id: configId, name: config.name }, condition, deliveryId));
       // the UI warns while the URL is typed, before a save would refuse it
       const refusal = await savedTargetRefusal(deps.egress, config.webhook.url);
       ctx.body = { ...rendered, condition, deliveryId, event, egressRefusal: refusal && `refused by the egress policy: ${refusal}` };

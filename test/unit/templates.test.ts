@@ -147,6 +147,16 @@ describe('lib/templates', () => {
       );
     });
 
+    it('counts what capture builds against the memory budget (a capture doubled in a loop)', () => {
+      const started = Date.now();
+      throwsTemplateError(
+        () => renderString('{% capture s %}xxxxxxxxxxxxxxxx{% endcapture %}{% for i in (1..24) %}{% capture s %}{{s}}{{s}}{% endcapture %}{% endfor %}{{ s | replace: "x", "yy" | size }}', context),
+        /memory alloc limit exceeded/,
+      );
+      assert.ok(Date.now() - started < 1_000, 'it stops early, not after building the string');
+      assert.equal(renderString('{% capture s %}{{ workflow.id }}!{% endcapture %}{{ s }}{{ s }}', context), 'wf a/b!wf a/b!');
+    });
+
     it(`stops a render that runs longer than ${TEMPLATE_LIMITS.renderMs} ms`, () => {
       const started = Date.now();
       throwsTemplateError(() => renderString('{% for a in (1..5000) %}{% for b in (1..5000) %}{% endfor %}{% endfor %}', context), /render limit exceeded/);

@@ -1,0 +1,209 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { RenderedAlert, TemplateContext } from '../lib/render';
+import type { AlertConfig } from '../lib/schemas';
+import { TemplateError } from '../lib/templates';
+
+/**
+ * Alert templates are rendered in child processes whose heap and time are bounded, never in the
+ * service's own process. LiquidJS's budgets (lib/templates.ts) stop most runaway templates with a
+ * clear message, but not every way a string or an array can grow (a `capture` doubled in a loop
+ * reached 268 million characters, and V8 then aborts the whole process with an uncatchable "invalid
+ * size error"; a worker thread dies with its process on that abort). A child that dies, runs out of
+ * heap or passes its deadline takes only the alert it was rendering with it: that render fails as a
+ * TemplateError (a permanent failure of that one delivery, logged with this reason), the child is
+ * replaced, and every other alert renders on.
+ *
+ * Each child renders one alert at a time, so a render that kills it fails no other alert.
+ */
+export const SANDBOX_LIMITS = {
+  /** V8 old-space heap of one renderer process */
+  heapMb: 128,
+  /** wall-clock time one alert's render may take in a renderer before the process is killed */
+  deadlineMs: 2_000,
+  /** renderer processes: a template that holds one up does not hold up every other alert */
+  processes: 2,
+  /** time a renderer may take to start */
+  startMs: 30_000,
+} as const;
+
+type RenderableConfig = Pick<AlertConfig, 'webhook' | 'payload'>;
+
+interface Job {
+  config: RenderableConfig;
+  context: TemplateContext;
+  resolve(rendered: RenderedAlert): void;
+  reject(err: Error): void;
+}
+
+type ChildMessage =
+  | { kind: 'ready' }
+  | { kind: 'rendered'; rendered: RenderedAlert }
+  | { kind: 'template_error'; message: string }
+  | { kind: 'error'; message: string };
+
+const CHILD_ENTRY = path.join(__dirname, 'template-renderer.ts');
+// the child runs the TypeScript sources as this process does (tsx), with a bounded heap
+const childExecArgv = () => ['--import', pathToFileURL(require.resolve('tsx')).href, `--max-old-space-size=${SANDBOX_LIMITS.heapMb}`];
+
+/** One renderer process, started on first use and replaced when it dies. */
+class Renderer {
+  private child: ChildProcess | undefined;
+  private ready: Promise<void> | undefined;
+  private current: Job | undefined;
+  /** the process rendering `current` */
+  private currentOn: ChildProcess | undefined;
+  private readonly queue: Job[] = [];
+
+  get load(): number {
+    return this.queue.length + (this.current ? 1 : 0);
+  }
+
+  submit(job: Job): void {
+    this.queue.push(job);
+    void this.next();
+  }
+
+  private start(): Promise<void> {
+    const child = fork(CHILD_ENTRY, [], { execArgv: childExecArgv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    this.child = child;
+    let started = false;
+    this.ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the template renderer did not start within ${SANDBOX_LIMITS.startMs} ms`)), SANDBOX_LIMITS.startMs);
+      child.once('message', (m: ChildMessage) => {
+        clearTimeout(timer);
+        if (m.kind === 'ready') {
+          started = true;
+          resolve();
+        }
+        else reject(new Error(`the template renderer did not start: ${JSON.stringify(m)}`));
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`the template renderer exited at start (${signal ?? `code ${code}`})`));
+      });
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    child.on('exit', (code, signal) => {
+      if (this.child === child) this.child = undefined;
+      // a renderer that never started is no template's fault: next() reports that one
+      if (!started) return;
+      // only the alert this very process was rendering (a process stopped at its deadline was let go first)
+      if (this.currentOn !== child) return;
+      const job = this.current;
+      this.current = undefined;
+      this.currentOn = undefined;
+      job?.reject(new TemplateError(`rendering this alert stopped its template renderer (${signal ?? `exit code ${code}`}): a template may use at most ${SANDBOX_LIMITS.heapMb} MiB of memory`));
+      void this.next();
+    });
+    this.idle(child);
+    return this.ready;
+  }
+
+  // an idle renderer keeps no process alive; one at work does, until its answer is in
+  private idle(child: ChildProcess): void {
+    child.unref();
+    (child.channel as { unref?: () => void } | undefined)?.unref?.();
+  }
+
+  private busy(child: ChildProcess): void {
+    child.ref();
+    (child.channel as { ref?: () => void } | undefined)?.ref?.();
+  }
+
+  private async next(): Promise<void> {
+    if (this.current || this.queue.length === 0) return;
+    const job = this.queue.shift()!;
+    this.current = job;
+    let child: ChildProcess;
+    try {
+      if (!this.child) await this.start();
+      else await this.ready;
+      child = this.child!;
+    } catch (err) {
+      // the renderer could not run at all: not the template's fault, so the caller may retry
+      this.child?.kill('SIGKILL');
+      this.child = undefined;
+      if (this.current === job) {
+        this.current = undefined;
+        this.currentOn = undefined;
+      }
+      job.reject(err as Error);
+      void this.next();
+      return;
+    }
+    this.busy(child);
+    this.currentOn = child;
+    const timer = setTimeout(() => {
+      if (this.current !== job) return;
+      this.current = undefined;
+      this.currentOn = undefined;
+      // let the process go before it is gone, so the next alert starts a new one instead of waiting on it
+      if (this.child === child) this.child = undefined;
+      child.kill('SIGKILL');
+      job.reject(new TemplateError(`rendering the alert took longer than ${SANDBOX_LIMITS.deadlineMs} ms; its template renderer was stopped`));
+      void this.next();
+    }, SANDBOX_LIMITS.deadlineMs);
+    const onMessage = (m: ChildMessage) => {
+      if (this.current !== job) return;
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      this.current = undefined;
+      this.currentOn = undefined;
+      this.idle(child);
+      if (m.kind === 'rendered') job.resolve(m.rendered);
+      else if (m.kind === 'template_error') job.reject(new TemplateError(m.message));
+      else job.reject(new Error(`the template renderer failed: ${m.kind === 'error' ? m.message : JSON.stringify(m)}`));
+      void this.next();
+    };
+    child.on('message', onMessage);
+    child.send({ config: job.config, context: job.context }, (err) => {
+      if (err && this.current === job) {
+        clearTimeout(timer);
+        child.off('message', onMessage);
+        this.current = undefined;
+        this.currentOn = undefined;
+        if (this.child === child) this.child = undefined;
+        child.kill('SIGKILL');
+        job.reject(err);
+        void this.next();
+      }
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  kill(): void {
+    this.child?.kill('SIGKILL');
+  }
+}
+
+const renderers: Renderer[] = Array.from({ length: SANDBOX_LIMITS.processes }, () => new Renderer());
+
+/**
+ * Renders URL, headers and body of one alert (lib/render.ts's renderAlert) in a renderer process.
+ * Rejects with TemplateError when a template fails, or kills or outlasts its renderer; with another
+ * Error when no renderer could run (then retrying may help).
+ */
+export function renderAlertSandboxed(config: RenderableConfig, context: TemplateContext): Promise<RenderedAlert> {
+  return new Promise((resolve, reject) => {
+    const renderer = renderers.reduce((a, b) => (b.load < a.load ? b : a));
+    renderer.submit({ config: { webhook: config.webhook, payload: config.payload }, context, resolve, reject });
+  });
+}
+
+/** The process ids of the running renderers (for tests and diagnostics). */
+export function templateRendererPids(): number[] {
+  return renderers.map((r) => r.pid).filter((pid): pid is number => pid !== undefined);
+}
+
+/** Stops the renderer processes (they start again on the next render). */
+export function stopTemplateRenderers(): void {
+  for (const r of renderers) r.kill();
+}

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { buildTemplateContext } from '../lib/render';
+import { TemplateError } from '../lib/templates';
+import { renderAlertSandboxed, SANDBOX_LIMITS, templateRendererPids } from '../runtime/template-sandbox';
+
+/**
+ * The template renderer processes (runtime/template-sandbox.ts): whatever ends a renderer (an abort
+ * of V8, a heap exhausted, a signal) fails the one alert it was rendering, as a TemplateError, and the
+ * next alert renders in a fresh renderer. Real child processes, killed for real.
+ */
+const context = buildTemplateContext(
+  { id: 'evt_1', type: 'run.failed', occurredAt: '2026-11-29T10:00:00Z', workflowId: 'wf_sandbox', runId: 'run_1', error: { message: 'boom' } },
+  { id: 'cfg_1', name: 'Sandbox' },
+  'failure',
+  'dlv-cfg_1-evt_1',
+);
+const config = (template: unknown, url = 'https://hooks.example.com/{{ workflow.id }}') => ({ webhook: { url, headers: { 'X-Run': '{{ run.id }}' }, timeoutMs: 10_000 }, payload: { template } });
+// a render that takes a while but stays inside liquid's own limits (per string 50 ms, per alert 250 ms)
+const slow = Array.from({ length: 4 }, () => '{% for a in (1..400) %}{% for b in (1..100) %}{% endfor %}{% endfor %}done');
+
+describe('template renderer processes', function () {
+  this.timeout(60_000);
+
+  it('renders URL, headers and body as lib/render.ts does', async () => {
+    const rendered = await renderAlertSandboxed(config({ text: '{{ workflow.id }}: {{ error.message }}', n: '{{ run.durationMs }}' }) as never, context);
+    assert.deepEqual(rendered, { url: 'https://hooks.example.com/wf_sandbox', headers: { 'X-Run': 'run_1' }, body: '{"text":"wf_sandbox: boom","n":null}' });
+  });
+
+  it('answers a failing template with its TemplateError', async () => {
+    await assert.rejects(renderAlertSandboxed(config({ a: '{% for i in (1..100000000) %}x{% endfor %}' }) as never, context), (err: Error) => err instanceof TemplateError && /payload\.template: .*memory alloc limit exceeded/.test(err.message));
+  });
+
+  it('fails only the alert whose renderer died, and renders the next one in a new renderer', async () => {
+    // warm every renderer, then hold each one busy with a slow render and kill them all mid-render
+    await Promise.all(Array.from({ length: SANDBOX_LIMITS.processes * 2 }, () => renderAlertSandboxed(config({ a: 'warm' }) as never, context)));
+    const before = templateRendererPids();
+    assert.equal(before.length, SANDBOX_LIMITS.processes);
+    const inFlight = Array.from({ length: SANDBOX_LIMITS.processes }, () => renderAlertSandboxed(config({ a: slow }) as never, context).then(() => 'rendered', (err: Error) => err));
+    const queued = renderAlertSandboxed(config({ a: 'queued {{ condition }}' }) as never, context);
+    await new Promise((r) => setTimeout(r, 20));
+    for (const pid of before) process.kill(pid, 'SIGKILL');
+    const outcomes = await Promise.all(inFlight);
+    for (const outcome of outcomes) {
+      assert.ok(outcome instanceof TemplateError, String(outcome));
+      assert.match(outcome.message, /rendering this alert stopped its template renderer \(SIGKILL\): a template may use at most \d+ MiB of memory/);
+    }
+    assert.equal(JSON.parse((await queued).body).a, 'queued failure', 'the alert queued behind them renders in a new renderer');
+    const after = templateRendererPids();
+    assert.ok(after.length >= 1 && after.every((pid) => !before.includes(pid)), `new renderers: ${before} -> ${after}`);
+  });
+
+  it(`stops a renderer that takes longer than ${SANDBOX_LIMITS.deadlineMs} ms on one alert`, async () => {
+    await Promise.all(Array.from({ length: SANDBOX_LIMITS.processes * 2 }, () => renderAlertSandboxed(config({ a: 'warm' }) as never, context)));
+    const held = templateRendererPids();
+    assert.equal(held.length, SANDBOX_LIMITS.processes);
+    // every renderer held up (SIGSTOP stands for a render stuck in one long call): the alert fails at the deadline
+    for (const pid of held) process.kill(pid, 'SIGSTOP');
+    const started = Date.now();
+    try {
+      await assert.rejects(renderAlertSandboxed(config({ a: 'held' }) as never, context), (err: Error) => err instanceof TemplateError && /took longer than 2000 ms; its template renderer was stopped/.test(err.message));
+    } finally {
+      for (const pid of held) {
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          /* the one that was stopped for good is gone */
+        }
+      }
+    }
+    assert.ok(Date.now() - started >= SANDBOX_LIMITS.deadlineMs - 50);
+    assert.equal(JSON.parse((await renderAlertSandboxed(config({ a: 'next' }) as never, context)).body).a, 'next');
+  });
+});
