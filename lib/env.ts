@@ -59,6 +59,8 @@ const envSchema = z.object({
   ALERTS_EAGER_WORKFLOW_START: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
 
   DATABASE_URL: optionalText,
+  /** how long a start waits for PostgreSQL (DATABASE_URL) and Temporal (TEMPORAL_ADDRESS) to come up, retrying; 0 fails at once */
+  ALERTS_STARTUP_WAIT_SECONDS: z.coerce.number().int().min(0).default(120),
   ALERTS_API_TOKENS: optionalText,
   ALERTS_ENCRYPTION_KEYS: optionalText,
   /** webhooks may target any address (development); lib/egress.ts */

@@ -6,14 +6,14 @@ import { createApp } from '../api/app';
 import type { ApiDeps } from '../api/deps';
 import { newKeySpec, parseKeyring, type Keyring } from '../lib/crypto';
 import { loadEnv, parseTokenSeeds, type Env } from '../lib/env';
-import { openDatabase, type Db } from '../store/db';
+import { openDatabase, postgresNotUpReason, postgresTarget, probePostgres, type Db } from '../store/db';
 import { migrate } from '../store/migrate';
 import { addToken, countTokens, createToken } from '../store/tokens';
 import { createAlertsWorker } from '../worker';
 import { startDevServer, type DevServer } from './dev-server';
 import { createApiServer } from './http-server';
 import { resolveTemporalCli } from './temporal-cli';
-import { connectTemporal, type TemporalHandles } from './temporal';
+import { connectTemporal, temporalNotUpReason, type TemporalHandles } from './temporal';
 
 export interface Roles {
   worker: boolean;
@@ -86,6 +86,39 @@ function freePort(host: string): Promise<number> {
   });
 }
 
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 5_000;
+const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
+
+/**
+ * Runs `attempt` until it succeeds, retrying with exponential backoff (0.5 s doubling up to 5 s) while
+ * `notUpReason` says the dependency is not up yet and the start's deadline (ALERTS_STARTUP_WAIT_SECONDS)
+ * has not passed: in a deployment PostgreSQL, Temporal and this service come up in any order.
+ */
+async function waitUntilUp<T>(
+  what: { name: string; target: string; setting: string },
+  deadline: { at: number; limitSeconds: number },
+  attempt: () => Promise<T>,
+  notUpReason: (err: unknown) => string | undefined,
+): Promise<T> {
+  for (let retry = 1; ; retry++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const reason = notUpReason(err);
+      if (!reason) throw err;
+      const left = deadline.at - Date.now();
+      if (left <= 0) {
+        const waited = deadline.limitSeconds ? `still not up after waiting ${deadline.limitSeconds} s` : 'not up (ALERTS_STARTUP_WAIT_SECONDS=0: no waiting)';
+        throw new Error(`${what.name} at ${what.target} is ${waited}: ${reason} (${(err as Error).message.split('\n')[0]}); check ${what.setting}, or wait longer with ALERTS_STARTUP_WAIT_SECONDS`);
+      }
+      const delay = Math.min(BACKOFF_FIRST_MS * 2 ** (retry - 1), BACKOFF_MAX_MS, left);
+      say(`waiting for ${what.name} at ${what.target} (${reason}); retry ${retry} in ${seconds(delay)}, giving up in ${Math.ceil(left / 1000)} s`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 let runtimeInstalled = false;
 /** The SDK logs at LOG_LEVEL (its INFO lines include the whole webpack report of the workflow bundle). */
 function installTemporalRuntime(env: Env): void {
@@ -108,9 +141,14 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
   const stop = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((err) => console.error(`[alerts] shutdown step failed: ${err.message}`));
   };
+  const deadline = { at: Date.now() + env.ALERTS_STARTUP_WAIT_SECONDS * 1000, limitSeconds: env.ALERTS_STARTUP_WAIT_SECONDS };
   try {
     const keyring = loadKeyring(env);
     say(env.embeddedDatabase ? `store: embedded PostgreSQL (PGlite) in ${path.join(env.dataDir, 'pglite')}` : 'store: PostgreSQL from DATABASE_URL');
+    if (env.DATABASE_URL) {
+      const url = env.DATABASE_URL;
+      await waitUntilUp({ name: 'PostgreSQL', target: postgresTarget(url), setting: 'DATABASE_URL' }, deadline, () => probePostgres(url), postgresNotUpReason);
+    }
     const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: env.dataDir });
     cleanups.push(() => db.close());
     await migrate(db, (line) => say(line));
@@ -139,7 +177,12 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
     }
     say(`connecting to Temporal at ${address}, namespace ${env.TEMPORAL_NAMESPACE}, task queue ${env.TEMPORAL_TASK_QUEUE}`);
     installTemporalRuntime(env);
-    const temporal = await connectTemporal(env, address!, keyring);
+    const temporal = await waitUntilUp(
+      { name: 'Temporal', target: address!, setting: 'TEMPORAL_ADDRESS' },
+      deadline,
+      () => connectTemporal(env, address!, keyring),
+      (err) => temporalNotUpReason(err, env.TEMPORAL_NAMESPACE),
+    );
     cleanups.push(() => temporal.connection.close());
 
     const uiUrl = env.TEMPORAL_UI_PUBLIC_URL ?? devServer?.uiUrl;

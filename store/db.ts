@@ -94,6 +94,48 @@ export async function openPostgres(url: string, options: { max?: number } = {}):
   };
 }
 
+/** where DATABASE_URL points, for messages: host:port, never the user or password */
+export function postgresTarget(url: string): string {
+  try {
+    const parsed = new URL(url);
+    const host = parsed.searchParams.get('host') ?? (parsed.hostname || 'localhost');
+    return `${host}:${parsed.port || parsed.searchParams.get('port') || '5432'}`;
+  } catch {
+    return 'DATABASE_URL';
+  }
+}
+
+/** network errors, and the answers of a server that is starting or shutting down: worth waiting for */
+const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+const SERVER_NOT_READY = new Map([
+  ['57P03', 'the database system is starting up'],
+  ['57P01', 'the server is shutting down'],
+  ['53300', 'too many connections'],
+]);
+
+/** Why `err` (from probePostgres) says PostgreSQL is not up yet, or undefined when waiting would not help (a wrong password, a missing database, bad TLS settings). */
+export function postgresNotUpReason(err: unknown): string | undefined {
+  const { code, message } = err as { code?: string; message?: string };
+  if (code && NETWORK_ERRORS.has(code)) return code;
+  if (code && SERVER_NOT_READY.has(code)) return `${SERVER_NOT_READY.get(code)}, ${code}`;
+  if (/timeout expired/i.test(message ?? '')) return 'connect timeout';
+  if (/Connection terminated/i.test(message ?? '')) return 'connection closed by the server';
+  return undefined;
+}
+
+/** Connects once to DATABASE_URL and runs `SELECT 1`; rejects with the driver's error. */
+export async function probePostgres(url: string, timeoutMs = 5_000): Promise<void> {
+  const { Client } = await import('pg');
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+  client.on('error', () => undefined); // reported by connect() or query()
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 export function openDatabase(options: { databaseUrl?: string; dataDir: string }): Promise<Db> {
   return options.databaseUrl ? openPostgres(options.databaseUrl) : openPglite(path.join(options.dataDir, 'pglite'));
 }
