@@ -32,6 +32,8 @@ export interface RunningService {
   temporalUiUrl?: string;
   /** the API token printed at start (embedded default only) */
   apiToken?: string;
+  /** the embedded Temporal UI decodes payloads itself (its codec endpoint carries the embedded default's token) */
+  temporalUiDecodes?: boolean;
   stop(): Promise<void>;
 }
 
@@ -169,7 +171,8 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
         port: env.TEMPORAL_DEV_PORT,
         uiPort: env.TEMPORAL_UI_PORT,
         sqlitePragmas: env.TEMPORAL_DEV_SQLITE_PRAGMAS.split(',').map((p) => p.trim()).filter(Boolean),
-        codecEndpoint: roles.api ? `${apiBase}/codec` : undefined,
+        // the embedded UI has no login; with the token in the path it decodes project "default" by itself
+        codecEndpoint: roles.api ? `${apiBase}/codec${apiToken ? `/${encodeURIComponent(apiToken)}` : ''}` : undefined,
         log: (line) => say(line),
       });
       cleanups.push(() => devServer!.stop());
@@ -237,7 +240,8 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
           }),
       );
     }
-    return { env, db, keyring, temporal, temporalAddress: address!, apiUrl, apiDeps, temporalUiUrl: uiUrl, apiToken, stop };
+    const temporalUiDecodes = Boolean(devServer && roles.api && apiToken);
+    return { env, db, keyring, temporal, temporalAddress: address!, apiUrl, apiDeps, temporalUiUrl: uiUrl, apiToken, temporalUiDecodes, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -257,8 +261,9 @@ export async function runService(options: { roles: Roles }): Promise<void> {
   if (service.apiUrl) say(`API          ${service.apiUrl}   (OpenAPI: ${service.apiUrl}/openapi.json)`);
   if (service.apiUrl) say(`Web UI       ${service.apiUrl}/   (sign in with the API token below)`);
   if (service.temporalUiUrl) say(`Temporal UI  ${service.temporalUiUrl}`);
-  // payloads in Temporal are encrypted: the UI shows them once its codec server (a browser setting) carries a token
-  if (service.temporalUiUrl && service.apiUrl) say(`Codec        ${service.apiUrl}/codec/<API token>   (Temporal UI: Codec Server setting, to read payloads)`);
+  // payloads in Temporal are encrypted: the UI shows them once its codec server carries a token
+  if (service.temporalUiDecodes) say(`Codec        the Temporal UI decodes project "default" through ${service.apiUrl}/codec/<API token>`);
+  else if (service.temporalUiUrl && service.apiUrl) say(`Codec        ${service.apiUrl}/codec/<API token>   (Temporal UI: Codec Server setting, to read payloads)`);
   if (service.apiToken) say(`API token    ${service.apiToken}   (project "default"; also in ${path.join(service.env.dataDir, 'api-token')})`);
   else if (service.env.embeddedDatabase && !service.env.ALERTS_API_TOKENS) say(`API token    ${path.join(service.env.dataDir, 'api-token')} is missing; create a token with: npm run token -- default`);
   if (service.apiUrl && !service.env.ALERTS_EGRESS_ALLOW && !service.env.ALERTS_ALLOW_PRIVATE_NETWORKS) {

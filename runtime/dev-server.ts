@@ -30,7 +30,10 @@ export interface DevServerOptions {
   uiPort: number;
   /** SQLite pragmas, e.g. ['journal_mode=WAL', 'synchronous=OFF'] */
   sqlitePragmas?: string[];
-  /** remote codec endpoint the Web UI calls to decode payloads */
+  /**
+   * remote codec endpoint the Web UI calls to decode payloads; it may hold a token in its path, so it
+   * goes to the CLI in a 0600 file, not on the command line (which `ps` shows every user)
+   */
   codecEndpoint?: string;
   log?: (line: string) => void;
 }
@@ -48,8 +51,14 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       throw new Error(`port ${port} on 127.0.0.1 is already in use; stop what uses it or set TEMPORAL_DEV_PORT / TEMPORAL_UI_PORT`);
     }
   }
+  // The CLI reads flag values from an "environment" file; ours replaces the user's ~/.config/temporalio one.
+  const envFile = path.join(options.dataDir, 'temporal-cli-env.yaml');
+  const settings = options.codecEndpoint ? `\n    ui-codec-endpoint: ${JSON.stringify(options.codecEndpoint)}` : ' {}';
+  fs.writeFileSync(envFile, `env:\n  default:${settings}\n`, { mode: 0o600 });
+  fs.chmodSync(envFile, 0o600); // mode applies only when the file is created
   const args = [
     'server', 'start-dev',
+    '--env-file', envFile,
     '--db-filename', dbFile,
     '--ip', '127.0.0.1',
     '--port', String(options.port),
@@ -61,7 +70,6 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
     '--dynamic-config-value', 'system.enableEagerWorkflowStart=true',
     ...(options.sqlitePragmas ?? []).flatMap((pragma) => ['--sqlite-pragma', pragma]),
-    ...(options.codecEndpoint ? ['--ui-codec-endpoint', options.codecEndpoint] : []),
   ];
   const setpriv = setprivWithPdeathsig();
   // setpriv sets the parent-death signal and execs the CLI (same pid). The signal is tied to the thread that
