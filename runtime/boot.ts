@@ -40,7 +40,7 @@ export interface RunningService {
 const say = (line: string) => console.log(`[alerts] ${line}`);
 
 /** The keyring from ALERTS_ENCRYPTION_KEYS; the embedded default keeps one in a key file under DATA_DIR. */
-function loadKeyring(env: Env): Keyring {
+export function loadKeyring(env: Env): Keyring {
   if (env.ALERTS_ENCRYPTION_KEYS) return parseKeyring(env.ALERTS_ENCRYPTION_KEYS);
   if (!env.embeddedDatabase) {
     throw new Error('ALERTS_ENCRYPTION_KEYS is required with DATABASE_URL (e.g. ALERTS_ENCRYPTION_KEYS=k1:$(openssl rand -base64 32))');
@@ -153,7 +153,7 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
     }
     const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: env.dataDir });
     cleanups.push(() => db.close());
-    await migrate(db, (line) => say(line));
+    await migrate(db, (line) => say(line), { keyring });
     const apiToken = await prepareTokens(env, db);
 
     // the embedded Web UI is told the codec endpoint's URL before the API listens: PORT=0 becomes a free port here

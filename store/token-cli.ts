@@ -1,6 +1,7 @@
 // `npm run token -- <projectId> [label]`: creates an API token for a project and prints it once.
 // With no DATABASE_URL it writes to the embedded store under DATA_DIR (stop `npm start` first: PGlite is single-process).
 import { loadEnv } from '../lib/env';
+import { loadKeyring } from '../runtime/boot';
 import { openDatabase } from './db';
 import { migrate } from './migrate';
 import { createToken } from './tokens';
@@ -13,7 +14,7 @@ import { createToken } from './tokens';
   }
   const env = loadEnv();
   const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: env.dataDir });
-  await migrate(db);
+  await migrate(db, () => undefined, { keyring: loadKeyring(env) });
   console.log(await createToken(db, projectId, label));
   await db.close();
 })().catch((err) => {
