@@ -2,7 +2,7 @@ import dns from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { Agent, buildConnector } from 'undici';
-import { checkTarget, EgressRefusedError, isAllowedHost, resolvedRefusal, webhookTarget, type EgressPolicy } from '../lib/egress';
+import { checkTarget, EgressRefusedError, isAllowedHost, judgedHost, resolvedRefusal, webhookTarget, type EgressPolicy } from '../lib/egress';
 
 /**
  * The egress policy (lib/egress.ts) where it meets the network: the checked
@@ -12,10 +12,15 @@ import { checkTarget, EgressRefusedError, isAllowedHost, resolvedRefusal, webhoo
 /**
  * A `lookup` for net/tls.connect that resolves every address of the name, refuses
  * the name when any of them is refused, and hands the connection exactly the
- * addresses it checked: no second lookup, so no DNS-rebinding window.
+ * addresses it checked: no second lookup, so no DNS-rebinding window. The name
+ * looked up is the one the policy judged (judgedHost: `Hooks.Example.` is
+ * `hooks.example`), the one a save looks up too.
  */
 function checkedLookup(policy: EgressPolicy): LookupFunction {
-  return (hostname, options, callback) => {
+  return (written, options, callback) => {
+    const host = judgedHost(written);
+    if (host.kind === 'invalid') return callback(new EgressRefusedError(host.reason), '', 0);
+    const hostname = host.kind === 'ip' ? host.ip : host.name;
     dns.lookup(hostname, { all: true, verbatim: true }, (err, resolved) => {
       if (err) return callback(err, '', 0);
       // a host listed by name in ALERTS_EGRESS_ALLOW may resolve where the operator chose
@@ -60,7 +65,13 @@ const SAVE_LOOKUP_TIMEOUT_MS = 3_000;
  * checks again on the addresses it connects to.
  */
 export async function savedTargetRefusal(policy: EgressPolicy, urlTemplate: string): Promise<string | null> {
-  const verdict = checkTarget(policy, webhookTarget(urlTemplate));
+  let target: URL;
+  try {
+    target = webhookTarget(urlTemplate);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  const verdict = checkTarget(policy, target);
   if (verdict.kind !== 'check-addresses') return verdict.kind === 'refused' ? verdict.reason : null;
   let timer: NodeJS.Timeout | undefined;
   const addresses = await Promise.race([

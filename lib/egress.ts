@@ -155,7 +155,7 @@ export interface EgressPolicy {
   allowPrivateNetworks: boolean;
   /** NODE_ENV=production: plain http:// only to hosts allowed explicitly */
   production: boolean;
-  /** ALERTS_EGRESS_ALLOW hosts, matched against the URL's host as written: names (lower case, no trailing dot) and IP literals (canonical, no brackets) */
+  /** ALERTS_EGRESS_ALLOW hosts, matched against the URL's host as written, both as judgedHost() writes them: names (lower case, IDNA, no trailing dot) and IP literals (canonical, no brackets) */
   allowedHosts: Set<string>;
   /** ALERTS_EGRESS_ALLOW `*.example.internal`: any subdomain (stored as `.example.internal`) */
   allowedSuffixes: string[];
@@ -165,9 +165,38 @@ export interface EgressPolicy {
 
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 
-const normalizeName = (host: string) => host.toLowerCase().replace(/\.$/, '');
-/** an IP literal the way WHATWG URL parsing writes a URL's host (127.1 -> 127.0.0.1, ::FFFF:127.0.0.1 -> ::ffff:7f00:1) */
-const canonicalIp = (ip: string) => bare(new URL(`http://${isIPv6(ip) ? `[${ip}]` : ip}/`).hostname);
+/** A host as every rule of the policy judges it: an IP literal, a name, or neither. */
+export type JudgedHost = { kind: 'ip'; ip: string } | { kind: 'name'; name: string } | { kind: 'invalid'; reason: string };
+
+// what cannot be inside a host, so that `http://${host}/` below parses this host and nothing else
+const NOT_IN_HOST = /[\u0000-\u0020/\\?#@:[\]\u007f]/;
+
+/**
+ * A host (a URL's hostname, undici's connect options, an ALERTS_EGRESS_ALLOW entry) in the one form
+ * the rules compare: WHATWG URL host parsing (lower case, IDNA/UTS #46 as browsers do, every IPv4
+ * spelling a dotted quad), then one trailing dot removed from a name (`localhost.` is `localhost`,
+ * and DNS resolves them alike); a name ending in more than one dot is not a host.
+ */
+export function judgedHost(hostname: string): JudgedHost {
+  const host = bare(hostname);
+  const ip = host.replace(/%.*$/, ''); // a zone id (fe80::1%eth0) says nothing about the address
+  if (isIP(ip)) return { kind: 'ip', ip: bare(new URL(`http://${isIPv6(ip) ? `[${ip}]` : ip}/`).hostname) };
+  let parsed = '';
+  try {
+    if (!NOT_IN_HOST.test(host)) parsed = bare(new URL(`http://${host}/`).hostname);
+  } catch {
+    // not a host: refused below
+  }
+  if (isIP(parsed)) return { kind: 'ip', ip: parsed };
+  if (/\.\.$/.test(parsed)) return { kind: 'invalid', reason: `${hostname.slice(0, 253)} ends in more than one dot, which is not a host name` };
+  const name = parsed.replace(/\.$/, '');
+  if (!name) return { kind: 'invalid', reason: `${hostname.slice(0, 253) || '(empty)'} is not a host name` };
+  return { kind: 'name', name };
+}
+
+/** `localhost` and every name under it are this machine (RFC 6761), whatever DNS says or fails to say. */
+const isLocalhostName = (name: string) => name === 'localhost' || name.endsWith('.localhost');
+const LOCALHOST_ADDRESSES = ['127.0.0.1', '::1'];
 
 /**
  * The policy from ALERTS_EGRESS_ALLOW (comma-separated hosts, `*.domain`
@@ -197,25 +226,26 @@ export function parseEgressPolicy(options: { allow?: string; allowPrivateNetwork
         throw new Error(`ALERTS_EGRESS_ALLOW: "${raw.trim()}" is not a CIDR (like 10.1.0.0/16 or fd00:1::/64)`);
       }
       policy.allowedNetworks.addSubnet(network, prefix, family === 4 ? 'ipv4' : 'ipv6');
-    } else if (isIP(entry)) {
-      policy.allowedHosts.add(canonicalIp(entry));
-    } else if (entry.startsWith('*.') && HOST_NAME.test(normalizeName(entry.slice(2)))) {
-      policy.allowedSuffixes.push(`.${normalizeName(entry.slice(2))}`);
-    } else if (HOST_NAME.test(normalizeName(entry))) {
-      policy.allowedHosts.add(normalizeName(entry));
-    } else {
-      throw new Error(`ALERTS_EGRESS_ALLOW: "${raw.trim()}" is not a host name, *.domain, IP address or CIDR`);
+      continue;
     }
+    const wildcard = entry.startsWith('*.');
+    const host = judgedHost(wildcard ? entry.slice(2) : entry);
+    if (host.kind === 'name' && HOST_NAME.test(host.name) && wildcard) policy.allowedSuffixes.push(`.${host.name}`);
+    else if ((host.kind === 'name' && HOST_NAME.test(host.name)) || (host.kind === 'ip' && !wildcard)) policy.allowedHosts.add(host.kind === 'ip' ? host.ip : host.name);
+    else throw new Error(`ALERTS_EGRESS_ALLOW: "${raw.trim()}" is not a host name, *.domain, IP address or CIDR`);
   }
   return policy;
 }
 
 /** Whether ALERTS_EGRESS_ALLOW lists this host (a URL's hostname) itself. */
 export function isAllowedHost(policy: EgressPolicy, hostname: string): boolean {
-  const host = bare(hostname);
-  if (isIP(host)) return policy.allowedHosts.has(host.toLowerCase());
-  const name = normalizeName(host);
-  return policy.allowedHosts.has(name) || policy.allowedSuffixes.some((suffix) => name.endsWith(suffix));
+  return isListed(policy, judgedHost(hostname));
+}
+
+function isListed(policy: EgressPolicy, host: JudgedHost): boolean {
+  if (host.kind === 'ip') return policy.allowedHosts.has(host.ip);
+  if (host.kind === 'name') return policy.allowedHosts.has(host.name) || policy.allowedSuffixes.some((suffix) => host.name.endsWith(suffix));
+  return false;
 }
 
 /**
@@ -256,29 +286,58 @@ export type TargetVerdict =
 
 const HTTP_IN_PRODUCTION = 'plain http:// is refused with NODE_ENV=production: use https://, or list the host in ALERTS_EGRESS_ALLOW';
 
-/** The first check of a target (a URL, or undici's connect options): scheme, the production http:// rule, listed hosts, IP literals. */
+/** The first check of a target (a URL, or undici's connect options): scheme, the production http:// rule, listed hosts, IP literals, localhost names. */
 export function checkTarget(policy: EgressPolicy, target: { protocol: string; hostname: string }): TargetVerdict {
   if (target.protocol !== 'https:' && target.protocol !== 'http:') return { kind: 'refused', reason: `${target.protocol}// targets are not allowed (https:// or http:// only)` };
-  const hostname = bare(target.hostname);
-  const literal = isIP(hostname.replace(/%.*$/, '')) !== 0;
-  const listed = isAllowedHost(policy, hostname);
-  const explicit = listed || (literal && policy.allowedNetworks.check(hostname.replace(/%.*$/, ''), isIPv4(hostname) ? 'ipv4' : 'ipv6'));
+  const host = judgedHost(target.hostname);
+  if (host.kind === 'invalid') return { kind: 'refused', reason: host.reason };
+  const listed = isListed(policy, host);
+  const explicit = listed || (host.kind === 'ip' && policy.allowedNetworks.check(host.ip, isIPv4(host.ip) ? 'ipv4' : 'ipv6'));
   if (policy.production && target.protocol === 'http:' && !explicit) return { kind: 'refused', reason: HTTP_IN_PRODUCTION };
   if (listed) return { kind: 'allowed' };
-  if (literal) {
-    const refusal = addressRefusal(policy, hostname);
+  if (host.kind === 'ip') {
+    const refusal = addressRefusal(policy, host.ip);
     return refusal ? { kind: 'refused', reason: refusal } : { kind: 'allowed' };
   }
-  return { kind: 'check-addresses', hostname };
+  if (isLocalhostName(host.name)) {
+    // judged as the loopback addresses it names, so a CIDR or ALERTS_ALLOW_PRIVATE_NETWORKS opens it as it would those
+    for (const address of LOCALHOST_ADDRESSES) {
+      const refusal = refusedClass(policy, address);
+      if (refusal) return { kind: 'refused', reason: `${host.name} resolves to ${address}, which is ${refusal.description}; localhost and the names under it always mean this machine` };
+    }
+  }
+  return { kind: 'check-addresses', hostname: host.name };
 }
 
 /**
- * The scheme and host of a webhook URL template. The schema guarantees the host
- * is fixed text, so templates elsewhere are replaced by a placeholder. WHATWG URL
- * parsing turns every IPv4 spelling (2130706433, 0177.0.0.1, 0x7f.1, 127.1) into
- * a dotted quad, and IPv6 into its canonical form, before the policy sees it.
+ * Where the authority (user info, host and port) of a URL template ends, as WHATWG URL parsing (the
+ * parser of `new URL` and of undici, so of every delivery) finds it in the URL the template renders:
+ * tabs and newlines are dropped anywhere, every `/` and `\` after an http(s) scheme is skipped, the
+ * authority runs to the first `/`, `\`, `?` or `#`, and the host starts after its last `@`. The text
+ * before the first `{{` or `{%` renders as it is written, so the authority is known, and returned,
+ * only when it ends before any markup; otherwise null: a template there could move the host.
+ */
+export function literalAuthority(urlTemplate: string): string | null {
+  const markup = urlTemplate.search(/\{[{%]/);
+  const literal = (markup < 0 ? urlTemplate : urlTemplate.slice(0, markup)).replace(/[\t\n\r]/g, '');
+  const scheme = /^[\u0000-\u0020]*(https?):[/\\]*/i.exec(literal);
+  if (!scheme) return null;
+  const rest = literal.slice(scheme[0].length);
+  const end = rest.search(/[/\\?#]/);
+  if (end >= 0) return rest.slice(0, end);
+  return markup < 0 ? rest.replace(/[\u0000-\u0020]+$/, '') : null;
+}
+
+/**
+ * The scheme and host of a webhook URL template: the host a delivery of it will connect to. WHATWG
+ * URL parsing turns every IPv4 spelling (2130706433, 0177.0.0.1, 0x7f.1, 127.1) into a dotted quad,
+ * and IPv6 into its canonical form, before the policy sees it. Throws when the host is not fixed text
+ * (the schema refuses those templates; this keeps the check honest for any other caller).
  */
 export function webhookTarget(urlTemplate: string): URL {
+  if (literalAuthority(urlTemplate) === null && /^[\u0000-\u0020]*https?:/i.test(urlTemplate.replace(/[\t\n\r]/g, ''))) {
+    throw new Error('the URL\'s host is not fixed text: a template comes before the end of its host and port');
+  }
   return new URL(urlTemplate.replace(/\{\{[\s\S]*?\}\}|\{%[\s\S]*?%\}/g, 'x'));
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { literalAuthority } from './egress';
 import { checkTemplateString, templateStrings, TemplateError, type JsonValue } from './templates';
 
 /**
@@ -108,10 +109,14 @@ export const webhookSchema = z
         } catch (err) {
           return templateIssue(ctx, [], err);
         }
-        // The host part must be fixed text: a template there could aim the alert anywhere.
-        const authority = url.replace(/^https?:\/\//i, '').split(/[/?#]/)[0];
-        if (/[{}%]/.test(authority)) {
-          ctx.addIssue({ code: 'custom', message: 'url host must not contain template expressions' });
+        // The host must be fixed text: a template there could aim the alert anywhere. Judged on the
+        // authority the URL parser of a delivery will find (`http:///{{ x }}` has its host in the template).
+        const authority = literalAuthority(url);
+        if (authority === null || /[{}%]/.test(authority)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: 'url host must not contain template expressions: the user info, host and port are fixed text, without braces or percent-encoding (templates may start in the path, query or fragment)',
+          });
           return;
         }
         try {

@@ -128,6 +128,20 @@ describe('egress dispatcher (real sockets, real lookup of localhost)', () => {
     assert.equal(allowed.hits.at(-1)?.path, '/by-name-allowed');
   });
 
+  it('judges and looks up the name normalised: localhost. and LOCALHOST. are localhost, foo.localhost. is loopback, two trailing dots are refused', async () => {
+    const before = allowed.hits.length;
+    const strict = dispatcherFor(parseEgressPolicy({ allow: '127.0.0.1' }));
+    for (const host of ['localhost.', 'LOCALHOST.', 'foo.localhost.', 'Foo.LocalHost']) {
+      assert.match(await refusal(post(strict, `http://${host}:${allowed.port}/trailing-dot`)), /^([a-z]+\.)?localhost resolves to 127\.0\.0\.1, which is a loopback address/, host);
+    }
+    assert.match(await refusal(post(strict, `http://localhost..:${allowed.port}/two-dots`)), /more than one dot/);
+    assert.equal(allowed.hits.length, before, 'nothing reached the server');
+    // listed by name, the same name written with a dot or in capitals is the same host, and is looked up as `localhost`
+    const listed = dispatcherFor(parseEgressPolicy({ allow: 'localhost' }));
+    assert.equal((await post(listed, `http://LOCALHOST.:${allowed.port}/listed-with-dot`)).status, 200);
+    assert.equal(allowed.hits.at(-1)?.path, '/listed-with-dot');
+  });
+
   it('connects to the very address it checked: a resolver that changes its answer afterwards (DNS rebinding) is not asked again', async () => {
     // The resolver is the environment here, not the thing under test: it answers the allowed
     // 127.0.0.1 first and the refused 127.0.0.2 on every later question, like a rebinding attacker.
@@ -207,6 +221,16 @@ describe('egress dispatcher (real sockets, real lookup of localhost)', () => {
     assert.equal(await savedTargetRefusal(strict, `https://not-yet-${uid()}.invalid/hook`), null);
     assert.match((await savedTargetRefusal(parseEgressPolicy({ production: true }), 'http://hooks.example.com/x'))!, /plain http:\/\//);
   });
+
+  it('save-time check: a localhost name with a trailing dot or capitals is localhost, though it does not resolve here', async () => {
+    const strict = parseEgressPolicy({ allow: '127.0.0.1' });
+    await assert.rejects(dns.promises.lookup('foo.localhost.'), 'the resolver here does not know foo.localhost. (so resolution cannot be what refuses it)');
+    for (const url of ['http://localhost./x', 'http://LOCALHOST./x', 'http://foo.localhost./x', 'http://foo.LOCALHOST/x']) {
+      assert.match((await savedTargetRefusal(strict, url))!, /^([a-z]+\.)?localhost resolves to 127\.0\.0\.1, which is a loopback address/, url);
+    }
+    assert.match((await savedTargetRefusal(strict, 'http://localhost../x'))!, /more than one dot/);
+    assert.match((await savedTargetRefusal(strict, 'http:///{{ data.host }}/x'))!, /host is not fixed text/);
+  });
 });
 
 describe('egress policy on the embedded stack (ALERTS_EGRESS_ALLOW=127.0.0.1)', function () {
@@ -273,6 +297,10 @@ describe('egress policy on the embedded stack (ALERTS_EGRESS_ALLOW=127.0.0.1)', 
       ['NAT64 of a private address', 'https://[64:ff9b::10.0.0.1]/', /NAT64 .*10\.0\.0\.1, a private address/],
       ['6to4 of a private address', 'https://[2002:c0a8:0101::1]/', /6to4 .*192\.168\.1\.1, a private address/],
       ['a name that resolves to loopback', 'http://localhost:8080/hook/{{ workflow.id }}', /localhost resolves to .*, which is a loopback address/],
+      ['localhost with a trailing dot', 'http://localhost.:8080/hook', /localhost resolves to 127\.0\.0\.1, which is a loopback address/],
+      ['localhost in capitals with a trailing dot', 'http://LOCALHOST./hook', /localhost resolves to 127\.0\.0\.1, which is a loopback address/],
+      ['a name under localhost', 'http://foo.localhost./hook', /foo\.localhost resolves to 127\.0\.0\.1, which is a loopback address/],
+      ['a name with two trailing dots', 'https://hooks.example.com../hook', /ends in more than one dot/],
     ];
 
     for (const [what, url, reason] of refusedTargets) {
@@ -288,6 +316,41 @@ describe('egress policy on the embedded stack (ALERTS_EGRESS_ALLOW=127.0.0.1)', 
         assert.deepEqual(listed.body.configs, [], 'nothing stored');
       });
     }
+
+    // the host of these is in a template where a delivery's URL parser reads it (issue: extra slashes bypassed the rule)
+    const templatedHosts = [
+      'http:///{{ data.host }}/x',
+      'http:///{% if true %}169.254.169.254{% endif %}/x',
+      'http://\\{{ data.host }}/x',
+      'http://\t/{{ data.host }}/x',
+      'http://{{ data.user }}@169.254.169.254/',
+      'http://{% if true %}169.254.169.254/{% endif %}@hooks.example.com/',
+      'http://hooks.example.com:{{ data.port }}/x',
+      'http://1.2.3.4:{% if true %}@169.254.169.254{% endif %}/x',
+      'http://%31%36%39.254.169.254/x',
+    ];
+    for (const url of templatedHosts) {
+      it(`a host that is not fixed text: ${JSON.stringify(url)} is refused, and the preview says so`, async () => {
+        const workflowId = `wf_egress_tpl_${uid()}`;
+        const res = await stack.api('POST', '/api/alerts/config', configBody(workflowId, url));
+        assert.equal(res.status, 400, JSON.stringify(res.body));
+        assert.match(res.body.error.message, /^config\.webhook\.url: url host must not contain template expressions/);
+        assert.deepEqual(res.body.error.details.issues.map((i: { path: string }) => i.path), ['config.webhook.url']);
+        assert.deepEqual((await stack.api('GET', `/api/alerts/config/${workflowId}`)).body.configs, [], 'nothing stored');
+        const preview = await stack.api('POST', '/api/alerts/preview', { config: configBody(workflowId, url).config, event: { id: 'evt_p', type: 'run.failed', workflowId, runId: 'run_1', data: { host: '169.254.169.254', user: 'u', port: 80 } } });
+        assert.equal(preview.status, 400, JSON.stringify(preview.body));
+        assert.deepEqual(preview.body.error.details.issues.map((i: { path: string }) => i.path), ['config.webhook.url']);
+      });
+    }
+
+    it('the preview warns about a trailing-dot localhost as a save refuses it', async () => {
+      const workflowId = `wf_egress_preview_${uid()}`;
+      const preview = await stack.api('POST', '/api/alerts/preview', configBody(workflowId, 'http://LOCALHOST.:8080/hook'));
+      assert.equal(preview.status, 200, JSON.stringify(preview.body));
+      assert.match(preview.body.egressRefusal, /^refused by the egress policy: localhost resolves to 127\.0\.0\.1, which is a loopback address/);
+      const saved = await stack.api('POST', '/api/alerts/config', configBody(workflowId, 'http://LOCALHOST.:8080/hook'));
+      assert.equal(saved.body.error.details.issues[0].message, preview.body.egressRefusal);
+    });
 
     it('an update to a refused target is refused too, and the config keeps its URL', async () => {
       const workflowId = `wf_egress_update_${uid()}`;

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { loadEnv } from '../../lib/env';
+import { webhookSchema } from '../../lib/schemas';
+import { renderString } from '../../lib/templates';
 import {
   addressRefusal,
   checkTarget,
@@ -7,6 +9,8 @@ import {
   EgressRefusedError,
   egressRefusalOf,
   isAllowedHost,
+  judgedHost,
+  literalAuthority,
   parseEgressPolicy,
   resolvedRefusal,
   webhookTarget,
@@ -169,6 +173,145 @@ describe('lib/egress', () => {
     });
   });
 
+  describe('the host of a URL template is the one WHATWG URL parsing finds in what it renders', () => {
+    // Each of these puts template markup where a delivery's URL parser reads the host (or the user
+    // info or port before or around it): after extra slashes or backslashes, after a tab or newline
+    // (dropped), in the user info (which moves where the host starts), in the port, or glued to the host.
+    const bypasses = [
+      'http:///{{ data.host }}/x',
+      'http:///{% if true %}169.254.169.254{% endif %}/x',
+      'https:////{{ data.host }}/x',
+      'http://\\{{ data.host }}/x',
+      'http://\\\\/{{ data.host }}/x',
+      'http://\\/\\{{ data.host }}/x',
+      'HTTP:///{{ data.host }}/x',
+      'http://\t/{{ data.host }}/x',
+      'http://\n/{{ data.host }}/x',
+      'http:/\r/{{ data.host }}/x',
+      'http://{{- data.host -}}/x',
+      'http://{%- if true -%}169.254.169.254{%- endif -%}/x',
+      'http://{{ data.user }}@169.254.169.254/',
+      'http://user:{{ data.password }}@hooks.example.com/',
+      'http://{% if true %}169.254.169.254/{% endif %}@hooks.example.com/',
+      'http://{% if true %}169.254.169.254?{% endif %}@hooks.example.com/',
+      'http://a@b@{{ data.host }}/',
+      'http://hooks.example.com:{{ data.port }}/x',
+      'http://1.2.3.4:{% if true %}@169.254.169.254{% endif %}/x',
+      'http://hooks.example.com{{ data.suffix }}/x',
+      'http://hooks.example.com\t{{ data.suffix }}/x',
+      'http://{% raw %}{% endraw %}169.254.169.254/x',
+      'http://{{ data.host }}',
+    ];
+    for (const url of bypasses) {
+      it(`refuses ${JSON.stringify(url)} at save and never judges a host for it`, () => {
+        const parsed = webhookSchema.safeParse({ url });
+        assert.equal(parsed.success, false, `${JSON.stringify(url)} was accepted`);
+        assert.match(parsed.error!.issues[0].message, /^url (host must not contain template expressions|must start with https:\/\/ or http:\/\/)/);
+        assert.equal(literalAuthority(url), null);
+        assert.throws(() => webhookTarget(url), /host is not fixed text/);
+      });
+    }
+
+    it('refuses percent-encoding and braces in the authority, and judges the decoded host anyway', () => {
+      for (const url of ['http://%31%36%39.254.169.254/x', 'http://169.254.169.254%2f@hooks.example.com/', 'http://user:p%40ss@hooks.example.com/', 'http://a{b}.example.com/']) {
+        const parsed = webhookSchema.safeParse({ url });
+        assert.equal(parsed.success, false, url);
+        assert.match(parsed.error!.issues[0].message, /^url host must not contain template expressions/);
+      }
+      assert.equal(webhookTarget('http://%31%36%39.254.169.254/x').hostname, '169.254.169.254');
+      assert.match(refusalOf('http://%31%36%39.254.169.254/x'), /^169\.254\.169\.254 is a link-local/);
+    });
+
+    // Literal hosts, however they are written: the host judged is the host every rendering connects to.
+    const literal: [string, string][] = [
+      ['https://hooks.example.com/alerts/{{ workflow.id }}', 'hooks.example.com'],
+      ['https://hooks.example.com?run={{ run.id }}', 'hooks.example.com'],
+      ['https://hooks.example.com#{{ run.id }}', 'hooks.example.com'],
+      ['https://hooks.example.com:8443/{{ run.id }}', 'hooks.example.com'],
+      ['https://bot@hooks.example.com/{{ run.id }}', 'hooks.example.com'],
+      ['http:///hooks.example.com/{{ run.id }}', 'hooks.example.com'],
+      ['http:\\\\\\hooks.example.com\\{{ run.id }}', 'hooks.example.com'],
+      ['http://\t169.254.169.254/{{ run.id }}', '169.254.169.254'],
+      ['http:///169.254.169.254/{{ run.id }}', '169.254.169.254'],
+      ['http://a@b@169.254.169.254/{{ run.id }}', '169.254.169.254'],
+      ['http://hooks.example.com/{% if true %}@169.254.169.254{% endif %}', 'hooks.example.com'],
+      ['http://hooks.example.com/   {{- run.id }}', 'hooks.example.com'],
+    ];
+    const hostile = { id: 'x', host: '169.254.169.254', user: 'a@169.254.169.254', path: '/@169.254.169.254/', dots: '..', slash: '\\\\169.254.169.254' };
+    for (const [url, host] of literal) {
+      it(`${JSON.stringify(url)} is judged and delivered to ${host}`, () => {
+        assert.equal(webhookTarget(url).hostname, host);
+        // whatever the run data holds, the rendered URL's host is the one judged
+        for (const value of Object.values(hostile)) {
+          const rendered = renderString(url, { run: { id: value }, workflow: { id: value } }, 'url');
+          assert.equal(new URL(rendered).hostname, host, `${url} with ${value}: ${rendered}`);
+        }
+      });
+    }
+
+    it('accepts those literal hosts at save, then the egress policy judges them', () => {
+      // (the schema also wants the URL to start with http:// or https:// as written)
+      for (const [url] of literal.filter(([u]) => /^https?:\/\//.test(u))) assert.equal(webhookSchema.safeParse({ url }).success, true, url);
+      assert.match(refusalOf('http:///169.254.169.254/{{ run.id }}'), /^169\.254\.169\.254 is a link-local/);
+      assert.match(refusalOf('http://a@b@169.254.169.254/{{ run.id }}'), /^169\.254\.169\.254 is a link-local/);
+    });
+  });
+
+  describe('host names are normalised before every rule (judgedHost)', () => {
+    it('lower case, IDNA as WHATWG does it, one trailing dot removed, IPv4 spellings as dotted quads', () => {
+      assert.deepEqual(judgedHost('LOCALHOST.'), { kind: 'name', name: 'localhost' });
+      assert.deepEqual(judgedHost('Hooks.Example.COM.'), { kind: 'name', name: 'hooks.example.com' });
+      assert.deepEqual(judgedHost('ｌｏｃａｌｈｏｓｔ'), { kind: 'name', name: 'localhost' });
+      assert.deepEqual(judgedHost('Bücher.example'), { kind: 'name', name: 'xn--bcher-kva.example' });
+      assert.deepEqual(judgedHost('127.0.0.1.'), { kind: 'ip', ip: '127.0.0.1' });
+      assert.deepEqual(judgedHost('0x7f.1'), { kind: 'ip', ip: '127.0.0.1' });
+      assert.deepEqual(judgedHost('[::FFFF:127.0.0.1]'), { kind: 'ip', ip: '::ffff:7f00:1' });
+      for (const bad of ['localhost..', 'a.example...', '.', '', 'a b', 'a/b', 'user@host']) assert.equal(judgedHost(bad).kind, 'invalid', bad);
+    });
+
+    const localhostNames = ['http://localhost./x', 'http://LOCALHOST./x', 'http://LocalHost/x', 'http://foo.localhost/x', 'http://foo.localhost./x', 'http://a.b.LOCALHOST./x', 'http://ｌｏｃａｌｈｏｓｔ/x'];
+    for (const url of localhostNames) {
+      it(`${url} is judged as localhost (loopback) before any lookup`, () => {
+        assert.match(refusalOf(url, parseEgressPolicy({ allow: '127.0.0.1' })), /^([a-z.]*\.)?localhost resolves to 127\.0\.0\.1, which is a loopback address \(127\.0\.0\.0\/8\)/);
+      });
+    }
+
+    it('refuses a name with more than one trailing dot', () => {
+      for (const url of ['http://localhost../x', 'http://hooks.example.com../x', 'https://a.corp.example../x']) {
+        assert.match(refusalOf(url, parseEgressPolicy({ allow: '*.corp.example' })), /ends in more than one dot/);
+      }
+      assert.match(checkTarget(parseEgressPolicy(), { protocol: 'http:', hostname: 'localhost..' }).kind, /^refused$/);
+    });
+
+    it('judges what the connector is handed the same way (undici passes the URL hostname as written)', () => {
+      for (const hostname of ['localhost.', 'LOCALHOST.', 'foo.localhost.']) {
+        assert.equal(checkTarget(parseEgressPolicy(), { protocol: 'http:', hostname }).kind, 'refused', hostname);
+      }
+      assert.deepEqual(checkTarget(parseEgressPolicy(), { protocol: 'https:', hostname: 'Hooks.Example.COM.' }), { kind: 'check-addresses', hostname: 'hooks.example.com' });
+    });
+
+    it('a localhost name opens as its loopback addresses would: listed by name, a CIDR of both, or every network', () => {
+      assert.deepEqual(verdictOf('http://LOCALHOST./x', parseEgressPolicy({ allow: 'localhost' })), { kind: 'allowed' });
+      assert.equal(verdictOf('http://foo.localhost./x', parseEgressPolicy({ allow: 'localhost' })).kind, 'refused', 'localhost does not list its subdomains');
+      assert.deepEqual(verdictOf('http://localhost./x', parseEgressPolicy({ allow: '127.0.0.0/8,::1/128' })), { kind: 'check-addresses', hostname: 'localhost' });
+      assert.match(refusalOf('http://localhost./x', parseEgressPolicy({ allow: '127.0.0.0/8' })), /^localhost resolves to ::1, which is a loopback address/);
+      assert.deepEqual(verdictOf('http://foo.localhost/x', parseEgressPolicy({ allowPrivateNetworks: true })), { kind: 'check-addresses', hostname: 'foo.localhost' });
+    });
+
+    it('ALERTS_EGRESS_ALLOW matches names normalised the same way, and its entries are normalised too', () => {
+      const policy = parseEgressPolicy({ allow: 'HOOKS.internal.,*.Corp.Example,bücher.example' });
+      assert.deepEqual([...policy.allowedHosts].sort(), ['hooks.internal', 'xn--bcher-kva.example']);
+      assert.deepEqual(policy.allowedSuffixes, ['.corp.example']);
+      for (const url of ['https://hooks.internal/x', 'https://HOOKS.INTERNAL./x', 'https://a.CORP.example./x', 'https://BÜCHER.example./x']) {
+        assert.deepEqual(verdictOf(url, policy), { kind: 'allowed' }, url);
+      }
+      assert.equal(isAllowedHost(policy, 'hooks.internal..'), false);
+      assert.equal(isAllowedHost(policy, 'Hooks.Internal.'), true);
+      assert.throws(() => parseEgressPolicy({ allow: 'hooks.internal..' }), /"hooks\.internal\.\."/);
+      assert.throws(() => parseEgressPolicy({ allow: '*.10.0.0.1' }), /"\*\.10\.0\.0\.1"/);
+    });
+  });
+
   describe('parseEgressPolicy (ALERTS_EGRESS_ALLOW)', () => {
     it('reads hosts, *.domain wildcards, IPv4 and IPv6 addresses and CIDRs', () => {
       const policy = parseEgressPolicy({ allow: ' hooks.internal , *.corp.example, 10.20.0.0/16, fd00:1::/64, 127.0.0.1, [::1], Receiver.Local. ' });
@@ -202,7 +345,8 @@ describe('lib/egress', () => {
       assert.deepEqual(verdictOf('http://2130706433:8080/x', policy), { kind: 'allowed' }, 'the same host spelled in decimal');
       refusalOf('http://127.0.0.2/', policy);
       refusalOf('http://[::ffff:127.0.0.1]/', policy);
-      assert.deepEqual(verdictOf('http://localhost/', policy), { kind: 'check-addresses', hostname: 'localhost' });
+      // localhost is loopback by name (RFC 6761), whatever DNS answers or fails to
+      assert.match(refusalOf('http://localhost/', policy), /^localhost resolves to 127\.0\.0\.1, which is a loopback address/);
       assert.match(resolvedRefusal(policy, 'localhost', ['127.0.0.1'])!, /^localhost resolves to 127\.0\.0\.1, which is a loopback address/);
     });
 
