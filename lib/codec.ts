@@ -41,7 +41,7 @@
  *
  * An untagged payload is encrypted all the same; workers decrypt it as usual, and the codec endpoint
  * decodes it for no token. The endpoint's encode tags with the caller's project and refuses a payload
- * that names another.
+ * that names another (in its metadata or its JSON) or is already an envelope.
  *
  * Payloads that are not envelopes (histories written before the codec existed) pass through decode
  * unchanged, so such workflows keep running.
@@ -109,11 +109,22 @@ export class AlertsPayloadCodec implements PayloadCodec {
     });
   }
 
-  /** The codec endpoint's encode: every payload is tagged with the caller's project, and none may name another. */
+  /**
+   * The codec endpoint's encode: every payload is tagged with the caller's project. A payload that names
+   * a project anywhere the codec reads one (its `meshhook-project` metadata, whatever its encoding, or
+   * a `projectId` in its JSON) must name the caller's, and an envelope is not sealed again: either
+   * would put the caller's tag around a payload that says it is someone else's. The whole request is
+   * refused before anything is sealed.
+   */
   encodeFor(projectId: string, payloads: Payload[]): Payload[] {
     payloads.forEach((payload, i) => {
+      const tagged = payload.metadata?.[METADATA_PROJECT];
+      if (tagged !== undefined && tagged !== null && text(tagged) !== projectId) {
+        throw new AlertsError('forbidden', `payloads[${i}] is tagged with another project (${METADATA_PROJECT} metadata); a token encodes for its own project only`);
+      }
       const named = projectNamedIn(payload);
       if (named !== undefined && named !== projectId) throw new AlertsError('forbidden', `payloads[${i}] names another project; a token encodes for its own project only`);
+      if (isEncrypted(payload)) throw new AlertsError('invalid_request', `payloads[${i}] is already encrypted (encoding ${ENCODING_ENCRYPTED}); encode takes plain payloads`);
     });
     return payloads.map((payload) => this.seal(payload, projectId));
   }

@@ -318,6 +318,46 @@ describe('encrypted Temporal payloads and the codec endpoint', function () {
       assert.equal(res.status, 403, res.text);
       assert.equal(JSON.parse(res.text).error.code, 'forbidden');
     });
+
+    it('refuses, never re-tags, a payload whose metadata names another project, and seals nothing of that request', async () => {
+      const other = `codec-other-${uid()}`;
+      const b64 = (value: string) => Buffer.from(value).toString('base64');
+      const [othersEnvelope] = new AlertsPayloadCodec(stack.service.keyring).encodeFor(other, [fromJson(jsonPayload({ secret: 'theirs' }))]);
+      const taggedPlain = (tag: string, encoding = 'json/plain') => ({ ...jsonPayload({ x: 1 }), metadata: { encoding: b64(encoding), [METADATA_PROJECT]: b64(tag) } });
+      const cases: [string, JsonPayload][] = [
+        ["another project's envelope", toJson(othersEnvelope)],
+        ['a JSON payload tagged with another project', taggedPlain(other)],
+        ['a binary payload tagged with another project', taggedPlain(other, 'binary/plain')],
+        ['a payload with an empty project tag', taggedPlain('')],
+        ['a payload whose tag differs only in case', taggedPlain('DEFAULT')],
+      ];
+      for (const [what, payload] of cases) {
+        // beside a payload that alone would be encoded: the whole request is refused
+        const res = await codecCall('/codec/encode', { payloads: [jsonPayload({ fine: true }), payload] }, bearer(stack.token));
+        assert.equal(res.status, 403, `${what}: ${res.text}`);
+        const { error } = JSON.parse(res.text);
+        assert.equal(error.code, 'forbidden', what);
+        assert.match(error.message, /^payloads\[1\] is tagged with another project/, what);
+        assert.equal(JSON.parse(res.text).payloads, undefined, what);
+      }
+      // and the path-token route answers the same
+      const viaPath = await codecCall(`/codec/${stack.token}/encode`, { payloads: [toJson(othersEnvelope)] });
+      assert.equal(viaPath.status, 403, viaPath.text);
+    });
+
+    it('refuses to seal an envelope again, even its own project’s (400), and still encodes a payload tagged with its own project', async () => {
+      const [own] = new AlertsPayloadCodec(stack.service.keyring).encodeFor('default', [fromJson(jsonPayload({ n: 1 }))]);
+      const untagged = (await new AlertsPayloadCodec(stack.service.keyring).encode([fromJson(jsonPayload({ n: 2 }))]))[0];
+      for (const envelope of [own, untagged]) {
+        const res = await codecCall('/codec/encode', { payloads: [toJson(envelope)] }, bearer(stack.token));
+        assert.equal(res.status, 400, res.text);
+        assert.match(JSON.parse(res.text).error.message, /^payloads\[0\] is already encrypted/);
+      }
+      const ownTag = { ...jsonPayload({ n: 3 }), metadata: { encoding: Buffer.from('json/plain').toString('base64'), [METADATA_PROJECT]: Buffer.from('default').toString('base64') } };
+      const res = await codecCall('/codec/encode', { payloads: [ownTag] }, bearer(stack.token));
+      assert.equal(res.status, 200, res.text);
+      assert.equal(metadataText(JSON.parse(res.text).payloads[0], METADATA_PROJECT), 'default');
+    });
   });
 
   describe('the Web UI', () => {
