@@ -368,9 +368,13 @@ describe('encrypted Temporal payloads and the codec endpoint', function () {
         headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace,authorization' },
       });
 
-    it('is started with this API as its codec endpoint', async () => {
+    it('is started with this API as its codec endpoint, with a token of its own in the path (hardening item 12)', async () => {
       const settings = (await fetch(`${stack.service.temporalUiUrl}/api/v1/settings`).then((r) => r.json())) as { Codec?: { Endpoint?: string } };
-      assert.equal(settings.Codec?.Endpoint, `${stack.apiUrl}/codec`, JSON.stringify(settings.Codec));
+      const endpoint = settings.Codec?.Endpoint ?? '';
+      assert.ok(endpoint.startsWith(`${stack.apiUrl}/codec/`), JSON.stringify(settings.Codec));
+      // the endpoint as the UI calls it decodes (here: an empty request)
+      const res = await codecCall(`${endpoint.slice(stack.apiUrl.length)}/decode`, { payloads: [] });
+      assert.equal(res.status, 200, res.text);
     });
 
     it("answers the CORS preflight from the UI's origin (both loopback names), and refuses other origins", async () => {
