@@ -492,6 +492,36 @@ describe('fuzz: bad requests across every endpoint (fast-check)', function () {
     assert.equal((await stack.api('GET', '/readyz', undefined, null)).status, 200);
   });
 
+  it('answers request headers over 16 KiB in total with the JSON 431, however many headers make them up', async () => {
+    const request = (lines: string[]) => `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n${lines.join('')}Connection: close\r\n\r\n`;
+    const small = (n: number) => Array.from({ length: n }, (_, i) => `X-H${String(i).padStart(4, '0')}: v\r\n`);
+    const over: [string, string][] = [
+      ['one 17 KB header', request([`X-Big: ${'b'.repeat(17_000)}\r\n`])],
+      ['1,500 small headers (17 KB)', request(small(1_500))],
+      ['2,000 small headers (23 KB)', request(small(2_000))],
+      ['3,000 small headers (more than the 2,000 lines Node keeps by default)', request(small(3_000))],
+      ['5,000 one-letter headers with empty values', request(Array.from({ length: 5_000 }, () => 'a: \r\n'))],
+      ['a 9 KB path and 8 KB of headers', request(small(700)).replace('/healthz', `/healthz?${'q'.repeat(9_000)}`)],
+    ];
+    for (const [what, raw] of over) {
+      assert.ok(raw.length > 16_384, `${what}: ${raw.length} bytes`);
+      const answer = await sendRaw(raw);
+      assert.equal(answer.status, 431, `${what} (${raw.length} bytes): ${answer.status} ${answer.text.slice(0, 200)}`);
+      assert.match(answer.contentType, /^application\/json/, what);
+      assert.deepEqual(JSON.parse(answer.text), { error: { code: 'invalid_request', message: 'request headers are larger than 16384 bytes' } }, what);
+    }
+    // within the limit, however they are made up
+    const within: [string, string][] = [
+      ['1,300 small headers (15 KB)', request(small(1_300))],
+      ['one 16,000-byte header', request([`X-Big: ${'b'.repeat(16_000)}\r\n`])],
+    ];
+    for (const [what, raw] of within) {
+      assert.ok(raw.length <= 16_384, `${what}: ${raw.length} bytes`);
+      const answer = await sendRaw(raw);
+      assert.equal(answer.status, 200, `${what} (${raw.length} bytes): ${answer.status} ${answer.text.slice(0, 200)}`);
+    }
+  });
+
   it('sees every endpoint of the API description (so a new endpoint joins the auth cases on its own)', () => {
     const paths = new Set(authenticatedRoutes.map(([, path]) => path));
     for (const path of ['/api/alerts/config', '/api/alerts/config/{workflowId}', '/api/alerts/config/by-id/{configId}', '/api/alerts/config/by-id/{configId}/rotate-secret', '/api/alerts/test', '/api/events', '/api/alerts/logs', '/api/alerts/deliveries', '/api/alerts/deliveries/{deliveryId}', '/api/alerts/deliveries/{deliveryId}/redeliver', '/api/alerts/audit']) {
