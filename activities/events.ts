@@ -8,7 +8,7 @@ import { deliveriesStarted, eventsAccepted } from '../lib/metrics';
 import * as sa from '../lib/search-attributes';
 import { enabledConfigsFor } from '../store/configs';
 import type { Queryable } from '../store/db';
-import type { AlertDeliveryInput, StartedDelivery } from '../workflows/types';
+import type { AlertDeliveryInput, RunFinishedSignal, StartedDelivery } from '../workflows/types';
 import { RUN_FINISHED_SIGNAL } from '../workflows/types';
 
 export interface EventDeps {
@@ -111,7 +111,7 @@ async function endDelayWatch(deps: EventDeps, projectId: string, configId: strin
       taskQueue: deps.taskQueue,
       args: [input],
       signal: RUN_FINISHED_SIGNAL,
-      signalArgs: [{ eventId: event.id, type: event.type }],
+      signalArgs: [{ eventId: event.id, type: event.type, occurredAt: event.occurredAt } satisfies RunFinishedSignal],
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       typedSearchAttributes: alertSearchAttributes(input, 'scheduled'),
     });

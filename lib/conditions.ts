@@ -30,3 +30,17 @@ export function matchConditions(conditions: AlertCondition[], eventType: Executi
   }
   return actions;
 }
+
+/**
+ * A delay watch's deadline: the run's start, the time of its run.started event (its occurredAt, else
+ * when the service received it), plus the threshold.
+ */
+export function delayDeadlineMs(startEvent: Pick<ExecutionEvent, 'occurredAt'>, thresholdSeconds: number): number {
+  return Date.parse(startEvent.occurredAt!) + thresholdSeconds * 1000;
+}
+
+/**
+ * Whether a run finished in time is decided by time: the finishing event's time against the
+ * deadline, never by the order in which a worker happens to handle the timer and the event.
+ */
+export const finishedInTime = (finishedAtMs: number, deadlineMs: number): boolean => finishedAtMs <= deadlineMs;

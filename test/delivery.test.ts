@@ -348,7 +348,8 @@ describe('alert delivery (end to end on the embedded stack)', function () {
       conditions: [{ type: 'delay', thresholdSeconds: 2 }],
       webhook: { url: `${receiver.url}${path}`, headers: {}, timeoutMs: 5_000 },
     });
-    const started = makeEvent('run.started', workflowId, { run: { startedAt: new Date().toISOString() } });
+    const now = new Date().toISOString();
+    const started = makeEvent('run.started', workflowId, { occurredAt: now, run: { startedAt: now } });
     const postedAt = Date.now();
     const deliveryId = await postOneDelivery(started, 'delay');
     // a delay watch shows as scheduled while its timer runs
@@ -385,9 +386,10 @@ describe('alert delivery (end to end on the embedded stack)', function () {
       webhook: { url: `${receiver.url}${path}`, headers: {}, timeoutMs: 5_000 },
     });
     const runId = `run_${uid()}`;
-    const deliveryId = await postOneDelivery(makeEvent('run.started', workflowId, { runId, run: { startedAt: new Date().toISOString() } }), 'delay');
+    const now = new Date().toISOString();
+    const deliveryId = await postOneDelivery(makeEvent('run.started', workflowId, { runId, occurredAt: now, run: { startedAt: now } }), 'delay');
     await sleep(500);
-    const finished = await postEvent(makeEvent('run.succeeded', workflowId, { runId }));
+    const finished = await postEvent(makeEvent('run.succeeded', workflowId, { runId, occurredAt: new Date().toISOString() }));
     assert.deepEqual(finished.deliveries, [], 'a finishing event starts no alert of its own');
 
     await sleep(4_000);
@@ -396,6 +398,39 @@ describe('alert delivery (end to end on the embedded stack)', function () {
     assert.equal(delivery.condition, 'delay');
     assert.equal(delivery.attempts.length, 0);
     assert.deepEqual(await logsOf(deliveryId), []);
+  });
+
+  it('keeps a delay alert delivered when the run finishes late while its first attempt is in flight', async function () {
+    this.timeout(40_000);
+    const workflowId = `wf_delay_late_${uid()}`;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // the receiver holds the first attempt until the finishing event is in the workflow's history
+    const path = hookPath('delay-late', () => ({ status: 200, after: held }));
+    await createConfig({
+      workflowId,
+      name: 'Slow runs',
+      conditions: [{ type: 'delay', thresholdSeconds: 1 }],
+      webhook: { url: `${receiver.url}${path}`, headers: {}, timeoutMs: 10_000 },
+    });
+    const runId = `run_${uid()}`;
+    const deliveryId = await postOneDelivery(makeEvent('run.started', workflowId, { runId, occurredAt: new Date().toISOString() }), 'delay');
+    await waitForHits(path, 1, 15_000);
+    // the run finishes now, after its deadline: its signal lands while the workflow task that sends the alert runs,
+    // so that task's completion is refused and the task runs again with the signal in view
+    const finished = await postEvent(makeEvent('run.succeeded', workflowId, { runId, occurredAt: new Date().toISOString() }));
+    assert.deepEqual(finished.deliveries, []);
+    const handle = stack.service.temporal.client.workflow.getHandle(deliveryId);
+    await eventually('the finishing signal in history', async () => ((await handle.fetchHistory()).events ?? []).some((e) => e.workflowExecutionSignaledEventAttributes));
+    release();
+    const result = await handle.result();
+    assert.equal(result.status, 'delivered');
+    const delivery = await waitForStatus(deliveryId, 'delivered');
+    assert.equal(delivery.attempts.length, 1);
+    assert.equal(delivery.attempts[0].outcome, 'delivered');
+    await sleep(QUIET_MS);
+    assert.equal(hits(path).length, 1, 'sent once');
+    assert.equal((await stack.api('GET', `/api/alerts/deliveries/${deliveryId}`)).body.status, 'delivered', 'still delivered, not overwritten');
   });
 
   // ------------------------------------------------------------ duplicates

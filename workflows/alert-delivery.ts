@@ -8,15 +8,15 @@ import {
   setHandler,
   sleep,
   upsertSearchAttributes,
-  workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { AlertStatus } from '../lib/search-attributes';
-import type { AlertDeliveryInput, AlertDeliveryResult } from './types';
+import { delayDeadlineMs, finishedInTime } from '../lib/conditions';
+import type { AlertDeliveryInput, AlertDeliveryResult, RunFinishedSignal } from './types';
 import { RUN_FINISHED_SIGNAL } from './types';
 
 /** Sent by a finishing event of the run (run.succeeded, run.failed, run.canceled) to its delay watch. */
-export const runFinished = defineSignal<[{ eventId: string; type: string }]>(RUN_FINISHED_SIGNAL);
+export const runFinished = defineSignal<[RunFinishedSignal]>(RUN_FINISHED_SIGNAL);
 
 // Store writes and rendering are quick and local to the worker: local activities, no extra round trip to the server.
 const local = proxyLocalActivities<Activities>({
@@ -37,19 +37,27 @@ const firstAttempt = proxyLocalActivities<Activities>({
  * again under a retry policy built from the config.
  */
 export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDeliveryResult> {
-  let runEnded = false;
-  setHandler(runFinished, () => {
-    runEnded = true;
+  // when the run finished, by the finishing event's own time (the earliest, if several came)
+  let finishedAtMs: number | undefined;
+  setHandler(runFinished, ({ occurredAt }) => {
+    // a signal without a time (an earlier version's, or one sent by hand) counts from when it is handled
+    const at = occurredAt ? Date.parse(occurredAt) : Date.now();
+    finishedAtMs = Math.min(finishedAtMs ?? at, at);
   });
 
   if (input.delaySeconds !== undefined) {
     await local.recordDelivery(input);
-    // counted from the workflow's start, so a worker crash before the timer starts does not push the alert back
-    const remainingMs = Math.max(0, input.delaySeconds * 1000 - (Date.now() - workflowInfo().startTime.getTime()));
-    const ended = await condition(() => runEnded, remainingMs, {
-      summary: `wait ${input.delaySeconds}s for run ${input.event.runId} to finish`,
-    });
-    if (ended) return finish(input, { status: 'suppressed', httpStatus: null, error: null });
+    // created by a finishing event that came before its run.started: that run is over
+    if (input.event.type !== 'run.started') return finish(input, { status: 'suppressed', httpStatus: null, error: null });
+    const deadlineMs = delayDeadlineMs(input.event, input.delaySeconds);
+    const remainingMs = deadlineMs - Date.now();
+    if (remainingMs > 0) {
+      await condition(() => finishedAtMs !== undefined, remainingMs, { summary: `wait ${input.delaySeconds}s for run ${input.event.runId} to finish` });
+    }
+    // Decided by time, not by which of the timer and the signal this workflow task happened to see
+    // first: both can land in one task (a busy or restarted worker), and a run that finished after
+    // its deadline was late however the task saw it.
+    if (finishedAtMs !== undefined && finishedInTime(finishedAtMs, deadlineMs)) return finish(input, { status: 'suppressed', httpStatus: null, error: null });
   }
 
   // Render and make the first attempt inside this workflow task (the workflow's clock: a delay

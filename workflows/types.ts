@@ -41,3 +41,11 @@ export interface StartedDelivery {
 }
 
 export const RUN_FINISHED_SIGNAL = 'runFinished';
+
+/** What a finishing event of the run tells its delay watch. */
+export interface RunFinishedSignal {
+  eventId: string;
+  type: string;
+  /** when the run finished: the event's occurredAt, else when the service received it; absent from signals of earlier versions */
+  occurredAt?: string;
+}

@@ -10,8 +10,11 @@ export interface Received {
   body: string;
 }
 
-/** How the receiver answers the n-th request (1-based) on a path: a status, headers and body, or 'hang' (never answer). */
-export type Reply = { status: number; headers?: Record<string, string>; body?: string } | 'hang';
+/**
+ * How the receiver answers the n-th request (1-based) on a path: a status, headers and body (sent
+ * once `after` settles, when given: a receiver held by the test), or 'hang' (never answer).
+ */
+export type Reply = { status: number; headers?: Record<string, string>; body?: string; after?: Promise<unknown> } | 'hang';
 export type Script = (n: number, request: Received) => Reply;
 
 /**
@@ -72,8 +75,12 @@ export class Receiver {
         this.hanging.add(res);
         return;
       }
-      res.writeHead(reply.status, { 'content-type': 'text/plain', ...reply.headers });
-      res.end(reply.body ?? 'ok');
+      const answer = () => {
+        res.writeHead(reply.status, { 'content-type': 'text/plain', ...reply.headers });
+        res.end(reply.body ?? 'ok');
+      };
+      if (reply.after) void reply.after.finally(answer);
+      else answer();
     });
   }
 
