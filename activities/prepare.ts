@@ -4,7 +4,7 @@ import { buildTemplateContext } from '../lib/render';
 import { TemplateError } from '../lib/templates';
 import { renderAlertSandboxed } from '../runtime/template-sandbox';
 import { findConfig } from '../store/configs';
-import { finishAttempt, finishDelivery, recordLostAttempts, startFirstAttempt, upsertDelivery, type DeliveryRef } from '../store/deliveries';
+import { finishAttempt, finishDelivery, recordLostAttempts, startFirstAttempt, upsertDelivery, type DeliveryRef, type RenderedRequest } from '../store/deliveries';
 import type { AlertDeliveryInput } from '../workflows/types';
 import { attemptDelivery, type AttemptRequest } from './deliver';
 import type { ActivityDeps } from './deps';
@@ -52,7 +52,22 @@ export function prepareActivities(deps: ActivityDeps, dispatcher: Dispatcher) {
      */
     async sendFirstAttempt(input: AlertDeliveryInput, nowMs: number): Promise<FirstAttemptResult> {
       const ref = deliveryRef(input);
-      const started = await startFirstAttempt(deps.db, deps.keyring, ref, input.event, input.redeliveryOf);
+      // Render before the row is written, so that the row keeps this rendering: a run of this step cut
+      // off after it (its worker died) is followed by one that sends the kept bytes, not a new rendering.
+      const config = await findConfig(deps.db, deps.keyring, input.projectId, input.configId);
+      let rendered: RenderedRequest | null = null;
+      let refusal: string | undefined;
+      if (!config) refusal = 'the alert config was deleted';
+      else if (!config.enabled && input.condition !== 'test') refusal = `the alert config is disabled${config.disabledReason ? `: ${config.disabledReason}` : ''}`;
+      else {
+        try {
+          rendered = await renderAlertSandboxed(config, buildTemplateContext(input.event, config, input.condition, input.deliveryId, nowMs));
+        } catch (err) {
+          if (!(err instanceof TemplateError)) throw err;
+          refusal = `template error in ${err.message}`;
+        }
+      }
+      const started = await startFirstAttempt(deps.db, deps.keyring, ref, input.event, rendered, input.redeliveryOf);
       if ('finished' in started) {
         // this step already ran to its end (its workflow task was lost afterwards): report, do not send again
         const { status, httpStatus, error } = started.finished;
@@ -61,24 +76,15 @@ export function prepareActivities(deps: ActivityDeps, dispatcher: Dispatcher) {
       }
       const { attempt } = started;
       if (attempt > 1) await recordLostAttempts(deps.db, ref, attempt);
-      const unprepared = async (error: string): Promise<FirstAttemptResult> => {
+      // an earlier run's rendering wins over this one's (the same bytes on every attempt)
+      const kept = started.request ?? rendered;
+      if (refusal !== undefined || !config || !kept) {
+        const error = refusal ?? 'the alert config was deleted';
         await finishAttempt(deps.db, ref, { status: 'failed', error }, { attempt, outcome: 'failed', error });
         noteFinished(input, 'failed', error);
         return { kind: 'finished', status: 'failed', httpStatus: null, error, attempted: false };
-      };
-      const config = await findConfig(deps.db, deps.keyring, input.projectId, input.configId);
-      if (!config) return unprepared('the alert config was deleted');
-      if (!config.enabled && input.condition !== 'test') {
-        return unprepared(`the alert config is disabled${config.disabledReason ? `: ${config.disabledReason}` : ''}`);
       }
-      let rendered;
-      try {
-        rendered = await renderAlertSandboxed(config, buildTemplateContext(input.event, config, input.condition, input.deliveryId, nowMs));
-      } catch (err) {
-        if (err instanceof TemplateError) return unprepared(`template error in ${err.message}`);
-        throw err;
-      }
-      const request: AttemptRequest = { ref, ...rendered, timeoutMs: config.webhook.timeoutMs, retry: config.retry };
+      const request: AttemptRequest = { ref, ...kept, timeoutMs: config.webhook.timeoutMs, retry: config.retry };
       const firstAttemptAtMs = Date.now();
       if (input.receivedAt && attempt === 1) dispatchLatency.observe((firstAttemptAtMs - Date.parse(input.receivedAt)) / 1000);
       const v = await attemptDelivery(deps, dispatcher, request, config.secrets, attempt, 0);

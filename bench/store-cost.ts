@@ -27,7 +27,7 @@ import { createToken, projectForToken } from '../store/tokens';
     const event = { id: `e${i}`, type: 'run.failed', workflowId: 'wf', runId: 'r', occurredAt: new Date().toISOString() } as any;
     await time('token', () => projectForToken(db, token));
     await time('match', () => enabledConfigsFor(db, 'default', 'wf'));
-    await time('start', () => startFirstAttempt(db, keyring, ref, event));
+    await time('start', () => startFirstAttempt(db, keyring, ref, event, { url: 'https://hooks.example.com/a', headers: {}, body: '{"text":"failed"}' }));
     await time('findConfig', () => findConfig(db, keyring, 'default', config.id));
     await time('finish', () => finishAttempt(db, ref, { status: 'delivered', error: null }, { attempt: 1, outcome: 'delivered', httpStatus: 200, durationMs: 3, responseSnippet: 'ok', signatureHeaders: { 'webhook-id': 'x', 'webhook-timestamp': '1', 'webhook-signature': 'v1,abc' } }));
   }

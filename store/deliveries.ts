@@ -69,8 +69,10 @@ export async function finishDelivery(
   deliveryId: string,
   result: { status: Exclude<DeliveryStatus, 'scheduled' | 'in_progress'>; httpStatus?: number | null; error?: string | null },
 ): Promise<void> {
+  // a final status is never overwritten by another (a retried workflow task must not turn delivered into suppressed)
   await db.query(
-    `UPDATE alert_deliveries SET status = $2, http_status = COALESCE($3, http_status), error = $4, updated_at = now() WHERE delivery_id = $1`,
+    `UPDATE alert_deliveries SET status = $2, http_status = COALESCE($3, http_status), error = $4, updated_at = now()
+     WHERE delivery_id = $1 AND status IN ('scheduled', 'in_progress')`,
     [deliveryId, result.status, result.httpStatus ?? null, result.error ?? null],
   );
 }
@@ -101,37 +103,56 @@ export async function logAttempt(
   );
 }
 
+/** URL, headers and body of a delivery, as rendered once for every attempt. */
+export interface RenderedRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+const requestAad = (ref: Pick<DeliveryRef, 'projectId' | 'deliveryId'>) => `${ref.projectId}/${ref.deliveryId}/request`;
+
 /**
  * Before the first attempt made inside the workflow task (activities/prepare.ts): creates the
- * delivery row, or moves a delay watch's on to in_progress, and counts the attempt in one statement.
- * A row already in progress means an earlier run of this step was cut off (its worker died): this
- * run's attempt number is one more. A delivery that already finished answers `finished`: the step
- * ran to its end before and must not send again.
+ * delivery row, or moves a delay watch's on to in_progress, counts the attempt and keeps the
+ * rendered request, in one statement. A row already in progress means an earlier run of this step
+ * was cut off (its worker died): this run's attempt number is one more, and the request that run
+ * rendered is the one answered, so every attempt sends the same bytes. A delivery that already
+ * finished answers `finished`: the step ran to its end before and must not send again.
  */
 export async function startFirstAttempt(
   db: Queryable,
   keyring: Keyring,
   ref: DeliveryRef,
   event: ExecutionEvent,
+  rendered: RenderedRequest | null,
   redeliveryOf?: string,
-): Promise<{ attempt: number } | { finished: { status: DeliveryStatus; httpStatus: number | null; error: string | null } }> {
+): Promise<{ attempt: number; request: RenderedRequest | null } | { finished: { status: DeliveryStatus; httpStatus: number | null; error: string | null } }> {
   const sealed = seal(keyring, JSON.stringify(event), `${ref.projectId}/${ref.deliveryId}`);
-  const rows = await db.query<{ attempt: number | null; status: DeliveryStatus | null; http_status: number | null; error: string | null }>(
+  const request = rendered && seal(keyring, JSON.stringify(rendered), requestAad(ref));
+  const rows = await db.query<{ attempt: number | null; request_key_id: string | null; request_sealed: string | null; status: DeliveryStatus | null; http_status: number | null; error: string | null }>(
     `WITH prior AS (
        SELECT status, http_status, error FROM alert_deliveries WHERE delivery_id = $1
      ), started AS (
-       INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, redelivery_of, key_id, event_sealed, attempts)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 'in_progress', $8, $9, $10, 1)
+       INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, redelivery_of, key_id, event_sealed, attempts, request_key_id, request_sealed)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'in_progress', $8, $9, $10, 1, $11, $12)
        ON CONFLICT (delivery_id) DO UPDATE SET status = 'in_progress', updated_at = now(),
-         attempts = CASE WHEN alert_deliveries.status = 'in_progress' THEN alert_deliveries.attempts + 1 ELSE GREATEST(alert_deliveries.attempts, 1) END
+         attempts = CASE WHEN alert_deliveries.status = 'in_progress' THEN alert_deliveries.attempts + 1 ELSE GREATEST(alert_deliveries.attempts, 1) END,
+         request_key_id = CASE WHEN alert_deliveries.request_sealed IS NULL THEN EXCLUDED.request_key_id ELSE alert_deliveries.request_key_id END,
+         request_sealed = COALESCE(alert_deliveries.request_sealed, EXCLUDED.request_sealed)
        WHERE alert_deliveries.status IN ('scheduled', 'in_progress')
-       RETURNING attempts
+       RETURNING attempts, request_key_id, request_sealed
      )
-     SELECT (SELECT attempts FROM started) AS attempt, prior.status, prior.http_status, prior.error FROM (SELECT 1) AS one LEFT JOIN prior ON true`,
-    [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, redeliveryOf ?? null, sealed.keyId, sealed.ciphertext],
+     SELECT (SELECT attempts FROM started) AS attempt, (SELECT request_key_id FROM started) AS request_key_id, (SELECT request_sealed FROM started) AS request_sealed,
+       prior.status, prior.http_status, prior.error
+     FROM (SELECT 1) AS one LEFT JOIN prior ON true`,
+    [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, redeliveryOf ?? null, sealed.keyId, sealed.ciphertext, request?.keyId ?? null, request?.ciphertext ?? null],
   );
   const row = rows[0];
-  if (row.attempt !== null) return { attempt: row.attempt };
+  if (row.attempt !== null) {
+    const kept = row.request_sealed && row.request_key_id ? (JSON.parse(open(keyring, { keyId: row.request_key_id, ciphertext: row.request_sealed }, requestAad(ref))) as RenderedRequest) : null;
+    return { attempt: row.attempt, request: kept };
+  }
   return { finished: { status: row.status!, httpStatus: row.http_status, error: row.error } };
 }
 

@@ -232,4 +232,27 @@ describe('alerts survive a worker killed with SIGKILL (API and worker as process
     await sleep(500);
     assert.equal(receiver!.at(hookPath).length, 1, 'sent once');
   });
+
+  it('sends the same bytes again when the worker is killed during a delay alert\'s first attempt', async () => {
+    const hookPath = `/delay-cut-${uid()}`;
+    const workflowId = `wf_restart_cut_${uid()}`;
+    // the first POST is held and never answered (the worker dies during it); the next one lands
+    receiver!.on(hookPath, (n) => (n === 1 ? 'hang' : { status: 200 }));
+    const config = await createConfig({ workflowId, conditions: [{ type: 'delay', thresholdSeconds: 1 }], webhook: { url: `${receiver!.url}${hookPath}` } });
+    const runId = `run_${uid()}`;
+    const sent = await api('POST', '/api/events', { id: `evt_${uid()}`, type: 'run.started', workflowId, runId });
+    assert.equal(sent.status, 202, JSON.stringify(sent.body));
+    const [{ deliveryId }] = sent.body.deliveries;
+    const [first] = await receiver!.waitFor(hookPath, 1, 30_000);
+    await killWorker();
+    worker = await startWorker();
+    const [, second] = await receiver!.waitFor(hookPath, 2, 90_000);
+    assert.equal(second.headers['webhook-id'], deliveryId);
+    assert.ok(verifies(second, config.secret));
+    // rendered once: a delay alert's run.durationMs is not measured again by the task that ran after the kill
+    assert.equal(second.body, first.body);
+    assert.equal(typeof JSON.parse(second.body).run.durationMs, 'number');
+    const delivery = await waitForStatus(deliveryId, ['delivered', 'failed', 'suppressed'], 30_000);
+    assert.equal(delivery.status, 'delivered');
+  });
 });
