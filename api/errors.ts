@@ -1,6 +1,6 @@
 import type Koa from 'koa';
 import { z } from 'zod';
-import { AlertsError, type ErrorCode } from '../lib/errors';
+import { AlertsError, dependencyUnavailable, type ErrorCode } from '../lib/errors';
 
 /** The one place where error codes become HTTP statuses. */
 const STATUS: Record<ErrorCode, number> = {
@@ -65,5 +65,11 @@ function fromKoaError(err: unknown): AlertsError {
   if (status === 413) return new AlertsError('payload_too_large', (err as Error).message);
   if (status === 415) return new AlertsError('unsupported_media_type', (err as Error).message);
   if (status && status >= 400 && status < 500) return new AlertsError('invalid_request', (err as Error).message);
+  const down = dependencyUnavailable(err);
+  if (down) {
+    // the store or Temporal is down or restarting: nothing was stored, and the same request may be sent again
+    console.warn(`[api] a dependency is unavailable: ${down}`);
+    return new AlertsError('unavailable', 'the service cannot reach its store or Temporal right now; send the same request again shortly (event ids make resending safe)');
+  }
   return new AlertsError('internal', 'internal error; see the service log');
 }

@@ -4,6 +4,7 @@ import { decodeFromPayloadsAtIndex, decodeOptionalFailureToOptionalError } from 
 import { temporal } from '@temporalio/proto';
 import type { z } from 'zod';
 import type { FirstAttemptResult } from '../activities/prepare';
+import { dependencyUnavailable } from '../lib/errors';
 import * as sa from '../lib/search-attributes';
 import type { timelineEntrySchema } from './schemas';
 
@@ -118,7 +119,9 @@ export async function describeStartingDelivery(client: Client, projectId: string
   let description;
   try {
     description = await client.workflow.getHandle(deliveryId).describe();
-  } catch {
+  } catch (err) {
+    // no such workflow (or an id Temporal refuses) is a 404; Temporal unreachable is not (the caller answers 503)
+    if (dependencyUnavailable(err)) throw err;
     return undefined;
   }
   const attributes = description.typedSearchAttributes;

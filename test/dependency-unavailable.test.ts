@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Client, Connection } from '@temporalio/client';
+import { createApp } from '../api/app';
+import type { ApiDeps } from '../api/deps';
+import { alertsDataConverter } from '../lib/codec';
+import { createApiServer } from '../runtime/http-server';
+import { openPostgres, type Db } from '../store/db';
+import { createToken } from '../store/tokens';
+import { freePort, useStack, type TestStack } from './support/stack';
+import { openStore, type TestStore } from './support/stores';
+import { tcpForward, type TcpForward } from './support/tcp-forward';
+
+/**
+ * A dependency that is down answers 503 with Retry-After on every route, never a 500: a client that
+ * resends on 503 (as the README tells MeshHook to) loses nothing. The store is a real PostgreSQL
+ * reached through a TCP forwarder that the test closes (connections refused and cut, as while
+ * PostgreSQL restarts) and opens again; Temporal is a port where nothing listens.
+ */
+const uid = () => randomBytes(4).toString('hex');
+
+async function listen(app: ReturnType<typeof createApp>): Promise<{ server: http.Server; url: string }> {
+  const server = createApiServer(app.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+const close = (server: http.Server | undefined) =>
+  new Promise<void>((resolve) => {
+    if (!server) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+
+describe('a dependency that is down answers 503 with Retry-After, never 500', function () {
+  this.timeout(120_000);
+  let stack: TestStack;
+  let store: TestStore;
+  let forward: TcpForward;
+  let db: Db;
+  let server: http.Server | undefined;
+  let url: string;
+  let token: string;
+  let routes: [string, string][];
+
+  before(async function () {
+    this.timeout(180_000);
+    stack = await useStack();
+    store = await openStore('postgres');
+    const target = new URL(store.url!);
+    forward = tcpForward(await freePort(), { host: '127.0.0.1', port: Number(target.port) });
+    await forward.listen();
+    const viaForward = new URL(store.url!);
+    viaForward.port = String(forward.port);
+    db = await openPostgres(viaForward.toString());
+    token = await createToken(db, `prj_down_${uid()}`, 'test');
+    ({ server, url } = await listen(createApp({ ...stack.service.apiDeps!, db }, { rateLimitPerMinute: 0 })));
+    const doc = await stack.api('GET', '/openapi.json', undefined, null);
+    routes = Object.entries(doc.body.paths as Record<string, Record<string, unknown>>)
+      .filter(([path]) => path.startsWith('/api/'))
+      .flatMap(([path, ops]) => Object.keys(ops).map((m): [string, string] => [m.toUpperCase(), path.replace(/\{(\w+)\}/g, (_, name: string) => `${name.toLowerCase()}_x`)]));
+  });
+
+  after(async () => {
+    await close(server);
+    await forward?.listen().catch(() => undefined);
+    await db?.close();
+    await store?.close();
+    await forward?.close();
+  });
+
+  const call = (base: string, method: string, path: string, body?: unknown) =>
+    fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+
+  it('answers 503 with Retry-After on every /api route while PostgreSQL is unreachable, and serves again once it is back', async () => {
+    assert.equal((await call(url, 'GET', '/api/alerts/config')).status, 200);
+    await forward.close();
+    const wrong: string[] = [];
+    for (const [method, path] of routes) {
+      const res = await call(url, method, path, method === 'GET' || method === 'DELETE' ? undefined : { id: `evt_${uid()}`, type: 'run.failed', workflowId: 'wf_down', runId: 'r' });
+      const body = await res.text();
+      if (res.status !== 503 || !res.headers.get('retry-after') || !/"code":"unavailable"/.test(body)) wrong.push(`${method} ${path}: ${res.status} ${res.headers.get('retry-after')} ${body.slice(0, 160)}`);
+    }
+    assert.deepEqual(wrong, []);
+    assert.ok(routes.length >= 12, `${routes.length} routes`);
+    const ready = await fetch(`${url}/readyz`);
+    assert.equal(ready.status, 503);
+
+    await forward.listen();
+    const back = await call(url, 'POST', '/api/events', { id: `evt_${uid()}`, type: 'run.failed', workflowId: 'wf_down', runId: 'r' });
+    assert.equal(back.status, 202, await back.text());
+  });
+
+  it('answers 503, not 404, for a delivery it cannot look up while Temporal is unreachable', async () => {
+    const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: 1_000 });
+    const client = new Client({ connection, namespace: 'default', dataConverter: alertsDataConverter(stack.service.keyring) });
+    const deps: ApiDeps = { ...stack.service.apiDeps!, db, temporal: { ...stack.service.apiDeps!.temporal, client } };
+    const down = await listen(createApp(deps, { rateLimitPerMinute: 0 }));
+    try {
+      const res = await call(down.url, 'GET', `/api/alerts/deliveries/dlv-unknown-${uid()}`);
+      assert.equal(res.status, 503, await res.text());
+      assert.ok(res.headers.get('retry-after'));
+    } finally {
+      await close(down.server);
+      await connection.close().catch(() => undefined);
+    }
+  });
+});
