@@ -1,3 +1,4 @@
+import { literalAuthority } from './egress';
 import type { AlertConditionName, AlertConfig, ExecutionEvent } from './schemas';
 import { newRenderBudget, renderJsonTemplate, renderString, TemplateError, type JsonValue } from './templates';
 
@@ -84,6 +85,9 @@ export function renderAlert(config: Pick<AlertConfig, 'webhook' | 'payload'>, ct
   };
   // one budget of render time and output for the whole alert
   const budget = newRenderBudget();
+  // checked at save too; a config saved before that rule (or written around the API) must not aim the alert by a template
+  const authority = literalAuthority(config.webhook.url);
+  if (authority === null || /[{}%]/.test(authority)) throw new TemplateError('webhook.url: the user info, host and port must be fixed text, not a template');
   const url = at('webhook.url', () => renderString(config.webhook.url, ctx, 'url', budget));
   at('webhook.url', () => {
     const parsed = new URL(url);

@@ -191,6 +191,13 @@ describe('lib/templates', () => {
       throwsTemplateError(() => renderJsonTemplate(values, { data: { blob: 'x'.repeat(4096) } }), /rendered payload is larger than 262144 bytes \(all templates/);
     });
 
+    it('refuses to render a URL whose host is a template, even from a config stored before the save rule (renderAlert)', () => {
+      for (const url of ['http:///{{ data.host }}/x', 'https://{{ workflow.id }}.example.com/', 'http://{{ x }}@169.254.169.254/', 'http:\\\\{% if true %}169.254.169.254{% endif %}/']) {
+        throwsTemplateError(() => renderAlert({ webhook: { url, headers: {}, timeoutMs: 1000 }, payload: { template: { a: 'x' } } } as never, context as never), /webhook\.url: the user info, host and port must be fixed text/);
+      }
+      assert.equal(renderAlert({ webhook: { url: 'https://hooks.example.com/{{ workflow.id }}', headers: {}, timeoutMs: 1000 }, payload: { template: { a: 'x' } } } as never, context as never).url, 'https://hooks.example.com/wf%20a%2Fb');
+    });
+
     it('shares one budget between the URL, the headers and the payload of an alert (renderAlert)', () => {
       const big = `{% assign s = "0123456789abcdef" %}{% for i in (1..13) %}{% assign s = s | append: s %}{% endfor %}{{ s }}`; // 128 KiB
       const config = {
