@@ -1,55 +1,81 @@
 import assert from 'node:assert/strict';
 import { runChaos, summarize, type ChaosResult } from '../bench/chaos';
-import type { TestPostgres } from './support/postgres';
-import { sharedPostgres } from './support/stores';
+import { startPostgres, type TestPostgres } from './support/postgres';
+import { restartablePostgres, type RestartablePostgres } from './support/postgres-restart';
 
 /**
- * The short chaos run (issue 5): the same runner as `npm run chaos`
- * (bench/chaos.ts) with small parameters. The API and two workers run as
- * processes on PostgreSQL with a file-backed Temporal dev server; the receiver
- * answers 30 % of requests 503 and leaves 5 % unanswered; workers are SIGKILLed
- * every few seconds and the dev server is restarted once. Nothing may be lost
- * and every request the receiver saw must have its log row. Duplicates are
- * at-least-once and only reported. Waits are generous: a loaded 2-core machine
- * must not fail it on timing.
+ * The short chaos run (issue 5, and the hardening issue's fault-injection test): the same runner as
+ * `npm run chaos` (bench/chaos.ts) with small parameters. The API and two workers run as processes
+ * on a PostgreSQL server of this test's own with a file-backed Temporal dev server; the receiver
+ * answers 30 % of requests 503 and leaves 5 % unanswered. Workers are SIGKILLed every few seconds,
+ * and in turn the API is SIGKILLed, PostgreSQL restarted (fast, then immediate shutdown), the dev
+ * server SIGKILLed and restarted gracefully, each started again on the same port (and data).
+ * Immediate alerts and delay watches (runs finishing before, just after, long after their threshold,
+ * or never) are sent and resent like MeshHook would. Nothing may be lost, no status may be wrong, no
+ * route may answer a 5xx other than 503, and every request the receiver saw must have its log row.
+ * Duplicates are at-least-once and only reported. Waits are generous: a loaded 2-core machine must
+ * not fail it on timing.
  */
-describe('chaos: worker SIGKILLs, a dev server restart and a flaky receiver lose no alert', function () {
+describe('chaos: SIGKILLed workers, API and Temporal, a restarted PostgreSQL and a flaky receiver lose no alert', function () {
   this.timeout(15 * 60_000);
   let postgres: TestPostgres | undefined;
-  let databaseUrl: string | undefined;
+  let restartable: RestartablePostgres | undefined;
   let result: ChaosResult | undefined;
 
   before(async function () {
     this.timeout(10 * 60_000);
-    postgres = await sharedPostgres();
-    databaseUrl = await postgres.createDatabase();
+    // its own server, not the shared one: it is restarted
+    postgres = await startPostgres();
+    restartable = await restartablePostgres(postgres);
   });
 
   after(async function () {
     this.timeout(60_000);
-    if (databaseUrl) await postgres?.dropDatabase(databaseUrl);
+    await (restartable ?? postgres)?.stop();
   });
 
-  it('delivers every accepted alert at least once and logs every attempt', async () => {
+  it('delivers every immediate and every late delay alert, suppresses the runs that finished in time, and answers 503 but never 500', async () => {
     result = await runChaos({
-      seconds: 50,
-      rate: 6,
+      seconds: 60,
+      rate: 5,
+      delay: { runsPerSecond: 1, thresholdSeconds: 6 },
       workers: 2,
       killEveryMs: 6_000,
-      devServerRestartAtMs: 18_000,
-      drainTimeoutMs: 8 * 60_000,
-      databaseUrl: databaseUrl!,
+      // at 9, 18, 27, 36, 45 and 54 s (later when one takes long)
+      faultEveryMs: 9_000,
+      faults: ['api-kill', 'postgres-restart', 'temporal-kill', 'postgres-restart', 'temporal-restart', 'api-kill'],
+      restartPostgres: restartable && (() => restartable!.restart('immediate')),
+      postgresNotRestarted: restartable ? undefined : 'TEST_DATABASE_URL names a server that is not ours',
+      drainTimeoutMs: 4 * 60_000,
+      databaseUrl: postgres!.url,
       log: (line) => process.stderr.write(`      [chaos] ${line}\n`),
     });
     for (const line of summarize(result)) process.stderr.write(`      [chaos] ${line}\n`);
-    assert.equal(result.notAccepted, 0, 'every event was accepted (resent after 503s)');
-    assert.ok(result.accepted >= 200, `a few hundred alerts (${result.accepted})`);
-    assert.ok(result.workerKills >= 3, `at least 3 worker SIGKILLs (${result.workerKills})`);
-    assert.equal(result.devServerRestarts, 1);
-    assert.ok(result.requests.answered503 > 0 && result.requests.leftHanging > 0, 'the receiver failed and hung some requests');
-    assert.equal(result.lost, 0, `lost alerts: ${result.lostIds.join(', ')}`);
-    assert.ok(result.drainedInTime, 'every delivery ended');
-    assert.equal(result.logRows.deliveriesMissingRows, 0, `requests without log rows: ${result.logRows.examples.join('; ')}`);
-    assert.ok(result.ok);
+    const r = result;
+    assert.equal(r.notAccepted, 0, 'every event was accepted (resent after 503s and connection errors)');
+    assert.ok(r.accepted >= 250, `a few hundred immediate alerts (${r.accepted})`);
+    assert.ok(r.delay.runs >= 50, `delay runs (${r.delay.runs})`);
+    for (const kind of ['before', 'just-after', 'long-after', 'never'] as const) {
+      assert.ok(Object.values(r.delay.byKind[kind]).reduce((a, b) => a + b, 0) >= 10, `delay runs finishing ${kind} (${JSON.stringify(r.delay.byKind[kind])})`);
+    }
+    assert.ok(r.workerKills >= 3, `at least 3 worker SIGKILLs (${r.workerKills})`);
+    assert.ok(r.apiKills >= 1, `the API was SIGKILLed (${r.apiKills})`);
+    assert.ok(r.temporalKills >= 1, `the dev server was SIGKILLed (${r.temporalKills})`);
+    assert.ok(r.devServerRestarts >= 1, `the dev server was restarted gracefully (${r.devServerRestarts})`);
+    if (restartable) assert.ok(r.postgresRestarts >= 1, `PostgreSQL was restarted (${r.postgresRestarts})`);
+    const events = r.answers['POST /api/events'] ?? {};
+    assert.ok((events['connection error'] ?? 0) + (events['503'] ?? 0) > 0, `some events had to be sent again (${JSON.stringify(events)})`);
+    assert.ok(r.requests.answered503 > 0 && r.requests.leftHanging > 0, 'the receiver failed and hung some requests');
+
+    assert.equal(r.serverErrors.count, 0, `5xx answers other than 503: ${r.serverErrors.examples.join('; ')}`);
+    assert.equal(r.unexpectedApiExits, 0, 'no API process exited on its own');
+    assert.equal(r.lost, 0, `lost immediate alerts: ${r.lostIds.join(', ')}`);
+    assert.equal(r.wrongStatuses, 0, `immediate alerts not delivered: ${r.wrongIds.join(', ')}`);
+    assert.equal(r.delay.lost, 0, `lost delay alerts: ${JSON.stringify(r.delay.problems)}`);
+    assert.equal(r.delay.wrong, 0, `wrong delay statuses: ${JSON.stringify(r.delay.problems)}`);
+    assert.equal(r.delay.apiStoreMismatches, 0, 'the API answers the status the store holds');
+    assert.ok(r.drainedInTime, 'every delivery ended');
+    assert.equal(r.logRows.deliveriesMissingRows, 0, `requests without log rows: ${r.logRows.examples.join('; ')}`);
+    assert.ok(r.ok);
   });
 });
