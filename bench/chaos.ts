@@ -12,7 +12,8 @@
  *   started on the same port), PostgreSQL restarted (immediate shutdown, the
  *   first one fast: see test/support/postgres-restart.ts; skipped, and said so,
  *   when the server is not ours), the Temporal dev server SIGKILLed and the dev
- *   server stopped gracefully, each started again on the same SQLite file and port.
+ *   server stopped gracefully; each stays down `outageMs` and is started again on
+ *   the same port (and SQLite file or data directory).
  *
  * Two kinds of alerts are sent, like MeshHook would: resending an event on a
  * connection error, a timeout and a 503 until it is accepted (the event ids
@@ -55,6 +56,8 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Client as TemporalClient, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { Client } from 'pg';
 import { newKeySpec } from '../lib/crypto';
 import { startDevServer, type DevServer } from '../runtime/dev-server';
@@ -80,11 +83,13 @@ export interface ChaosOptions {
   faultEveryMs: number;
   /** default FAULT_CYCLE */
   faults?: readonly FaultKind[];
+  /** how long a killed or stopped API, dev server or PostgreSQL stays down before it is started again (3000) */
+  outageMs?: number;
   /**
    * restarts the PostgreSQL server of `databaseUrl` (test/support/postgres-restart.ts); absent (its server is
    * not ours), postgres-restart faults are skipped and `postgresNotRestarted` says why
    */
-  restartPostgres?: () => Promise<{ downMs: number; mode: string }>;
+  restartPostgres?: (downForMs: number) => Promise<{ downMs: number; mode: string }>;
   postgresNotRestarted?: string;
   /** how long to wait, after the last event, for every delivery to end */
   drainTimeoutMs: number;
@@ -186,9 +191,11 @@ export interface ChaosResult {
   /** 5xx answers other than 503: must be none */
   serverErrors: { count: number; examples: string[] };
   requests: { total: number; answered2xx: number; answered503: number; leftHanging: number; perDeliveryMax: number; meanPerDelivery: number };
-  logRows: { total: number; deliveriesMissingRows: number; missingRows: number; examples: string[]; lostAttemptRows: number };
+  logRows: { total: number; deliveriesMissingRows: number; missingRows: number; examples: string[]; lostAttemptRows: number; diagnosis: unknown[] };
   statuses: Record<string, number>;
   workerKills: number;
+  /** when each worker was SIGKILLed, s from the first send */
+  workerKillsAt: number[];
   workerStarts: number;
   unexpectedWorkerExits: number;
   apiKills: number;
@@ -228,6 +235,8 @@ function freePort(): Promise<number> {
 /** The chaotic receiver: per webhook-id, requests seen and 2xx answers given. */
 class ChaosReceiver {
   readonly seen = new Map<string, { requests: number; ok: number }>();
+  /** per webhook-id, when each request came (epoch ms) and how it was answered: for the report of a problem */
+  readonly history = new Map<string, { atMs: number; answer: '2xx' | '503' | 'no answer' }[]>();
   total = 0;
   answered2xx = 0;
   answered503 = 0;
@@ -245,7 +254,10 @@ class ChaosReceiver {
         this.seen.set(id, entry);
         entry.requests++;
         this.total++;
+        const history = this.history.get(id) ?? [];
+        this.history.set(id, history);
         const r = Math.random();
+        history.push({ atMs: Date.now(), answer: r < this.failShare ? '503' : r < this.failShare + this.hangShare ? 'no answer' : '2xx' });
         if (r < this.failShare) {
           this.answered503++;
           res.writeHead(503, { 'content-type': 'text/plain' }).end('chaos: unavailable');
@@ -334,6 +346,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const hangShare = options.hangShare ?? 0.05;
   const progressEveryMs = options.progressEveryMs ?? 10_000;
   const faultCycle = options.faults ?? FAULT_CYCLE;
+  const outageMs = options.outageMs ?? 3_000;
   const threshold = options.delay.thresholdSeconds;
   const loadStart = os.loadavg().map((n) => Math.round(n * 100) / 100);
   const t0 = Date.now();
@@ -341,6 +354,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const token = `chaos_${randomBytes(16).toString('hex')}`;
   const receiver = new ChaosReceiver(failShare, hangShare);
   const processes = new Set<ServiceProcess>();
+  /** every API and worker process of the run, for the lines of their output about a delivery with a problem */
+  const everyProcess: ServiceProcess[] = [];
   let devServer: DevServer | undefined;
   let stopping = false;
   const cleanup: (() => Promise<unknown>)[] = [];
@@ -383,6 +398,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       const proc = startServiceProcess(`api ${++apiStarts}`, 'api/server.ts', { ...env, PORT: String(apiPort) });
       apiProcess = proc;
       processes.add(proc);
+      everyProcess.push(proc);
       proc.child.once('exit', () => {
         processes.delete(proc);
         apiOutputs.push(`--- ${proc.name} (${proc.child.exitCode ?? proc.child.signalCode}) ---\n${proc.output().slice(-4_000)}`);
@@ -400,11 +416,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     // ---------------------------------------------------------- workers
     let workerStarts = 0;
     let workerKills = 0;
+    const workerKillsAt: number[] = [];
     let unexpectedWorkerExits = 0;
     const workers: { proc: ServiceProcess; ready: boolean; killed: boolean }[] = [];
     const startWorker = () => {
       const proc = startServiceProcess(`worker ${++workerStarts}`, 'worker.ts', env);
       processes.add(proc);
+      everyProcess.push(proc);
       const w = { proc, ready: false, killed: false };
       workers.push(w);
       proc.waitForOutput(READY, 300_000).then(
@@ -533,6 +551,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const faults: FaultRecord[] = [];
     const bringBackDevServer = async () => {
       await devServer!.stop(); // graceful, or (after a SIGKILL) only waits for the exit
+      await sleep(outageMs);
       devServer = await startDev();
     };
     const runFault = async (kind: FaultKind) => {
@@ -543,6 +562,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         killedApis.add(apiProcess);
         await apiProcess.kill('SIGKILL');
         apiKills++;
+        await sleep(outageMs);
         await startApi();
       } else if (kind === 'temporal-kill') {
         process.kill(devServerPid(devDir), 'SIGKILL');
@@ -554,7 +574,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       } else if (!options.restartPostgres) {
         note = `skipped: ${options.postgresNotRestarted ?? 'no way to restart this PostgreSQL'}`;
       } else {
-        note = `${(await options.restartPostgres()).mode} shutdown`;
+        note = `${(await options.restartPostgres(outageMs)).mode} shutdown`;
         postgresRestarts++;
       }
       const record = { kind, atSeconds: Math.round((at - sendStart) / 100) / 10, downMs: Date.now() - at, ...(note ? { note } : {}) };
@@ -568,6 +588,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       if (!victim) return;
       victim.killed = true;
       startWorker();
+      workerKillsAt.push(Math.round(sinceSend() / 100) / 10);
       await victim.proc.kill('SIGKILL');
       workerKills++;
     };
@@ -577,7 +598,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     log(
       `sending ${expected} immediate alerts at ${options.rate}/s and ${expectedDelayRuns} delay runs at ${options.delay.runsPerSecond}/s (threshold ${threshold} s; finished at ` +
         `${DELAY_KINDS.map((k) => `${k} ${finishOffsetMs[k] === undefined ? '-' : `+${finishOffsetMs[k]! / 1000} s`}`).join(', ')}) for ${options.seconds} s; ` +
-        `${options.workers} workers, one SIGKILLed every ${options.killEveryMs} ms; a fault every ${options.faultEveryMs} ms (${faultCycle.join(', ')}); ` +
+        `${options.workers} workers, one SIGKILLed every ${options.killEveryMs} ms; a fault every ${options.faultEveryMs} ms (${faultCycle.join(', ')}; each down ${outageMs} ms before it is started again); ` +
         `receiver: ${failShare * 100} % 503, ${hangShare * 100} % no answer`,
     );
     const inflight = new Set<Promise<void>>();
@@ -713,6 +734,36 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           if (examples.length < 10) examples.push(`${id}: ${seen.requests} requests, ${rows} rows`);
         }
       }
+      const at = (ms?: number) => (ms === undefined ? undefined : `${((ms - sendStart) / 1000).toFixed(2)} s`);
+      /** what the receiver, the service's output and GET /api/alerts/deliveries/<id> say about one delivery */
+      const historyOf = async (id: string): Promise<string[]> => {
+        // every event of the workflow (types and times, no payloads): workflow tasks that timed out show here, not in the timeline
+        const connection = await Connection.connect({ address: devServer!.address });
+        try {
+          const history = await new TemporalClient({ connection, namespace: 'default' }).workflow.getHandle(id).fetchHistory();
+          return (history.events ?? []).map((e) => {
+            const ms = e.eventTime ? Number(e.eventTime.seconds ?? 0) * 1000 + Math.round((e.eventTime.nanos ?? 0) / 1e6) : undefined;
+            return `${at(ms)} ${temporal.api.enums.v1.EventType[e.eventType ?? 0]?.replace('EVENT_TYPE_', '')}`;
+          });
+        } catch (err) {
+          return [`history not read: ${(err as Error).message}`];
+        } finally {
+          await connection.close();
+        }
+      };
+      const diagnose = async (id: string, answer?: { body: any }) => ({
+        receiver: (receiver.history.get(id) ?? []).map((h) => `${at(h.atMs)} ${h.answer}`),
+        history: await historyOf(id),
+        store: (await db.query(`SELECT attempt, outcome, http_status, error, created_at FROM alert_logs WHERE delivery_id = $1 ORDER BY attempt`, [id])).rows.map(
+          (r) => `${at(new Date(r.created_at).getTime())} attempt ${r.attempt} ${r.outcome} ${r.http_status ?? ''} ${r.error ?? ''}`.trim(),
+        ),
+        output: everyProcess.flatMap((p) => p.output().split('\n').filter((line) => line.includes(id)).map((line) => `${p.name}: ${line.slice(0, 500)}`)).slice(0, 30),
+        delivery: (answer ?? (await api.call('GET /api/alerts/deliveries/{id}', 'GET', `/api/alerts/deliveries/${id}`))).body,
+      });
+      const missingRowDeliveries: unknown[] = [];
+      for (const id of allIds) {
+        if ((rowsBy.get(id) ?? 0) < receiver.of(id).requests && missingRowDeliveries.length < 10) missingRowDeliveries.push({ deliveryId: id, ...(await diagnose(id)) });
+      }
       const known = new Set(allIds);
       const strangers = [...receiver.seen.keys()].filter((id) => !known.has(id));
       if (strangers.length) log(`the receiver saw ${strangers.length} webhook-id(s) of no accepted alert: ${strangers.slice(0, 5).join(', ')}`);
@@ -754,7 +805,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
             if (verdict.includes('lost')) delayLost++;
             if (verdict.includes('wrong')) delayWrong++;
             if (verdict.includes('lost') || verdict.includes('wrong')) {
-              const at = (ms?: number) => (ms === undefined ? undefined : `${((ms - sendStart) / 1000).toFixed(2)} s`);
               problems.push({
                 verdict,
                 deliveryId: run.deliveryId,
@@ -766,8 +816,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
                 finishAccepted: at(run.finishAcceptedAtMs),
                 status,
                 storeStatus: storeStatus.get(run.deliveryId),
-                receiver: seen,
-                delivery: answer?.body,
+                ...(await diagnose(run.deliveryId, answer)),
               });
             }
           }
@@ -787,6 +836,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           killEveryMs: options.killEveryMs,
           faultEveryMs: options.faultEveryMs,
           faults: faultCycle,
+          outageMs,
           postgresNotRestarted: options.postgresNotRestarted,
           drainTimeoutMs: options.drainTimeoutMs,
           failShare,
@@ -826,9 +876,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           perDeliveryMax,
           meanPerDelivery: allIds.length ? Math.round((requestsOfOurs / allIds.length) * 100) / 100 : 0,
         },
-        logRows: { total: logRows.rows.reduce((s, r) => s + Number(r.n), 0), deliveriesMissingRows, missingRows, examples, lostAttemptRows },
+        logRows: { total: logRows.rows.reduce((s, r) => s + Number(r.n), 0), deliveriesMissingRows, missingRows, examples, lostAttemptRows, diagnosis: missingRowDeliveries },
         statuses,
         workerKills,
+        workerKillsAt,
         workerStarts,
         unexpectedWorkerExits,
         apiKills,
@@ -857,7 +908,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           strangers.length === 0 &&
           drainedInTime,
       };
-      if (serverErrors.count || unexpectedApiExits || problems.length) {
+      if (serverErrors.count || unexpectedApiExits || problems.length || missingRowDeliveries.length) {
         result.apiOutput = [...apiOutputs, `--- ${apiProcess!.name} (running) ---\n${apiProcess!.output().slice(-4_000)}`];
       }
       return result;
@@ -923,7 +974,7 @@ async function main(): Promise<void> {
     databaseUrl = pg.url;
     if (restartable) {
       stopPostgres = () => restartable.stop();
-      restartPostgres = () => restartable.restart('immediate');
+      restartPostgres = (downForMs) => restartable.restart('immediate', downForMs);
     } else {
       stopPostgres = () => pg.stop();
       postgresNotRestarted = `the server (${pg.mode}: TEST_DATABASE_URL) is not ours`;

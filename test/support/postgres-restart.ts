@@ -26,9 +26,10 @@ export interface RestartablePostgres {
   readonly url: string;
   /**
    * stops the server (immediate or fast shutdown), starts it again on the same port and data dir;
-   * resolves once it answers, with the shutdown it used (fast while commits are not durable yet)
+   * resolves once it answers, with the shutdown it used (fast while commits are not durable yet);
+   * `downForMs`: how long it stays stopped before it is started again
    */
-  restart(mode?: ShutdownMode): Promise<{ downMs: number; mode: ShutdownMode }>;
+  restart(mode?: ShutdownMode, downForMs?: number): Promise<{ downMs: number; mode: ShutdownMode }>;
   stop(): Promise<void>;
 }
 
@@ -113,10 +114,11 @@ export async function restartablePostgres(pg: TestPostgres): Promise<Restartable
   let stopping: Promise<void> | undefined;
   return {
     url: pg.url,
-    async restart(asked = 'immediate') {
+    async restart(asked = 'immediate', downForMs = 0) {
       const mode = durableCommits ? asked : 'fast';
       const down = Date.now();
       await shutdown(mode);
+      await sleep(downForMs);
       await start();
       durableCommits = true;
       return { downMs: Date.now() - down, mode };
