@@ -56,15 +56,17 @@ export function prepareActivities(deps: ActivityDeps, dispatcher: Dispatcher) {
       // off after it (its worker died) is followed by one that sends the kept bytes, not a new rendering.
       const config = await findConfig(deps.db, deps.keyring, input.projectId, input.configId);
       let rendered: RenderedRequest | null = null;
-      let refusal: string | undefined;
-      if (!config) refusal = 'the alert config was deleted';
-      else if (!config.enabled && input.condition !== 'test') refusal = `the alert config is disabled${config.disabledReason ? `: ${config.disabledReason}` : ''}`;
+      // a config deleted or disabled stops the delivery; a template that fails stops it only when no earlier run rendered it
+      let configRefusal: string | undefined;
+      let renderError: string | undefined;
+      if (!config) configRefusal = 'the alert config was deleted';
+      else if (!config.enabled && input.condition !== 'test') configRefusal = `the alert config is disabled${config.disabledReason ? `: ${config.disabledReason}` : ''}`;
       else {
         try {
           rendered = await renderAlertSandboxed(config, buildTemplateContext(input.event, config, input.condition, input.deliveryId, nowMs));
         } catch (err) {
           if (!(err instanceof TemplateError)) throw err;
-          refusal = `template error in ${err.message}`;
+          renderError = `template error in ${err.message}`;
         }
       }
       const started = await startFirstAttempt(deps.db, deps.keyring, ref, input.event, rendered, input.redeliveryOf);
@@ -78,8 +80,8 @@ export function prepareActivities(deps: ActivityDeps, dispatcher: Dispatcher) {
       if (attempt > 1) await recordLostAttempts(deps.db, ref, attempt);
       // an earlier run's rendering wins over this one's (the same bytes on every attempt)
       const kept = started.request ?? rendered;
-      if (refusal !== undefined || !config || !kept) {
-        const error = refusal ?? 'the alert config was deleted';
+      if (!config || configRefusal !== undefined || !kept) {
+        const error = configRefusal ?? renderError ?? 'the alert could not be rendered';
         await finishAttempt(deps.db, ref, { status: 'failed', error }, { attempt, outcome: 'failed', error });
         noteFinished(input, 'failed', error);
         return { kind: 'finished', status: 'failed', httpStatus: null, error, attempted: false };

@@ -74,7 +74,8 @@ export const payloadProject = (payload: Payload) => (isEncrypted(payload) ? text
 export function projectNamedIn(payload: Payload): string | undefined {
   if (text(payload.metadata?.[METADATA_ENCODING_KEY]) !== 'json/plain' || !payload.data) return undefined;
   const json = text(payload.data)!;
-  if (!json.includes('"projectId"')) return undefined;
+  // the quick test must not miss a key written with escapes (`"proj\u0065ctId"`), which JSON.parse reads the same
+  if (!json.includes('"projectId"') && !json.includes('\\u')) return undefined;
   try {
     const value = JSON.parse(json) as unknown;
     const projectId = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as { projectId?: unknown }).projectId : undefined;

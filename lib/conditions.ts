@@ -33,10 +33,11 @@ export function matchConditions(conditions: AlertCondition[], eventType: Executi
 
 /**
  * A delay watch's deadline: the run's start, the time of its run.started event (its occurredAt, else
- * when the service received it), plus the threshold.
+ * when the service received it: `receivedAtMs`), plus the threshold.
  */
-export function delayDeadlineMs(startEvent: Pick<ExecutionEvent, 'occurredAt'>, thresholdSeconds: number): number {
-  return Date.parse(startEvent.occurredAt!) + thresholdSeconds * 1000;
+export function delayDeadlineMs(startEvent: Pick<ExecutionEvent, 'occurredAt'>, thresholdSeconds: number, receivedAtMs: number): number {
+  const startedAt = startEvent.occurredAt ? Date.parse(startEvent.occurredAt) : NaN;
+  return (Number.isFinite(startedAt) ? startedAt : receivedAtMs) + thresholdSeconds * 1000;
 }
 
 /**

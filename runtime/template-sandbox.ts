@@ -3,6 +3,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { RenderedAlert, TemplateContext } from '../lib/render';
 import type { AlertConfig } from '../lib/schemas';
+import { AlertsError } from '../lib/errors';
 import { TemplateError } from '../lib/templates';
 
 /**
@@ -66,7 +67,8 @@ class Renderer {
   }
 
   private start(): Promise<void> {
-    const child = fork(CHILD_ENTRY, [], { execArgv: childExecArgv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    // its own process group: a Ctrl-C in the terminal stops the service, which lets in-flight alerts finish, not the renderer under them
+    const child = fork(CHILD_ENTRY, [], { execArgv: childExecArgv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json', detached: true });
     this.child = child;
     let started = false;
     this.ready = new Promise<void>((resolve, reject) => {
@@ -97,7 +99,13 @@ class Renderer {
       const job = this.current;
       this.current = undefined;
       this.currentOn = undefined;
-      job?.reject(new TemplateError(`rendering this alert stopped its template renderer (${signal ?? `exit code ${code}`}): a template may use at most ${SANDBOX_LIMITS.heapMb} MiB of memory`));
+      const how = signal ?? `exit code ${code}`;
+      // V8 aborts (a fatal error, a heap exhausted) are the template's doing; a renderer stopped from outside is not, and its alert is rendered again
+      if (signal === 'SIGABRT' || signal === 'SIGTRAP' || signal === 'SIGSEGV' || code === 133 || code === 134) {
+        job?.reject(new TemplateError(`rendering this alert stopped its template renderer (${how}): a template may use at most ${SANDBOX_LIMITS.heapMb} MiB of memory`));
+      } else {
+        job?.reject(new AlertsError('unavailable', `the template renderer stopped (${how}) while rendering this alert; render it again`));
+      }
       void this.next();
     });
     this.idle(child);
@@ -132,13 +140,14 @@ class Renderer {
         this.current = undefined;
         this.currentOn = undefined;
       }
-      job.reject(err as Error);
+      job.reject(new AlertsError('unavailable', `no template renderer could run: ${(err as Error).message}`));
       void this.next();
       return;
     }
     this.busy(child);
     this.currentOn = child;
-    const timer = setTimeout(() => {
+    const timer = setTimeout(() => setImmediate(() => {
+      // after the I/O of this loop turn: an answer that came in while this process was busy counts
       if (this.current !== job) return;
       this.current = undefined;
       this.currentOn = undefined;
@@ -147,7 +156,7 @@ class Renderer {
       child.kill('SIGKILL');
       job.reject(new TemplateError(`rendering the alert took longer than ${SANDBOX_LIMITS.deadlineMs} ms; its template renderer was stopped`));
       void this.next();
-    }, SANDBOX_LIMITS.deadlineMs);
+    }), SANDBOX_LIMITS.deadlineMs);
     const onMessage = (m: ChildMessage) => {
       if (this.current !== job) return;
       clearTimeout(timer);
@@ -157,7 +166,7 @@ class Renderer {
       this.idle(child);
       if (m.kind === 'rendered') job.resolve(m.rendered);
       else if (m.kind === 'template_error') job.reject(new TemplateError(m.message));
-      else job.reject(new Error(`the template renderer failed: ${m.kind === 'error' ? m.message : JSON.stringify(m)}`));
+      else job.reject(new AlertsError('internal', `the template renderer failed: ${m.kind === 'error' ? m.message : JSON.stringify(m)}`));
       void this.next();
     };
     child.on('message', onMessage);
@@ -169,7 +178,7 @@ class Renderer {
         this.currentOn = undefined;
         if (this.child === child) this.child = undefined;
         child.kill('SIGKILL');
-        job.reject(err);
+        job.reject(new AlertsError('unavailable', `the template renderer could not be reached: ${err.message}`));
         void this.next();
       }
     });
@@ -188,8 +197,9 @@ const renderers: Renderer[] = Array.from({ length: SANDBOX_LIMITS.processes }, (
 
 /**
  * Renders URL, headers and body of one alert (lib/render.ts's renderAlert) in a renderer process.
- * Rejects with TemplateError when a template fails, or kills or outlasts its renderer; with another
- * Error when no renderer could run (then retrying may help).
+ * Rejects with TemplateError when a template fails, aborts its renderer or outlasts it; with an
+ * `unavailable` AlertsError when no renderer could run or one was stopped from outside (then rendering
+ * again may help: the API answers 503, a delivery's step is retried).
  */
 export function renderAlertSandboxed(config: RenderableConfig, context: TemplateContext): Promise<RenderedAlert> {
   return new Promise((resolve, reject) => {

@@ -317,6 +317,10 @@ describe('encrypted Temporal payloads and the codec endpoint', function () {
       const res = await codecCall('/codec/encode', { payloads: [jsonPayload({ projectId: 'someone-else', x: 1 })] }, bearer(stack.token));
       assert.equal(res.status, 403, res.text);
       assert.equal(JSON.parse(res.text).error.code, 'forbidden');
+      // the same key written with a JSON escape names the same project
+      const escaped = { metadata: jsonPayload(null).metadata, data: Buffer.from('{"proj\\u0065ctId":"someone-else","x":1}').toString('base64') };
+      const again = await codecCall('/codec/encode', { payloads: [escaped] }, bearer(stack.token));
+      assert.equal(again.status, 403, again.text);
     });
 
     it('refuses, never re-tags, a payload whose metadata names another project, and seals nothing of that request', async () => {

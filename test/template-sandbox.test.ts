@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { AlertsError } from '../lib/errors';
 import { buildTemplateContext } from '../lib/render';
 import { TemplateError } from '../lib/templates';
 import { renderAlertSandboxed, SANDBOX_LIMITS, templateRendererPids } from '../runtime/template-sandbox';
@@ -30,23 +31,37 @@ describe('template renderer processes', function () {
     await assert.rejects(renderAlertSandboxed(config({ a: '{% for i in (1..100000000) %}x{% endfor %}' }) as never, context), (err: Error) => err instanceof TemplateError && /payload\.template: .*memory alloc limit exceeded/.test(err.message));
   });
 
-  it('fails only the alert whose renderer died, and renders the next one in a new renderer', async () => {
-    // warm every renderer, then hold each one busy with a slow render and kill them all mid-render
+  it('fails only the alert whose renderer aborted, and renders the next one in a new renderer', async () => {
+    // warm every renderer, then hold each one busy with a slow render and abort them all mid-render (SIGTRAP: how V8 ends on a fatal error)
     await Promise.all(Array.from({ length: SANDBOX_LIMITS.processes * 2 }, () => renderAlertSandboxed(config({ a: 'warm' }) as never, context)));
     const before = templateRendererPids();
     assert.equal(before.length, SANDBOX_LIMITS.processes);
     const inFlight = Array.from({ length: SANDBOX_LIMITS.processes }, () => renderAlertSandboxed(config({ a: slow }) as never, context).then(() => 'rendered', (err: Error) => err));
     const queued = renderAlertSandboxed(config({ a: 'queued {{ condition }}' }) as never, context);
     await new Promise((r) => setTimeout(r, 20));
-    for (const pid of before) process.kill(pid, 'SIGKILL');
+    for (const pid of before) process.kill(pid, 'SIGTRAP');
     const outcomes = await Promise.all(inFlight);
     for (const outcome of outcomes) {
       assert.ok(outcome instanceof TemplateError, String(outcome));
-      assert.match(outcome.message, /rendering this alert stopped its template renderer \(SIGKILL\): a template may use at most \d+ MiB of memory/);
+      assert.match(outcome.message, /rendering this alert stopped its template renderer \(SIGTRAP\): a template may use at most \d+ MiB of memory/);
     }
     assert.equal(JSON.parse((await queued).body).a, 'queued failure', 'the alert queued behind them renders in a new renderer');
     const after = templateRendererPids();
     assert.ok(after.length >= 1 && after.every((pid) => !before.includes(pid)), `new renderers: ${before} -> ${after}`);
+  });
+
+  it('does not blame the template for a renderer stopped from outside: its alert may be rendered again', async () => {
+    await Promise.all(Array.from({ length: SANDBOX_LIMITS.processes * 2 }, () => renderAlertSandboxed(config({ a: 'warm' }) as never, context)));
+    const pids = templateRendererPids();
+    const inFlight = Array.from({ length: SANDBOX_LIMITS.processes }, () => renderAlertSandboxed(config({ a: slow }) as never, context).then(() => 'rendered', (err: Error) => err));
+    await new Promise((r) => setTimeout(r, 20));
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    for (const outcome of await Promise.all(inFlight)) {
+      assert.ok(outcome instanceof AlertsError && !(outcome instanceof TemplateError), String(outcome));
+      assert.equal(outcome.code, 'unavailable');
+      assert.match(outcome.message, /the template renderer stopped \(SIGKILL\) while rendering this alert; render it again/);
+    }
+    assert.equal(JSON.parse((await renderAlertSandboxed(config({ a: 'again' }) as never, context)).body).a, 'again');
   });
 
   it(`stops a renderer that takes longer than ${SANDBOX_LIMITS.deadlineMs} ms on one alert`, async () => {

@@ -8,6 +8,7 @@ import {
   setHandler,
   sleep,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { AlertStatus } from '../lib/search-attributes';
@@ -49,11 +50,9 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
     await local.recordDelivery(input);
     // created by a finishing event that came before its run.started: that run is over
     if (input.event.type !== 'run.started') return finish(input, { status: 'suppressed', httpStatus: null, error: null });
-    const deadlineMs = delayDeadlineMs(input.event, input.delaySeconds);
-    const remainingMs = deadlineMs - Date.now();
-    if (remainingMs > 0) {
-      await condition(() => finishedAtMs !== undefined, remainingMs, { summary: `wait ${input.delaySeconds}s for run ${input.event.runId} to finish` });
-    }
+    const deadlineMs = delayDeadlineMs(input.event, input.delaySeconds, workflowInfo().startTime.getTime());
+    // a timer even when the deadline has passed (1 ms): histories of earlier versions always have one
+    await condition(() => finishedAtMs !== undefined, Math.max(1, deadlineMs - Date.now()), { summary: `wait ${input.delaySeconds}s for run ${input.event.runId} to finish` });
     // Decided by time, not by which of the timer and the signal this workflow task happened to see
     // first: both can land in one task (a busy or restarted worker), and a run that finished after
     // its deadline was late however the task saw it.
