@@ -46,7 +46,7 @@
  *
  * Environment: CHAOS_SECONDS (600), CHAOS_RATE (immediate alerts/s, 6: what this 2-core machine delivers under the kills),
  * CHAOS_DELAY_RATE (delay runs/s, 1), CHAOS_DELAY_THRESHOLD_SECONDS (6), CHAOS_WORKERS (2), CHAOS_KILL_EVERY_MS (5000),
- * CHAOS_FAULT_EVERY_MS (30000), CHAOS_DRAIN_SECONDS (600), CHAOS_OUT (results file, default
+ * CHAOS_FAULT_EVERY_MS (20000), CHAOS_DRAIN_SECONDS (600), CHAOS_OUT (results file, default
  * bench/results/chaos-<timestamp>.json), DATABASE_URL (then PostgreSQL is not restarted).
  * test/chaos.test.ts runs the same runner with small parameters.
  */
@@ -995,7 +995,7 @@ async function main(): Promise<void> {
       delay: { runsPerSecond: num('CHAOS_DELAY_RATE', 1), thresholdSeconds: num('CHAOS_DELAY_THRESHOLD_SECONDS', 6) },
       workers: num('CHAOS_WORKERS', 2),
       killEveryMs: num('CHAOS_KILL_EVERY_MS', 5_000),
-      faultEveryMs: num('CHAOS_FAULT_EVERY_MS', 30_000),
+      faultEveryMs: num('CHAOS_FAULT_EVERY_MS', 20_000),
       restartPostgres,
       postgresNotRestarted,
       drainTimeoutMs: num('CHAOS_DRAIN_SECONDS', 600) * 1000,
