@@ -4,7 +4,7 @@ import { buildTemplateContext } from '../lib/render';
 import { TemplateError } from '../lib/templates';
 import { renderAlertSandboxed } from '../runtime/template-sandbox';
 import { findConfig } from '../store/configs';
-import { finishAttempt, finishDelivery, recordLostAttempts, startFirstAttempt, upsertDelivery, type DeliveryRef, type RenderedRequest } from '../store/deliveries';
+import { finishAttempt, finishDelivery, recordLostAttempts, startFirstAttempt, recordScheduledDelivery, type DeliveryRef, type RenderedRequest } from '../store/deliveries';
 import type { AlertDeliveryInput } from '../workflows/types';
 import { attemptDelivery, type AttemptRequest } from './deliver';
 import type { ActivityDeps } from './deps';
@@ -37,7 +37,7 @@ export function prepareActivities(deps: ActivityDeps, dispatcher: Dispatcher) {
   return {
     /** Records a delay watch as scheduled. */
     async recordDelivery(input: AlertDeliveryInput): Promise<void> {
-      await upsertDelivery(deps.db, deps.keyring, deliveryRef(input), 'scheduled', input.event, input.redeliveryOf);
+      await recordScheduledDelivery(deps.db, deps.keyring, deliveryRef(input), input.event, input.redeliveryOf);
     },
 
     /**

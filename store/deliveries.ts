@@ -45,22 +45,24 @@ export interface AttemptLog {
 
 const iso = (d: Date | string) => new Date(d).toISOString();
 
-/** Creates the delivery row, or moves an existing one to `status` (a restarted workflow step is a no-op). */
-export async function upsertDelivery(
+/**
+ * Creates a delay watch's row as scheduled. A row that exists is left as it is: this step runs again
+ * whenever the watch's first workflow task is lost, and by then the row may have gone on to
+ * in_progress (its first attempt counted): moving it back would number the next attempt 1 again.
+ */
+export async function recordScheduledDelivery(
   db: Queryable,
   keyring: Keyring,
   ref: DeliveryRef,
-  status: DeliveryStatus,
   event: ExecutionEvent,
   redeliveryOf?: string,
 ): Promise<void> {
   const sealed = seal(keyring, JSON.stringify(event), `${ref.projectId}/${ref.deliveryId}`);
   await db.query(
     `INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, redelivery_of, key_id, event_sealed)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-     ON CONFLICT (delivery_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()
-     WHERE alert_deliveries.status IN ('scheduled', 'in_progress')`,
-    [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, status, redeliveryOf ?? null, sealed.keyId, sealed.ciphertext],
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10)
+     ON CONFLICT (delivery_id) DO NOTHING`,
+    [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, redeliveryOf ?? null, sealed.keyId, sealed.ciphertext],
   );
 }
 
