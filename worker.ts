@@ -1,6 +1,7 @@
 import { Worker, type NativeConnection } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from './activities';
+import { createActivities } from './activities';
 import { alertsDataConverter } from './lib/codec';
+import type { ServiceDeps } from './runtime/deps';
 import { loadWorkflowBundle } from './runtime/workflow-bundle';
 
 /**
@@ -17,13 +18,13 @@ export interface WorkerTuning {
   workflowThreadPoolSize?: number;
 }
 
-export async function createAlertsWorker(connection: NativeConnection, namespace: string, deps: ActivityDeps, tuning: WorkerTuning = {}): Promise<Worker> {
+export async function createAlertsWorker(connection: NativeConnection, deps: ServiceDeps, tuning: WorkerTuning = {}): Promise<Worker> {
   const sizes = Object.fromEntries(Object.entries(tuning).filter(([, v]) => v !== undefined));
   return Worker.create({
     ...sizes,
     connection,
-    namespace,
-    taskQueue: deps.taskQueue,
+    namespace: deps.temporal.namespace,
+    taskQueue: deps.temporal.taskQueue,
     workflowBundle: await loadWorkflowBundle((line) => console.log(`[alerts] ${line}`)),
     activities: createActivities(deps),
     // payloads and failure messages are encrypted before they reach Temporal (lib/codec.ts)

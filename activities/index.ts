@@ -1,19 +1,17 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
-import type { ActivityDeps } from './deps';
-import { deliverActivities } from './deliver';
-import { processEvent } from './events';
-import { createEgressDispatcher } from './egress';
-import { prepareActivities } from './prepare';
+import { processEvent } from '../dispatch/process-event';
+import type { ServiceDeps } from '../runtime/deps';
+import { createEgressDispatcher } from '../runtime/egress';
 import type { ProcessExecutionEventInput, StartedDelivery } from '../workflows/types';
+import { deliveryActivities } from './delivery';
 
-/** Every activity the worker registers, bound to its dependencies. */
-export function createActivities(deps: ActivityDeps) {
+/** Every activity the worker registers, bound to the service's dependencies. */
+export function createActivities(deps: ServiceDeps) {
   // one dispatcher for every delivery of this worker: keep-alive pools per receiver, connections only to checked addresses
   const dispatcher = createEgressDispatcher(deps.egress);
   return {
-    ...prepareActivities(deps, dispatcher),
-    ...deliverActivities(deps, dispatcher),
+    ...deliveryActivities(deps, dispatcher),
     /** MeshHook's Temporal way in runs the same code as POST /api/events. */
     async processExecutionEvent(input: ProcessExecutionEventInput): Promise<StartedDelivery[]> {
       try {
@@ -27,4 +25,3 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
-export type { ActivityDeps } from './deps';

@@ -5,14 +5,18 @@ import { httpRequests, registry } from '../lib/metrics';
 import type { AuthState } from './auth';
 import { requireToken, ROUTER_OPTIONS } from './auth';
 import { refuseNulInUrl } from './body';
-import type { ApiDeps } from './deps';
 import { errorMiddleware } from './errors';
 import { buildOpenApi } from './openapi';
 import { rateLimitPerToken } from './rate-limit';
-import { alertRoutes } from './routes/alerts';
 import { codecCors, codecRoutes } from './routes/codec';
 import { configRoutes } from './routes/configs';
+import { deliveryRoutes } from './routes/deliveries';
+import { eventRoutes } from './routes/events';
+import { logRoutes } from './routes/logs';
+import { previewRoutes } from './routes/previews';
+import { testAlertRoutes } from './routes/test-alerts';
 import { serveUi } from './static-ui';
+import type { ServiceDeps } from '../runtime/deps';
 
 /**
  * Every route the app serves: the open ones (health, metrics, the API description), the /api routes
@@ -20,7 +24,7 @@ import { serveUi } from './static-ui';
  * path). The token check and the rate limit are middleware of the /api router itself, so no path
  * reaches an /api handler without them: the router and the auth boundary are one decision.
  */
-export function apiRouters(deps: ApiDeps, options: { /** per API token; 0: no limit */ rateLimitPerMinute?: number } = {}): { open: Router; api: Router<AuthState>; codec: Router<AuthState> } {
+export function apiRouters(deps: ServiceDeps, options: { /** per API token; 0: no limit */ rateLimitPerMinute?: number } = {}): { open: Router; api: Router<AuthState>; codec: Router<AuthState> } {
   const openapi = buildOpenApi();
   const open = new Router(ROUTER_OPTIONS);
   open.get('/healthz', (ctx) => {
@@ -41,13 +45,13 @@ export function apiRouters(deps: ApiDeps, options: { /** per API token; 0: no li
   const api = new Router<AuthState>(ROUTER_OPTIONS);
   const rateLimit = rateLimitPerToken(options.rateLimitPerMinute ?? DEFAULT_RATE_LIMIT_PER_MINUTE);
   api.use(requireToken(deps.db), rateLimit);
-  configRoutes(api, deps);
-  alertRoutes(api, deps);
+  // one module per resource
+  for (const routes of [configRoutes, eventRoutes, testAlertRoutes, previewRoutes, logRoutes, deliveryRoutes]) routes(api, deps);
   return { open, api, codec: codecRoutes(deps) };
 }
 
 export function createApp(
-  deps: ApiDeps,
+  deps: ServiceDeps,
   options: { trustProxy?: boolean; /** per API token; 0: no limit */ rateLimitPerMinute?: number; /** Web UI origins that may call /codec */ codecCorsOrigins?: string[] } = {},
 ): Koa<AuthState> {
   const app = new Koa<AuthState>();
@@ -76,7 +80,7 @@ export function createApp(
   return app;
 }
 
-async function readiness(deps: ApiDeps): Promise<Record<string, string>> {
+async function readiness(deps: ServiceDeps): Promise<Record<string, string>> {
   const within = <T>(p: Promise<T>, ms: number) =>
     Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
   const [store, temporal] = await Promise.allSettled([

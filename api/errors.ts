@@ -36,6 +36,13 @@ export function validationError(error: z.ZodError, what: string): AlertsError {
   return new AlertsError('invalid_request', issues.length > 1 ? `${summary} (and ${issues.length - 1} more)` : summary, { issues });
 }
 
+/** The one way a route validates its input: the parsed value, or a 400 naming each wrong field. */
+export function parseInput<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw validationError(parsed.error, what);
+  return parsed.data;
+}
+
 export async function errorMiddleware(ctx: Koa.Context, next: Koa.Next): Promise<void> {
   try {
     await next();

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { errorSchema, saveConfigBodySchema } from '../lib/schemas';
+import { errorSchema, retrySchema, saveConfigBodySchema } from '../lib/schemas';
 import { BODY_LIMIT_BYTES } from './body';
 import { CODEC_BODY_LIMIT_BYTES } from './routes/codec';
 import {
@@ -23,6 +23,7 @@ import {
   readinessSchema,
   redeliverySchema,
   rotatedSecretSchema,
+  retryScheduleSchema,
   rotateSecretRequestSchema,
   savedConfigSchema,
   testAlertRequestSchema,
@@ -161,6 +162,20 @@ export function buildOpenApi(): object {
         responses: {
           '200': answer('the rendered alert', previewResultSchema),
           '400': error('invalid config or event, or a template that fails when rendered; error.details.issues names each field'),
+          '413': error(`body larger than ${BODY_LIMIT_BYTES} bytes`),
+          '415': error('body is not application/json'),
+          ...authErrors,
+        },
+      },
+    },
+    '/api/alerts/retry-schedule': {
+      post: {
+        operationId: 'previewRetrySchedule',
+        summary: 'The attempts retry settings allow (the plan deliveries follow), with the defaults filled in; the web UI shows it beside the fields',
+        ...body(retrySchema),
+        responses: {
+          '200': answer('the settings as a save would keep them, and their schedule', retryScheduleSchema),
+          '400': error('invalid retry settings; error.details.issues names each field'),
           '413': error(`body larger than ${BODY_LIMIT_BYTES} bytes`),
           '415': error('body is not application/json'),
           ...authErrors,

@@ -1,14 +1,23 @@
 import { z } from 'zod';
-import { alertConfigInputSchema, alertConfigSchema, CONDITION_TYPES, executionEventSchema, jsonValueSchema, type AlertConditionName } from '../lib/schemas';
-import type { AuditEntry } from '../store/audit';
-import type { AttemptLog, AttemptOutcome, DeliveryRecord, DeliveryStatus } from '../store/deliveries';
-import type { StartedDelivery } from '../workflows/types';
+import {
+  alertConfigInputSchema,
+  alertConfigSchema,
+  attemptLogSchema,
+  auditEntrySchema,
+  conditionNameSchema,
+  deliverySchema,
+  deliveryStatusSchema,
+  executionEventSchema,
+  idSchema,
+  retrySettingsSchema,
+  startedDeliverySchema,
+} from '../lib/schemas';
 
 /**
  * The zod schemas of the HTTP API that are not domain objects: what the routes parse out of a
- * request, and the shapes of their answers. The routes validate with the request schemas and
- * api/openapi.ts describes both, so the description cannot drift from the validation. The answers
- * are built from the store's types; the checks at the end of this file keep the two in step.
+ * request, and the envelopes of their answers (the records inside them are lib/schemas.ts's, whose
+ * inferred types the store returns). The routes validate with the request schemas and
+ * api/openapi.ts describes both, so the description cannot drift from the validation.
  */
 
 export const MAX_EVENTS_PER_REQUEST = 100;
@@ -89,7 +98,7 @@ export const previewRequestSchema = z
   .strictObject({
     config: alertConfigInputSchema.meta({ description: 'the config as it would be saved (its secret is not used)' }),
     event: executionEventSchema.optional().meta({ description: 'the event to render against; default: a sample run.failed event of config.workflowId' }),
-    condition: z.enum([...CONDITION_TYPES, 'test']).optional().meta({ description: "the condition the alert is for; default: the event's (failure for run.failed)" }),
+    condition: conditionNameSchema.optional().meta({ description: "the condition the alert is for; default: the event's (failure for run.failed)" }),
   })
   .meta({ id: 'PreviewRequest' });
 
@@ -107,15 +116,8 @@ export const auditQuerySchema = z
   })
   .meta({ id: 'AuditQuery' });
 
-export const workflowIdPathSchema = z.object({
-  workflowId: z
-    .string()
-    .min(1)
-    .max(200, 'workflowId must be at most 200 characters')
-    // the rule of a config's workflowId: any other id can have no configs
-    .regex(/^[A-Za-z0-9_.:@\/-]+$/, 'workflowId may contain only letters, digits and _ . : @ / -')
-    .meta({ description: 'the MeshHook workflow id' }),
-});
+// the rule of a config's workflowId: any other id can have no configs
+export const workflowIdPathSchema = z.object({ workflowId: idSchema('workflowId').meta({ description: 'the MeshHook workflow id' }) });
 // Taken as they come: an unknown id is a 404 from the store.
 export const configIdPathSchema = z.object({ configId: z.string().meta({ description: 'the alert config id' }) });
 export const deliveryIdPathSchema = z.object({ deliveryId: z.string().meta({ description: 'the delivery id (its Temporal workflow id and `webhook-id` header)' }) });
@@ -124,63 +126,12 @@ export const deliveryIdPathSchema = z.object({ deliveryId: z.string().meta({ des
 
 const isoTime = z.iso.datetime();
 
-export const conditionNameSchema = z
-  .enum([...CONDITION_TYPES, 'test'])
-  .meta({ id: 'ConditionName', description: 'The condition an alert is for; `test` for a test alert' });
-
-export const deliveryStatusSchema = z.enum(['scheduled', 'in_progress', 'delivered', 'failed', 'suppressed']).meta({
-  id: 'DeliveryStatus',
-  description: '`scheduled`: a delay watch waiting; `suppressed`: a delay watch whose run finished in time',
-});
-
-export const attemptOutcomeSchema = z.enum(['delivered', 'retrying', 'failed']).meta({
-  id: 'AttemptOutcome',
-  description: '`retrying`: this attempt failed and another will follow; `failed`: this attempt failed and the delivery stops',
-});
-
-export const attemptLogSchema = z
-  .object({
-    deliveryId: z.string(),
-    configId: z.string(),
-    workflowId: z.string(),
-    runId: z.string(),
-    eventId: z.string(),
-    condition: conditionNameSchema,
-    attempt: z.number().int().min(1),
-    outcome: attemptOutcomeSchema,
-    httpStatus: z.number().int().nullable().meta({ description: "the receiver's HTTP status; null when it did not answer" }),
-    error: z.string().nullable(),
-    durationMs: z.number().int().nullable(),
-    responseSnippet: z.string().nullable().meta({ description: "the start of the receiver's answer" }),
-    createdAt: isoTime,
-  })
-  .meta({ id: 'AttemptLog', description: 'One attempt to deliver an alert' });
-
 export const attemptLogPageSchema = z
   .object({
     logs: z.array(attemptLogSchema).meta({ description: 'newest first' }),
     nextCursor: z.string().nullable().meta({ description: 'pass as `cursor` for the next page; null on the last page' }),
   })
   .meta({ id: 'AttemptLogPage' });
-
-export const deliverySchema = z
-  .object({
-    deliveryId: z.string(),
-    projectId: z.string(),
-    configId: z.string(),
-    workflowId: z.string(),
-    runId: z.string(),
-    eventId: z.string(),
-    condition: conditionNameSchema,
-    status: deliveryStatusSchema,
-    attempts: z.number().int().min(0).meta({ description: 'attempts made so far' }),
-    httpStatus: z.number().int().nullable().meta({ description: 'the last HTTP status the receiver answered' }),
-    error: z.string().nullable(),
-    redeliveryOf: z.string().nullable().meta({ description: 'the delivery this one repeats' }),
-    createdAt: isoTime,
-    updatedAt: isoTime,
-  })
-  .meta({ id: 'Delivery' });
 
 export const deliveryListSchema = z.object({ deliveries: z.array(deliverySchema).meta({ description: 'newest first' }) }).meta({ id: 'DeliveryList' });
 
@@ -219,15 +170,6 @@ export const deliveryDetailSchema = z
       }),
   ])
   .meta({ id: 'DeliveryDetail' });
-
-export const startedDeliverySchema = z
-  .object({
-    deliveryId: z.string(),
-    configId: z.string(),
-    condition: conditionNameSchema,
-    duplicate: z.boolean().meta({ description: 'this event had already started this delivery: nothing new was sent' }),
-  })
-  .meta({ id: 'StartedDelivery' });
 
 export const eventsAcceptedSchema = z
   .object({
@@ -271,6 +213,23 @@ export const redeliverySchema = z
   })
   .meta({ id: 'Redelivery' });
 
+export const retryScheduleSchema = z
+  .object({
+    retry: retrySettingsSchema.meta({ description: 'the settings with the defaults filled in, as a save would keep them' }),
+    attempts: z
+      .array(
+        z.object({
+          attempt: z.number().int().min(1),
+          delayMs: z.number().meta({ description: 'after the attempt before it (0 for the first); each backoff delay is up to 20 % shorter (jitter)' }),
+          atMs: z.number().meta({ description: 'after the first attempt, when every attempt fails at once' }),
+        }),
+      )
+      .meta({ description: 'every attempt the settings allow, the first one first' }),
+    jitter: z.number().meta({ description: 'the fraction of each backoff delay taken off at random, at most' }),
+    stopsBy: z.enum(['attempts', 'duration']).meta({ description: 'the limit that ends the schedule: maxAttempts, or maxDurationMs (the next attempt would start past it)' }),
+  })
+  .meta({ id: 'RetrySchedule', description: 'The attempts retry settings allow, at their longest delays; a receiver\'s Retry-After replaces a delay' });
+
 export const savedConfigSchema = z
   .object({
     config: alertConfigSchema,
@@ -283,20 +242,6 @@ export const configListSchema = z.object({ configs: z.array(alertConfigSchema) }
 export const rotatedSecretSchema = z
   .object({ configId: z.string(), secret: z.string().meta({ description: 'the new secret, shown this once' }), previousSecretExpiresAt: isoTime })
   .meta({ id: 'RotatedSecret' });
-
-export const auditEntrySchema = z
-  .object({
-    id: z.string(),
-    action: z.enum(['config.created', 'config.updated', 'config.deleted', 'config.secret_rotated', 'config.disabled']),
-    configId: z.string(),
-    workflowId: z.string(),
-    tokenId: z.string().nullable().meta({ description: 'the API token (its id, `tok_…`) that made the change; null when the service made it (a receiver answered 410)' }),
-    changes: z
-      .array(z.object({ field: z.string(), from: jsonValueSchema.optional(), to: jsonValueSchema.optional() }))
-      .meta({ description: 'the fields that changed; the webhook URL shows only its scheme and host, header values and secrets only as "***"' }),
-    createdAt: isoTime,
-  })
-  .meta({ id: 'AuditEntry', description: 'One change of an alert config' });
 
 export const auditPageSchema = z
   .object({
@@ -336,19 +281,3 @@ export const codecPayloadsSchema = z
 export const codecTokenPathSchema = z.strictObject({
   token: z.string().min(1).max(512).meta({ description: 'an API token, for clients that cannot send an Authorization header (the Temporal Web UI)' }),
 });
-
-// ---------------------------------------------------------------- the answers match the store's types
-
-/** `true` when every T is a valid output of the schema; anything else fails to compile below. */
-type Describes<Schema extends z.ZodType, T> = [T] extends [z.output<Schema>] ? true : false;
-type Assert<T extends true> = T;
-export type AnswerSchemasMatchTheirTypes = [
-  Assert<Describes<typeof conditionNameSchema, AlertConditionName>>,
-  Assert<Describes<typeof deliveryStatusSchema, DeliveryStatus>>,
-  Assert<Describes<typeof attemptOutcomeSchema, AttemptOutcome>>,
-  // the log's condition column is written from the delivery's AlertConditionName
-  Assert<Describes<typeof attemptLogSchema, AttemptLog & { condition: AlertConditionName }>>,
-  Assert<Describes<typeof deliverySchema, DeliveryRecord>>,
-  Assert<Describes<typeof startedDeliverySchema, StartedDelivery>>,
-  Assert<Describes<typeof auditEntrySchema, AuditEntry>>,
-];

@@ -1,10 +1,12 @@
 import type { Client } from '@temporalio/client';
-import type { ProtoFailure } from '@temporalio/common';
-import { decodeFromPayloadsAtIndex, decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
+import type { Payload, ProtoFailure } from '@temporalio/common';
+import { decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
 import { temporal } from '@temporalio/proto';
 import type { z } from 'zod';
-import type { FirstAttemptResult } from '../activities/prepare';
+import type { RetriedAttempts } from '../activities/delivery';
 import { dependencyUnavailable } from '../lib/errors';
+import { retryingIn } from '../lib/retry';
+import type { AttemptLog } from '../lib/schemas';
 import * as sa from '../lib/search-attributes';
 import type { timelineEntrySchema } from './schemas';
 
@@ -33,80 +35,91 @@ const BACKOFF_NAMES: Partial<Record<number, string>> = {
   [EventType.EVENT_TYPE_TIMER_FIRED]: 'backoff over',
 };
 
-const LOCAL_ACTIVITY_MARKER = 'core_local_activity';
+/** History events that come after the first attempt: the backoff, the retried attempts, the workflow's end. */
+const AFTER_FIRST_ATTEMPT = new Set<number>([
+  EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+]);
 
 const formatDuration = (ms: number) => (ms < 1000 ? `${ms} ms` : ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`);
 
-/** The first attempt's entry, read from its local activity marker (other local activities are store writes: no entry). */
-async function firstAttemptEntry(
-  client: Client,
-  marker: temporal.api.history.v1.IMarkerRecordedEventAttributes,
-  time: string,
-  messageOf: (failure: ProtoFailure | null | undefined) => Promise<string | undefined>,
-): Promise<TimelineEntry | undefined> {
-  const data = marker.details?.data?.payloads?.[0]?.data;
-  let activityType: string | undefined;
-  try {
-    activityType = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type : undefined;
-  } catch {
-    return undefined;
-  }
-  if (activityType !== 'sendFirstAttempt') return undefined;
-  if (marker.failure) return { time, event: 'first attempt could not run', detail: await messageOf(marker.failure) };
-  let result: FirstAttemptResult;
-  try {
-    result = await decodeFromPayloadsAtIndex<FirstAttemptResult>(client.options.loadedDataConverter, 0, marker.details?.result?.payloads);
-  } catch (err) {
-    return { time, event: 'webhook POST made', attempt: 1, detail: `outcome unreadable: ${(err as Error).message}` };
-  }
-  if (result.kind === 'retry') return { time, event: 'webhook attempt failed', attempt: result.attempt, detail: result.error };
-  if (!result.attempted) return { time, event: 'delivery failed before sending', detail: result.error ?? undefined };
-  if (result.status === 'delivered') return { time, event: 'webhook delivered', detail: `HTTP ${result.httpStatus}` };
-  return { time, event: 'webhook delivery failed', detail: result.error ?? undefined };
+/** An attempt made inside a workflow task, as its log row tells it. */
+function attemptEntry(row: AttemptLog): TimelineEntry {
+  const at = { time: row.createdAt, attempt: row.attempt };
+  if (row.outcome === 'retrying') return { ...at, event: 'webhook attempt failed', detail: row.error ?? undefined };
+  if (row.outcome === 'delivered') return { ...at, event: 'webhook delivered', detail: `HTTP ${row.httpStatus}` };
+  // nothing was sent: the config was deleted or disabled, or its template failed
+  if (row.durationMs === null && row.httpStatus === null) return { time: row.createdAt, event: 'delivery failed before sending', detail: row.error ?? undefined };
+  return { ...at, event: 'webhook delivery failed', detail: row.error ?? undefined };
 }
 
 const toIso = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
   t ? new Date(Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6)).toISOString() : '';
 
-/** The delivery's story as Temporal recorded it: the events an on-call engineer cares about, in order. */
-export async function readTimeline(client: Client, deliveryId: string): Promise<TimelineEntry[]> {
+/**
+ * The delivery's story: the events an on-call engineer cares about, in order, from its Temporal
+ * history, with the attempts made inside the workflow task (local activities, which the history
+ * keeps in the SDK's own marker format) told by their log rows, our own record of every attempt.
+ * `delayWatch`: the first timer is the watch's, not a backoff.
+ */
+export async function readTimeline(client: Client, deliveryId: string, { attempts, delayWatch }: { attempts: AttemptLog[]; delayWatch: boolean }): Promise<TimelineEntry[]> {
   let history;
   try {
     history = await client.workflow.getHandle(deliveryId).fetchHistory();
   } catch (err) {
     return [{ time: new Date().toISOString(), event: 'history unavailable', detail: (err as Error).message.split('\n')[0] }];
   }
-  // failure messages are encrypted in the history (lib/codec.ts): read them through the client's codec
+  const { payloadCodecs, payloadConverter, failureConverter } = client.options.loadedDataConverter;
+  // payloads and failure messages are encrypted in the history (lib/codec.ts): read them through the client's codec
+  const decode = async <T>(payloads: Payload[]): Promise<T> => {
+    for (const codec of [...payloadCodecs].reverse()) payloads = await codec.decode(payloads);
+    return payloadConverter.fromPayload<T>(payloads[0]);
+  };
   const messageOf = async (failure: ProtoFailure | null | undefined) =>
-    failure ? (await decodeOptionalFailureToOptionalError(client.options.loadedDataConverter, failure).catch((err: Error) => err))?.message : undefined;
+    failure ? (await decodeOptionalFailureToOptionalError({ payloadCodecs, payloadConverter, failureConverter }, failure).catch((err: Error) => err))?.message : undefined;
+
+  const events = history.events ?? [];
+  // the retried attempts count on from those made inside workflow tasks (deliverWebhook's input says how many)
+  const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes)?.activityTaskScheduledEventAttributes?.input?.payloads;
+  const attemptOffset = scheduled?.length ? ((await decode<RetriedAttempts>(scheduled as Payload[]).catch(() => undefined))?.attemptOffset ?? 0) : undefined;
+  // those attempts' rows, placed before the first event that follows them; the retried attempts' rows are told by their activity events
+  let firstAttempts: TimelineEntry[] | undefined = attempts.filter((a) => attemptOffset === undefined || a.attempt <= attemptOffset).map(attemptEntry);
   const entries: TimelineEntry[] = [];
-  // the first attempt runs inside the workflow task (a local activity marker); activity attempts count on from it
-  let attemptOffset = 0;
-  for (const e of history.events ?? []) {
-    const marker = e.markerRecordedEventAttributes;
-    if (marker?.markerName === LOCAL_ACTIVITY_MARKER) {
-      const entry = await firstAttemptEntry(client, marker, toIso(e.eventTime), messageOf);
-      if (entry) {
-        attemptOffset = entry.attempt ?? 1;
-        entries.push(entry);
-      }
-      continue;
-    }
-    const isTimer = e.eventType === EventType.EVENT_TYPE_TIMER_STARTED || e.eventType === EventType.EVENT_TYPE_TIMER_FIRED;
-    const name = isTimer && attemptOffset > 0 ? BACKOFF_NAMES[e.eventType!] : e.eventType != null ? NAMES[e.eventType] : undefined;
+  /** `backoffMs`: the timer that follows them, the delay the last of them was retried after */
+  const placeFirstAttempts = (backoffMs?: number) => {
+    const placed = firstAttempts ?? [];
+    const last = placed[placed.length - 1];
+    if (backoffMs !== undefined && last?.event === 'webhook attempt failed' && last.detail) last.detail = retryingIn(last.detail, backoffMs);
+    entries.push(...placed);
+    firstAttempts = undefined;
+  };
+  let timers = 0;
+  for (const e of events) {
+    const type = e.eventType ?? 0;
+    if (type === EventType.EVENT_TYPE_TIMER_STARTED) timers++;
+    const isTimer = type === EventType.EVENT_TYPE_TIMER_STARTED || type === EventType.EVENT_TYPE_TIMER_FIRED;
+    const backoff = isTimer && (!delayWatch || timers > 1);
+    const timeout = e.timerStartedEventAttributes?.startToFireTimeout;
+    const timeoutMs = timeout ? Number(timeout.seconds ?? 0) * 1000 + Math.round((timeout.nanos ?? 0) / 1e6) : undefined;
+    if (AFTER_FIRST_ATTEMPT.has(type) || (backoff && type === EventType.EVENT_TYPE_TIMER_STARTED)) placeFirstAttempts(backoff ? timeoutMs : undefined);
+    const name = backoff ? BACKOFF_NAMES[type] : NAMES[type];
     if (!name) continue;
     const entry: TimelineEntry = { time: toIso(e.eventTime), event: name };
     if (e.activityTaskStartedEventAttributes) {
-      entry.attempt = (e.activityTaskStartedEventAttributes.attempt ?? 1) + attemptOffset;
+      entry.attempt = (e.activityTaskStartedEventAttributes.attempt ?? 1) + (attemptOffset ?? 0);
       const lastFailure = await messageOf(e.activityTaskStartedEventAttributes.lastFailure);
       if (lastFailure) entry.detail = `previous attempt: ${lastFailure}`;
     }
     const failed = await messageOf(e.activityTaskFailedEventAttributes?.failure);
     if (failed) entry.detail = failed;
-    const timeout = e.timerStartedEventAttributes?.startToFireTimeout;
-    if (timeout) entry.detail = formatDuration(Number(timeout.seconds ?? 0) * 1000 + Math.round((timeout.nanos ?? 0) / 1e6));
+    if (timeoutMs !== undefined) entry.detail = formatDuration(timeoutMs);
     entries.push(entry);
   }
+  // the first attempt is still in its workflow task, or its task has not completed yet
+  placeFirstAttempts();
   return entries;
 }
 

@@ -10,7 +10,7 @@ import { openPglite } from '../store/db';
 import { migrate } from '../store/migrate';
 import { parseKeyring, newKeySpec } from '../lib/crypto';
 import { saveConfig, findConfig, enabledConfigsFor } from '../store/configs';
-import { startFirstAttempt, finishAttempt } from '../store/deliveries';
+import { logAttempt, startFirstAttempt } from '../store/deliveries';
 import { createToken, projectForToken } from '../store/tokens';
 (async () => {
   const db = await openPglite(fs.mkdtempSync('/tmp/st-'));
@@ -29,7 +29,7 @@ import { createToken, projectForToken } from '../store/tokens';
     await time('match', () => enabledConfigsFor(db, 'default', 'wf'));
     await time('start', () => startFirstAttempt(db, keyring, ref, event, { url: 'https://hooks.example.com/a', headers: {}, body: '{"text":"failed"}' }));
     await time('findConfig', () => findConfig(db, keyring, 'default', config.id));
-    await time('finish', () => finishAttempt(db, ref, { status: 'delivered', error: null }, { attempt: 1, outcome: 'delivered', httpStatus: 200, durationMs: 3, responseSnippet: 'ok', signatureHeaders: { 'webhook-id': 'x', 'webhook-timestamp': '1', 'webhook-signature': 'v1,abc' } }));
+    await time('finish', () => logAttempt(db, ref, { attempt: 1, outcome: 'delivered', httpStatus: 200, durationMs: 3, responseSnippet: 'ok', signatureHeaders: { 'webhook-id': 'x', 'webhook-timestamp': '1', 'webhook-signature': 'v1,abc' } }, { status: 'delivered', error: null }));
   }
   const c = process.cpuUsage(c0);
   for (const [k, v] of Object.entries(t)) console.log(k.padEnd(12), (v / N).toFixed(3), 'ms');

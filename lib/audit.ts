@@ -1,4 +1,4 @@
-import type { AlertConfig } from './schemas';
+import type { AlertConfig, AuditChange } from './schemas';
 import type { JsonValue } from './templates';
 
 /**
@@ -9,14 +9,6 @@ import type { JsonValue } from './templates';
  */
 export const MASK = '***';
 
-export type AuditAction = 'config.created' | 'config.updated' | 'config.deleted' | 'config.secret_rotated' | 'config.disabled';
-
-/** One changed field: `from` is absent on a create, `to` on a delete. */
-export interface AuditChange {
-  field: string;
-  from?: JsonValue;
-  to?: JsonValue;
-}
 
 /** The parts of a config the audit log compares. */
 export type AuditedConfig = Pick<AlertConfig, 'workflowId' | 'name' | 'enabled' | 'disabledReason' | 'conditions' | 'webhook' | 'payload' | 'retry'>;

@@ -50,7 +50,6 @@ import type { DataConverter, Payload, PayloadCodec, SerializationContext } from 
 import { METADATA_ENCODING_KEY } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { openBytes, sealBytes, type Keyring } from './crypto';
-import { AlertsError } from './errors';
 
 export const ENCODING_ENCRYPTED = 'binary/encrypted';
 export const METADATA_KEY_ID = 'encryption-key-id';
@@ -82,6 +81,21 @@ export function projectNamedIn(payload: Payload): string | undefined {
     return typeof projectId === 'string' && projectId.length > 0 && projectId.length <= MAX_PROJECT_ID_CHARS ? projectId : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Why the codec endpoint's encodeFor/decodeFor refused a request: a payload that is not the caller's
+ * project's (`not_yours`), or one it cannot use (`unusable`: already encrypted, or not decryptable).
+ * The route says what that means in HTTP.
+ */
+export class PayloadRefusedError extends Error {
+  constructor(
+    readonly reason: 'not_yours' | 'unusable',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PayloadRefusedError';
   }
 }
 
@@ -121,11 +135,11 @@ export class AlertsPayloadCodec implements PayloadCodec {
     payloads.forEach((payload, i) => {
       const tagged = payload.metadata?.[METADATA_PROJECT];
       if (tagged !== undefined && tagged !== null && text(tagged) !== projectId) {
-        throw new AlertsError('forbidden', `payloads[${i}] is tagged with another project (${METADATA_PROJECT} metadata); a token encodes for its own project only`);
+        throw new PayloadRefusedError('not_yours', `payloads[${i}] is tagged with another project (${METADATA_PROJECT} metadata); a token encodes for its own project only`);
       }
       const named = projectNamedIn(payload);
-      if (named !== undefined && named !== projectId) throw new AlertsError('forbidden', `payloads[${i}] names another project; a token encodes for its own project only`);
-      if (isEncrypted(payload)) throw new AlertsError('invalid_request', `payloads[${i}] is already encrypted (encoding ${ENCODING_ENCRYPTED}); encode takes plain payloads`);
+      if (named !== undefined && named !== projectId) throw new PayloadRefusedError('not_yours', `payloads[${i}] names another project; a token encodes for its own project only`);
+      if (isEncrypted(payload)) throw new PayloadRefusedError('unusable', `payloads[${i}] is already encrypted (encoding ${ENCODING_ENCRYPTED}); encode takes plain payloads`);
     });
     return payloads.map((payload) => this.seal(payload, projectId));
   }
@@ -138,15 +152,15 @@ export class AlertsPayloadCodec implements PayloadCodec {
     payloads.forEach((payload, i) => {
       if (!isEncrypted(payload)) return;
       const tag = payloadProject(payload);
-      if (tag === undefined) throw new AlertsError('forbidden', `payloads[${i}] is not tagged with a project; no API token can decode it`);
-      if (tag !== projectId) throw new AlertsError('forbidden', `payloads[${i}] belongs to another project; a token decodes its own project's payloads only`);
+      if (tag === undefined) throw new PayloadRefusedError('not_yours', `payloads[${i}] is not tagged with a project; no API token can decode it`);
+      if (tag !== projectId) throw new PayloadRefusedError('not_yours', `payloads[${i}] belongs to another project; a token decodes its own project's payloads only`);
     });
     return payloads.map((payload, i) => {
       if (!isEncrypted(payload)) return payload;
       try {
         return this.open(payload);
       } catch (err) {
-        throw new AlertsError('invalid_request', `payloads[${i}] could not be decrypted: ${(err as Error).message}`);
+        throw new PayloadRefusedError('unusable', `payloads[${i}] could not be decrypted: ${(err as Error).message}`);
       }
     });
   }

@@ -8,6 +8,9 @@ const IMMEDIATE: Partial<Record<ExecutionEvent['type'], ConditionType>> = {
   'run.canceled': 'canceled',
 };
 
+/** The condition an event type stands for (run.started: the delay a watch measures), or undefined (run.resumed). */
+export const conditionOfEvent = (type: ExecutionEvent['type']): ConditionType | undefined => (type === 'run.started' ? 'delay' : IMMEDIATE[type]);
+
 /** Events that end a run, and so end a delay watch quietly. */
 export const FINISHING_EVENTS: ReadonlySet<ExecutionEvent['type']> = new Set(['run.succeeded', 'run.failed', 'run.canceled']);
 

@@ -3,7 +3,7 @@ import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net';
 /**
  * The egress policy (SSRF guard): which webhook targets the service may
  * connect to. Pure: the DNS lookups and the connection that enforce it live in
- * activities/egress.ts. Checked when a config is saved (when the host is
+ * runtime/egress.ts. Checked when a config is saved (when the host is
  * decidable then) and on every connection a delivery opens.
  */
 

@@ -10,7 +10,8 @@ import { checkTemplateString, templateStrings, TemplateError, type JsonValue } f
 export const EVENT_TYPES = ['run.started', 'run.succeeded', 'run.failed', 'run.paused', 'run.resumed', 'run.canceled'] as const;
 export const CONDITION_TYPES = ['failure', 'success', 'manual_intervention', 'canceled', 'delay'] as const;
 
-const id = (what: string) =>
+/** The rule of every id the caller names (event, workflow, run, config): one pattern, messages naming the field. */
+export const idSchema = (what: string) =>
   z
     .string()
     .min(1, `${what} must not be empty`)
@@ -27,11 +28,11 @@ export const jsonValueSchema = z.json().register(z.globalRegistry, { id: 'JsonVa
 
 export const executionEventSchema = z
   .strictObject({
-    id: id('id'),
+    id: idSchema('id'),
     type: z.enum(EVENT_TYPES),
     occurredAt: z.iso.datetime({ offset: true }).optional(),
-    workflowId: id('workflowId'),
-    runId: id('runId'),
+    workflowId: idSchema('workflowId'),
+    runId: idSchema('runId'),
     workflow: z
       .strictObject({
         name: z.string().max(500).optional(),
@@ -77,7 +78,10 @@ export const conditionSchema = z
 export type AlertCondition = z.infer<typeof conditionSchema>;
 export type ConditionType = AlertCondition['type'];
 /** A condition as an alert carries it: the config's conditions, plus `test` for test alerts. */
-export type AlertConditionName = ConditionType | 'test';
+export const conditionNameSchema = z
+  .enum([...CONDITION_TYPES, 'test'])
+  .meta({ id: 'ConditionName', description: 'The condition an alert is for; `test` for a test alert' });
+export type AlertConditionName = z.infer<typeof conditionNameSchema>;
 
 // RFC 9110 token characters
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/;
@@ -185,16 +189,20 @@ export const RETRY_DEFAULTS = {
   maxDurationMs: 86_400_000,
 } as const;
 
+const retryFields = {
+  maxAttempts: z.number().int().min(1, 'maxAttempts must be at least 1').max(100, 'maxAttempts must be at most 100').default(RETRY_DEFAULTS.maxAttempts),
+  initialIntervalMs: z.number().int().min(100, 'initialIntervalMs must be at least 100').max(86_400_000).default(RETRY_DEFAULTS.initialIntervalMs),
+  backoffCoefficient: z.number().min(1, 'backoffCoefficient must be at least 1').max(10, 'backoffCoefficient must be at most 10').default(RETRY_DEFAULTS.backoffCoefficient),
+  maxIntervalMs: z.number().int().min(100).max(7 * 86_400_000).default(RETRY_DEFAULTS.maxIntervalMs),
+  maxDurationMs: z.number().int().min(1_000, 'maxDurationMs must be at least 1000').max(30 * 86_400_000, 'maxDurationMs must be at most 30 days').default(RETRY_DEFAULTS.maxDurationMs),
+};
 export const retrySchema = z
-  .strictObject({
-    maxAttempts: z.number().int().min(1, 'maxAttempts must be at least 1').max(100, 'maxAttempts must be at most 100').default(RETRY_DEFAULTS.maxAttempts),
-    initialIntervalMs: z.number().int().min(100, 'initialIntervalMs must be at least 100').max(86_400_000).default(RETRY_DEFAULTS.initialIntervalMs),
-    backoffCoefficient: z.number().min(1, 'backoffCoefficient must be at least 1').max(10, 'backoffCoefficient must be at most 10').default(RETRY_DEFAULTS.backoffCoefficient),
-    maxIntervalMs: z.number().int().min(100).max(7 * 86_400_000).default(RETRY_DEFAULTS.maxIntervalMs),
-    maxDurationMs: z.number().int().min(1_000, 'maxDurationMs must be at least 1000').max(30 * 86_400_000, 'maxDurationMs must be at most 30 days').default(RETRY_DEFAULTS.maxDurationMs),
-  })
+  .strictObject(retryFields)
   .refine((r) => r.maxIntervalMs >= r.initialIntervalMs, { path: ['maxIntervalMs'], message: 'maxIntervalMs must be at least initialIntervalMs' })
   .meta({ id: 'RetryPolicy' });
+
+/** The same settings as a config keeps and shows them, every field filled in (named apart: OpenAPI's answer form of RetryPolicy). */
+export const retrySettingsSchema = z.object(retryFields).meta({ id: 'RetrySettings' });
 
 // base64 of at least 24 bytes (32 characters)
 const SECRET = /^whsec_[A-Za-z0-9+/]{32,}={0,2}$/;
@@ -205,8 +213,8 @@ export const secretSchema = z
 
 export const alertConfigInputSchema = z
   .strictObject({
-    id: id('id').optional(),
-    workflowId: id('workflowId'),
+    id: idSchema('id').optional(),
+    workflowId: idSchema('workflowId'),
     name: z.string().trim().min(1, 'name must not be empty').max(200, 'name must be at most 200 characters'),
     enabled: z.boolean().default(true),
     conditions: z
@@ -247,13 +255,7 @@ export const alertConfigSchema = z
     conditions: z.array(conditionSchema),
     webhook: z.object({ url: z.string(), headers: z.record(z.string(), z.string()), timeoutMs: z.number() }),
     payload: z.object({ template: jsonValueSchema.nullable() }),
-    retry: z.object({
-      maxAttempts: z.number(),
-      initialIntervalMs: z.number(),
-      backoffCoefficient: z.number(),
-      maxIntervalMs: z.number(),
-      maxDurationMs: z.number(),
-    }),
+    retry: retrySettingsSchema,
     createdAt: z.string(),
     updatedAt: z.string(),
   })
@@ -263,3 +265,92 @@ export type AlertConfig = z.infer<typeof alertConfigSchema>;
 export const errorSchema = z
   .object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }) })
   .meta({ id: 'Error' });
+
+// ---------------------------------------------------------------- deliveries, attempts, audit: the store's records as the API shows them
+
+const isoTime = z.iso.datetime();
+
+export const deliveryStatusSchema = z.enum(['scheduled', 'in_progress', 'delivered', 'failed', 'suppressed']).meta({
+  id: 'DeliveryStatus',
+  description: '`scheduled`: a delay watch waiting; `suppressed`: a delay watch whose run finished in time',
+});
+export type DeliveryStatus = z.infer<typeof deliveryStatusSchema>;
+
+export const attemptOutcomeSchema = z.enum(['delivered', 'retrying', 'failed']).meta({
+  id: 'AttemptOutcome',
+  description: '`retrying`: this attempt failed and another will follow; `failed`: this attempt failed and the delivery stops',
+});
+export type AttemptOutcome = z.infer<typeof attemptOutcomeSchema>;
+
+export const attemptLogSchema = z
+  .object({
+    deliveryId: z.string(),
+    configId: z.string(),
+    workflowId: z.string(),
+    runId: z.string(),
+    eventId: z.string(),
+    condition: conditionNameSchema,
+    attempt: z.number().int().min(1),
+    outcome: attemptOutcomeSchema,
+    httpStatus: z.number().int().nullable().meta({ description: "the receiver's HTTP status; null when it did not answer" }),
+    error: z.string().nullable(),
+    durationMs: z.number().int().nullable(),
+    responseSnippet: z.string().nullable().meta({ description: "the start of the receiver's answer" }),
+    createdAt: isoTime,
+  })
+  .meta({ id: 'AttemptLog', description: 'One attempt to deliver an alert' });
+export type AttemptLog = z.infer<typeof attemptLogSchema>;
+
+export const deliverySchema = z
+  .object({
+    deliveryId: z.string(),
+    projectId: z.string(),
+    configId: z.string(),
+    workflowId: z.string(),
+    runId: z.string(),
+    eventId: z.string(),
+    condition: conditionNameSchema,
+    status: deliveryStatusSchema,
+    attempts: z.number().int().min(0).meta({ description: 'attempts made so far' }),
+    httpStatus: z.number().int().nullable().meta({ description: 'the last HTTP status the receiver answered' }),
+    error: z.string().nullable(),
+    redeliveryOf: z.string().nullable().meta({ description: 'the delivery this one repeats' }),
+    createdAt: isoTime,
+    updatedAt: isoTime,
+  })
+  .meta({ id: 'Delivery' });
+export type DeliveryRecord = z.infer<typeof deliverySchema>;
+/** Who a delivery is for; carried by every log row of it. */
+export type DeliveryRef = Pick<DeliveryRecord, 'deliveryId' | 'projectId' | 'configId' | 'workflowId' | 'runId' | 'eventId' | 'condition'>;
+
+export const startedDeliverySchema = z
+  .object({
+    deliveryId: z.string(),
+    configId: z.string(),
+    condition: conditionNameSchema,
+    duplicate: z.boolean().meta({ description: 'this event had already started this delivery: nothing new was sent' }),
+  })
+  .meta({ id: 'StartedDelivery' });
+export type StartedDelivery = z.infer<typeof startedDeliverySchema>;
+
+export const AUDIT_ACTIONS = ['config.created', 'config.updated', 'config.deleted', 'config.secret_rotated', 'config.disabled'] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+/** One changed field: `from` is absent on a create, `to` on a delete. */
+const auditChangeSchema = z.object({ field: z.string(), from: jsonValueSchema.optional(), to: jsonValueSchema.optional() });
+export type AuditChange = z.infer<typeof auditChangeSchema>;
+
+export const auditEntrySchema = z
+  .object({
+    id: z.string(),
+    action: z.enum(AUDIT_ACTIONS),
+    configId: z.string(),
+    workflowId: z.string(),
+    tokenId: z.string().nullable().meta({ description: 'the API token (its id, `tok_…`) that made the change; null when the service made it (a receiver answered 410)' }),
+    changes: z
+      .array(auditChangeSchema)
+      .meta({ description: 'the fields that changed; the webhook URL shows only its scheme and host, header values and secrets only as "***"' }),
+    createdAt: isoTime,
+  })
+  .meta({ id: 'AuditEntry', description: 'One change of an alert config' });
+export type AuditEntry = z.infer<typeof auditEntrySchema>;

@@ -3,13 +3,13 @@ import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { createApp } from '../api/app';
-import type { ApiDeps } from '../api/deps';
 import { newKeySpec, parseKeyring, type Keyring } from '../lib/crypto';
 import { loadEnv, parseTokenSeeds, type Env } from '../lib/env';
 import { openDatabase, postgresNotUpReason, postgresTarget, probePostgres, type Db } from '../store/db';
 import { migrate } from '../store/migrate';
 import { addToken, countTokens, createToken } from '../store/tokens';
 import { createAlertsWorker } from '../worker';
+import { serviceDeps, type ServiceDeps } from './deps';
 import { startDevServer, type DevServer } from './dev-server';
 import { createApiServer } from './http-server';
 import { resolveTemporalCli } from './temporal-cli';
@@ -28,7 +28,7 @@ export interface RunningService {
   temporalAddress: string;
   apiUrl?: string;
   /** what the API was built from (API role only): a test builds a second app on it, e.g. with another rate limit */
-  apiDeps?: ApiDeps;
+  apiDeps?: ServiceDeps;
   temporalUiUrl?: string;
   /** the API token printed at start (embedded default only) */
   apiToken?: string;
@@ -189,12 +189,13 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
     cleanups.push(() => temporal.connection.close());
 
     const uiUrl = env.TEMPORAL_UI_PUBLIC_URL ?? devServer?.uiUrl;
+    // the one bag of dependencies: the worker and the API get the same settings
+    const deps = serviceDeps(env, { db, keyring, temporal, temporalUiUrl: uiUrl });
     let worker: Worker | undefined;
     if (roles.worker) {
       worker = await createAlertsWorker(
         temporal.connection,
-        temporal.namespace,
-        { db, keyring, client: temporal.client, taskQueue: temporal.taskQueue, egress: env.egress, eagerStart: env.ALERTS_EAGER_WORKFLOW_START },
+        deps,
         {
           maxCachedWorkflows: env.TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS,
           maxConcurrentWorkflowTaskExecutions: env.TEMPORAL_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
@@ -216,10 +217,10 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
     }
 
     let apiUrl: string | undefined;
-    let apiDeps: ApiDeps | undefined;
+    let apiDeps: ServiceDeps | undefined;
     if (roles.api) {
-      apiDeps = { db, keyring, egress: env.egress, temporal: { client: temporal.client, namespace: temporal.namespace, taskQueue: temporal.taskQueue, uiUrl, eagerStart: env.ALERTS_EAGER_WORKFLOW_START } };
-      const app = createApp(apiDeps, {
+      apiDeps = deps;
+      const app = createApp(deps, {
         trustProxy: env.TRUST_PROXY,
         rateLimitPerMinute: env.ALERTS_RATE_LIMIT_PER_MINUTE,
         codecCorsOrigins: [...env.ALERTS_CODEC_CORS_ORIGINS, ...[uiUrl, devServer?.uiUrl].flatMap((url) => (url ? webUiOrigins(url) : []))],

@@ -1,4 +1,4 @@
-import type { AuditAction, AuditChange } from '../lib/audit';
+import type { AuditAction, AuditChange, AuditEntry } from '../lib/schemas';
 import type { Queryable } from './db';
 
 /** Who made a change: an API token (its id, never the token), or the service itself (tokenId null). */
@@ -7,17 +7,6 @@ export interface Actor {
 }
 
 export const SERVICE_ACTOR: Actor = { tokenId: null };
-
-export interface AuditEntry {
-  id: string;
-  action: AuditAction;
-  configId: string;
-  workflowId: string;
-  /** the API token that made the change; null when the service made it */
-  tokenId: string | null;
-  changes: AuditChange[];
-  createdAt: string;
-}
 
 /** Records one config change; callers run it in the transaction of the change itself. */
 export async function recordAudit(

@@ -1,47 +1,7 @@
 import { open, seal, type Keyring } from '../lib/crypto';
 import { notFound } from '../lib/errors';
-import type { AlertConditionName, ExecutionEvent } from '../lib/schemas';
+import type { AlertConditionName, AttemptLog, DeliveryRecord, DeliveryRef, DeliveryStatus, ExecutionEvent } from '../lib/schemas';
 import type { Queryable } from './db';
-
-export type DeliveryStatus = 'scheduled' | 'in_progress' | 'delivered' | 'failed' | 'suppressed';
-export type AttemptOutcome = 'delivered' | 'retrying' | 'failed';
-
-/** Who a delivery is for; carried by every log row of it. */
-export interface DeliveryRef {
-  deliveryId: string;
-  projectId: string;
-  configId: string;
-  workflowId: string;
-  runId: string;
-  eventId: string;
-  condition: AlertConditionName;
-}
-
-export interface DeliveryRecord extends DeliveryRef {
-  status: DeliveryStatus;
-  attempts: number;
-  httpStatus: number | null;
-  error: string | null;
-  redeliveryOf: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface AttemptLog {
-  deliveryId: string;
-  configId: string;
-  workflowId: string;
-  runId: string;
-  eventId: string;
-  condition: string;
-  attempt: number;
-  outcome: AttemptOutcome;
-  httpStatus: number | null;
-  error: string | null;
-  durationMs: number | null;
-  responseSnippet: string | null;
-  createdAt: string;
-}
 
 const iso = (d: Date | string) => new Date(d).toISOString();
 
@@ -79,15 +39,20 @@ export async function finishDelivery(
   );
 }
 
-/** One attempt's log row; writing the same attempt twice (a replayed activity) keeps the first. */
+/** What one attempt came to, as its log row keeps it (the columns of AttemptLog it writes), and the webhook-* headers it sent (null: it sent nothing). */
+export type AttemptRecord = Pick<AttemptLog, 'attempt' | 'outcome'> &
+  Partial<Pick<AttemptLog, 'httpStatus' | 'error' | 'durationMs' | 'responseSnippet'>> & { signatureHeaders?: Record<string, string> | null };
+
+/**
+ * One attempt's log row and the delivery's attempt count, in one statement; a replay of the same
+ * attempt keeps the first row. With `delivery`, the delivery moves on to that status too (in_progress
+ * while it will be retried), unless it has already finished.
+ */
 export async function logAttempt(
   db: Queryable,
   ref: DeliveryRef,
-  attempt: {
-    attempt: number; outcome: AttemptOutcome; httpStatus?: number | null; error?: string | null; durationMs?: number | null; responseSnippet?: string | null;
-    /** the webhook-* headers this attempt sent */
-    signatureHeaders?: Record<string, string> | null;
-  },
+  attempt: AttemptRecord,
+  delivery?: { status: Exclude<DeliveryStatus, 'scheduled' | 'suppressed'>; error: string | null },
 ): Promise<void> {
   await db.query(
     `WITH inserted AS (
@@ -95,12 +60,15 @@ export async function logAttempt(
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
        ON CONFLICT (delivery_id, attempt) DO NOTHING RETURNING attempt
      )
-     UPDATE alert_deliveries SET attempts = GREATEST(attempts, (SELECT attempt FROM inserted)), http_status = COALESCE($10, http_status), updated_at = now()
-     WHERE delivery_id = $2 AND EXISTS (SELECT 1 FROM inserted)`,
+     UPDATE alert_deliveries SET attempts = GREATEST(attempts, $8), http_status = COALESCE($10, http_status), updated_at = now(),
+       status = COALESCE($15::text, status), error = CASE WHEN $15::text IS NULL THEN error ELSE $16 END
+     WHERE delivery_id = $2
+       AND CASE WHEN $15::text IS NULL THEN EXISTS (SELECT 1 FROM inserted) ELSE status IN ('scheduled', 'in_progress') END`,
     [
       ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition,
       attempt.attempt, attempt.outcome, attempt.httpStatus ?? null, attempt.error ?? null, attempt.durationMs ?? null, attempt.responseSnippet ?? null,
       attempt.signatureHeaders ? JSON.stringify(attempt.signatureHeaders) : null,
+      delivery?.status ?? null, delivery?.error ?? null,
     ],
   );
 }
@@ -115,7 +83,7 @@ export interface RenderedRequest {
 const requestAad = (ref: Pick<DeliveryRef, 'projectId' | 'deliveryId'>) => `${ref.projectId}/${ref.deliveryId}/request`;
 
 /**
- * Before the first attempt made inside the workflow task (activities/prepare.ts): creates the
+ * Before the first attempt, made inside the workflow task (activities/delivery.ts): creates the
  * delivery row, or moves a delay watch's on to in_progress, counts the attempt and keeps the
  * rendered request, in one statement. A row already in progress means an earlier run of this step
  * was cut off (its worker died): this run's attempt number is one more, and the request that run
@@ -156,37 +124,6 @@ export async function startFirstAttempt(
     return { attempt: row.attempt, request: kept };
   }
   return { finished: { status: row.status!, httpStatus: row.http_status, error: row.error } };
-}
-
-/**
- * After an attempt made inside the workflow task, in one statement: its log row, and the delivery
- * moved on to `status` (in_progress while it will be retried). A replay keeps the first log row.
- */
-export async function finishAttempt(
-  db: Queryable,
-  ref: DeliveryRef,
-  delivery: { status: Exclude<DeliveryStatus, 'scheduled' | 'suppressed'>; error: string | null },
-  attempt: {
-    attempt: number; outcome: AttemptOutcome; httpStatus?: number | null; error?: string | null; durationMs?: number | null; responseSnippet?: string | null;
-    signatureHeaders?: Record<string, string> | null;
-  },
-): Promise<void> {
-  await db.query(
-    `WITH delivery AS (
-       UPDATE alert_deliveries SET status = $9, error = $10, attempts = GREATEST(attempts, $8),
-         http_status = COALESCE($11, http_status), updated_at = now()
-       WHERE delivery_id = $2 AND status IN ('scheduled', 'in_progress')
-     )
-     INSERT INTO alert_logs (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome, http_status, error, duration_ms, response_snippet, signature_headers)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $12, $11, $13, $14, $15, $16::jsonb)
-     ON CONFLICT (delivery_id, attempt) DO NOTHING`,
-    [
-      ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, attempt.attempt,
-      delivery.status, delivery.error, attempt.httpStatus ?? null,
-      attempt.outcome, attempt.error ?? null, attempt.durationMs ?? null, attempt.responseSnippet ?? null,
-      attempt.signatureHeaders ? JSON.stringify(attempt.signatureHeaders) : null,
-    ],
-  );
 }
 
 /**
@@ -242,8 +179,8 @@ export async function listDeliveries(
 }
 
 interface LogRow {
-  id: string; delivery_id: string; config_id: string; workflow_id: string; run_id: string; event_id: string; condition: string;
-  attempt: number; outcome: AttemptOutcome; http_status: number | null; error: string | null; duration_ms: number | null;
+  id: string; delivery_id: string; config_id: string; workflow_id: string; run_id: string; event_id: string; condition: AlertConditionName;
+  attempt: number; outcome: AttemptLog['outcome']; http_status: number | null; error: string | null; duration_ms: number | null;
   response_snippet: string | null; created_at: Date;
 }
 

@@ -57,7 +57,7 @@ describe('delay watch of five minutes (time-skipping test server)', function () 
       // no sticky cache: a workflow task of a stopped worker goes straight back to the task queue
       maxCachedWorkflows: 0,
       workflowsPath: path.resolve(__dirname, '..', 'workflows', 'index.ts'),
-      activities: createActivities({ db: store.db, keyring, client: env.client, taskQueue, egress: parseEgressPolicy({ allow: '127.0.0.1' }) }),
+      activities: createActivities({ db: store.db, keyring, egress: parseEgressPolicy({ allow: '127.0.0.1' }), temporal: { client: env.client, namespace: 'default', taskQueue, eagerStart: true } }),
     };
     await resumeWorker();
   });

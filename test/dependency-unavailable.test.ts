@@ -4,7 +4,7 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { createApp } from '../api/app';
-import type { ApiDeps } from '../api/deps';
+import type { ServiceDeps } from '../runtime/deps';
 import { alertsDataConverter } from '../lib/codec';
 import { createApiServer } from '../runtime/http-server';
 import { openPostgres, type Db } from '../store/db';
@@ -100,7 +100,7 @@ describe('a dependency that is down answers 503 with Retry-After, never 500', fu
   it('answers 503, not 404, for a delivery it cannot look up while Temporal is unreachable', async () => {
     const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: 1_000 });
     const client = new Client({ connection, namespace: 'default', dataConverter: alertsDataConverter(stack.service.keyring) });
-    const deps: ApiDeps = { ...stack.service.apiDeps!, db, temporal: { ...stack.service.apiDeps!.temporal, client } };
+    const deps: ServiceDeps = { ...stack.service.apiDeps!, db, temporal: { ...stack.service.apiDeps!.temporal, client } };
     const down = await listen(createApp(deps, { rateLimitPerMinute: 0 }));
     try {
       const res = await call(down.url, 'GET', `/api/alerts/deliveries/dlv-unknown-${uid()}`);

@@ -7,7 +7,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { request, type Dispatcher } from 'undici';
-import { createEgressDispatcher, savedTargetRefusal } from '../activities/egress';
+import { createEgressDispatcher, savedTargetRefusal } from '../runtime/egress';
 import { EgressRefusedError, parseEgressPolicy } from '../lib/egress';
 import { alertConfigInputSchema } from '../lib/schemas';
 import { saveConfig } from '../store/configs';

@@ -4,7 +4,7 @@ import { compileErrors, validate as validateOpenApi } from '@readme/openapi-pars
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import { apiRouters } from '../api/app';
-import type { ApiDeps } from '../api/deps';
+import type { ServiceDeps } from '../runtime/deps';
 import { Receiver } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
 
@@ -91,7 +91,7 @@ describe('GET /openapi.json', function () {
 
   it('describes every route the Koa routers serve, and no other', () => {
     // Registering the routes touches no dependency; the handlers never run here.
-    const { open, api, codec } = apiRouters({ temporal: {} } as unknown as ApiDeps);
+    const { open, api, codec } = apiRouters({ temporal: {} } as unknown as ServiceDeps);
     const served = new Set<string>();
     for (const router of [open, api, codec]) {
       for (const layer of router.stack) {

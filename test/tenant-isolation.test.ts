@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { alertSearchAttributes } from '../activities/events';
+import { alertSearchAttributes } from '../dispatch/start-delivery';
 import { publishExecutionEvent } from '../index';
 import type { AlertDeliveryInput } from '../workflows/types';
 import { Receiver } from './support/receiver';

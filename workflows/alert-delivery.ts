@@ -13,6 +13,7 @@ import {
 import type { Activities } from '../activities';
 import { AlertStatus } from '../lib/search-attributes';
 import { delayDeadlineMs, finishedInTime } from '../lib/conditions';
+import { retriedAttemptOptions } from '../lib/retry';
 import type { AlertDeliveryInput, AlertDeliveryResult, RunFinishedSignal } from './types';
 import { RUN_FINISHED_SIGNAL } from './types';
 
@@ -69,20 +70,11 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
   // an immediate delivery starts as in_progress; a delay watch started as scheduled (each upsert is a visibility write)
   if (input.delaySeconds !== undefined) upsertSearchAttributes([{ key: AlertStatus, value: 'in_progress' }]);
 
-  // attempts 2 and on: a durable backoff timer, then the deliverWebhook activity under the config's retry policy
+  // attempts 2 and on: a durable backoff timer, then the deliverWebhook activity under Temporal options derived from the retry plan
   const { request, firstAttemptAtMs } = first;
-  const { retry } = request;
   await sleep(first.delayMs);
   const { deliverWebhook } = proxyActivities<Activities>({
-    // the receiver's timeout plus time to load the secret and write the log row
-    startToCloseTimeout: request.timeoutMs + 5_000,
-    scheduleToCloseTimeout: Math.max(1_000, retry.maxDurationMs - (Date.now() - firstAttemptAtMs)),
-    retry: {
-      initialInterval: retry.initialIntervalMs,
-      backoffCoefficient: retry.backoffCoefficient,
-      maximumInterval: retry.maxIntervalMs,
-      maximumAttempts: retry.maxAttempts - first.attempt,
-    },
+    ...retriedAttemptOptions(request.retry, { timeoutMs: request.timeoutMs, attemptsMade: first.attempt, elapsedMs: Date.now() - firstAttemptAtMs }),
     summary: `POST ${new URL(request.url).host}`,
   });
   try {

@@ -1,4 +1,4 @@
-import type { AlertConditionName, ExecutionEvent } from '../lib/schemas';
+import type { AlertConditionName, ExecutionEvent, StartedDelivery } from '../lib/schemas';
 
 /** Input of the AlertDelivery workflow (its workflow id is `deliveryId`). */
 export interface AlertDeliveryInput {
@@ -32,13 +32,7 @@ export interface ProcessExecutionEventInput {
   event: unknown;
 }
 
-export interface StartedDelivery {
-  deliveryId: string;
-  configId: string;
-  condition: AlertConditionName;
-  /** true when this event had already started this delivery: nothing new was sent */
-  duplicate: boolean;
-}
+export type { StartedDelivery };
 
 export const RUN_FINISHED_SIGNAL = 'runFinished';
 

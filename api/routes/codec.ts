@@ -2,12 +2,12 @@ import Router from '@koa/router';
 import type { Payload } from '@temporalio/common';
 import type Koa from 'koa';
 import { z } from 'zod';
-import { AlertsPayloadCodec } from '../../lib/codec';
+import { AlertsPayloadCodec, PayloadRefusedError } from '../../lib/codec';
 import { AlertsError } from '../../lib/errors';
 import { requireToken, ROUTER_OPTIONS, type AuthState } from '../auth';
 import { readJson } from '../body';
-import type { ApiDeps } from '../deps';
-import { validationError } from '../errors';
+import type { ServiceDeps } from '../../runtime/deps';
+import { parseInput } from '../errors';
 import { codecPayloadsSchema, type codecPayloadSchema } from '../schemas';
 
 /**
@@ -68,7 +68,7 @@ export function codecCors(allowedOrigins: Iterable<string>): Koa.Middleware {
   };
 }
 
-export function codecRoutes(deps: ApiDeps): Router<AuthState> {
+export function codecRoutes(deps: ServiceDeps): Router<AuthState> {
   const router = new Router<AuthState>(ROUTER_OPTIONS);
   const codec = new AlertsPayloadCodec(deps.keyring);
   const withBearer = requireToken(deps.db);
@@ -79,10 +79,14 @@ export function codecRoutes(deps: ApiDeps): Router<AuthState> {
     if (namespace && namespace !== deps.temporal.namespace) {
       throw new AlertsError('invalid_request', `this codec serves the Temporal namespace ${deps.temporal.namespace}, not ${namespace.slice(0, 200)}`);
     }
-    const parsed = codecPayloadsSchema.safeParse(await readJson(ctx, CODEC_BODY_LIMIT_BYTES));
-    if (!parsed.success) throw validationError(parsed.error, 'body');
-    const payloads = parsed.data.payloads.map(fromJson);
-    const converted = direction === 'decode' ? codec.decodeFor(ctx.state.projectId, payloads) : codec.encodeFor(ctx.state.projectId, payloads);
+    const payloads = parseInput(codecPayloadsSchema, await readJson(ctx, CODEC_BODY_LIMIT_BYTES), 'body').payloads.map(fromJson);
+    let converted: Payload[];
+    try {
+      converted = direction === 'decode' ? codec.decodeFor(ctx.state.projectId, payloads) : codec.encodeFor(ctx.state.projectId, payloads);
+    } catch (err) {
+      if (err instanceof PayloadRefusedError) throw new AlertsError(err.reason === 'not_yours' ? 'forbidden' : 'invalid_request', err.message);
+      throw err;
+    }
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { payloads: converted.map(toJson) };
   };

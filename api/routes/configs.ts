@@ -1,22 +1,19 @@
-import Router from '@koa/router';
-import { savedTargetRefusal } from '../../activities/egress';
+import type Router from '@koa/router';
 import { invalid } from '../../lib/errors';
 import { saveConfigBodySchema } from '../../lib/schemas';
+import type { ServiceDeps } from '../../runtime/deps';
+import { savedTargetRefusal } from '../../runtime/egress';
 import { listAudit } from '../../store/audit';
-import { deleteConfig, listConfigs, publicConfig, saveConfig } from '../../store/configs';
+import { deleteConfig, listConfigs, publicConfig, rotateSecret, saveConfig } from '../../store/configs';
 import type { AuthState } from '../auth';
 import { readJson } from '../body';
-import { validationError } from '../errors';
-import type { ApiDeps } from '../deps';
-import { auditQuerySchema, workflowIdPathSchema } from '../schemas';
+import { parseInput } from '../errors';
+import { auditQuerySchema, rotateSecretRequestSchema, workflowIdPathSchema } from '../schemas';
 
-/** Registers the config routes on the /api router, whose middleware has checked the token. */
-export function configRoutes(router: Router<AuthState>, deps: ApiDeps): void {
-
+/** The alert configs: save, list, delete, rotate the secret, and their audit log. */
+export function configRoutes(router: Router<AuthState>, deps: ServiceDeps): void {
   router.post('/api/alerts/config', async (ctx) => {
-    const parsed = saveConfigBodySchema.safeParse(await readJson(ctx));
-    if (!parsed.success) throw validationError(parsed.error, 'config');
-    const { config: input, secret } = parsed.data;
+    const { config: input, secret } = parseInput(saveConfigBodySchema, await readJson(ctx), 'config');
     const refusal = await savedTargetRefusal(deps.egress, input.webhook.url);
     if (refusal) {
       const message = `refused by the egress policy: ${refusal}`;
@@ -36,9 +33,7 @@ export function configRoutes(router: Router<AuthState>, deps: ApiDeps): void {
   });
 
   router.get('/api/alerts/config/:workflowId', async (ctx) => {
-    const params = workflowIdPathSchema.safeParse({ workflowId: ctx.params.workflowId });
-    if (!params.success) throw validationError(params.error, 'workflowId');
-    const { workflowId } = params.data;
+    const { workflowId } = parseInput(workflowIdPathSchema, { workflowId: ctx.params.workflowId }, 'workflowId');
     ctx.body = { configs: (await listConfigs(deps.db, deps.keyring, ctx.state.projectId, workflowId)).map(publicConfig) };
   });
 
@@ -47,9 +42,15 @@ export function configRoutes(router: Router<AuthState>, deps: ApiDeps): void {
     ctx.status = 204;
   });
 
+  router.post('/api/alerts/config/by-id/:configId/rotate-secret', async (ctx) => {
+    const body = ctx.request.length ? parseInput(rotateSecretRequestSchema.optional(), await readJson(ctx), 'body') : undefined;
+    const graceMs = body?.graceSeconds === undefined ? undefined : body.graceSeconds * 1000;
+    const { secret, previousExpiresAt } = await rotateSecret(deps.db, deps.keyring, ctx.state.projectId, ctx.params.configId, graceMs, { tokenId: ctx.state.tokenId });
+    ctx.body = { configId: ctx.params.configId, secret, previousSecretExpiresAt: previousExpiresAt };
+  });
+
   router.get('/api/alerts/audit', async (ctx) => {
-    const parsed = auditQuerySchema.safeParse(ctx.query);
-    if (!parsed.success) throw validationError(parsed.error, 'query');
-    ctx.body = await listAudit(deps.db, ctx.state.projectId, { ...parsed.data, before: parsed.data.cursor });
+    const q = parseInput(auditQuerySchema, ctx.query, 'query');
+    ctx.body = await listAudit(deps.db, ctx.state.projectId, { ...q, before: q.cursor });
   });
 }

@@ -1,21 +1,32 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
 import { deliveriesFinished, dispatchLatency } from '../lib/metrics';
 import { buildTemplateContext } from '../lib/render';
 import { TemplateError } from '../lib/templates';
+import type { ServiceDeps } from '../runtime/deps';
 import { renderAlertSandboxed } from '../runtime/template-sandbox';
-import { findConfig } from '../store/configs';
-import { finishAttempt, finishDelivery, recordLostAttempts, startFirstAttempt, recordScheduledDelivery, type DeliveryRef, type RenderedRequest } from '../store/deliveries';
-import type { AlertDeliveryInput } from '../workflows/types';
-import { attemptDelivery, type AttemptRequest } from './deliver';
-import type { ActivityDeps } from './deps';
+import { findConfig, signingSecrets } from '../store/configs';
+import type { DeliveryRef } from '../lib/schemas';
+import { finishDelivery, logAttempt, recordLostAttempts, recordScheduledDelivery, startFirstAttempt, type RenderedRequest } from '../store/deliveries';
+import type { AlertDeliveryInput, AlertDeliveryStatus } from '../workflows/types';
+import { makeAttempt, type AttemptRequest } from './webhook-attempt';
 
 /** What the first attempt came to: finished (delivered, or failed for good), or to be retried by the deliverWebhook activity. */
 export type FirstAttemptResult =
-  | { kind: 'finished'; status: 'delivered' | 'failed' | 'suppressed'; httpStatus: number | null; error: string | null; attempted: boolean }
+  | { kind: 'finished'; status: AlertDeliveryStatus; httpStatus: number | null; error: string | null }
   /** `attempt`: the attempt just made (1, or more when an earlier run of this step was cut off) */
   | { kind: 'retry'; attempt: number; error: string; delayMs: number; firstAttemptAtMs: number; request: AttemptRequest };
 
-export const deliveryRef = (input: AlertDeliveryInput): DeliveryRef => ({
+/** Input of deliverWebhook: the request, and where the retried attempts count on from. */
+export interface RetriedAttempts extends AttemptRequest {
+  /** attempts made before this activity started (inside the workflow task) */
+  attemptOffset: number;
+  /** when the first attempt started (epoch ms): the plan's maxDurationMs counts from it */
+  firstAttemptAtMs: number;
+}
+
+const deliveryRef = (input: AlertDeliveryInput): DeliveryRef => ({
   deliveryId: input.deliveryId,
   projectId: input.projectId,
   configId: input.configId,
@@ -25,7 +36,7 @@ export const deliveryRef = (input: AlertDeliveryInput): DeliveryRef => ({
   condition: input.condition,
 });
 
-function noteFinished(input: AlertDeliveryInput, status: 'delivered' | 'failed' | 'suppressed', error: string | null): void {
+function noteFinished(input: AlertDeliveryInput, status: AlertDeliveryStatus, error: string | null): void {
   deliveriesFinished.inc({ status });
   if (status === 'failed') {
     // An exhausted or refused delivery is an operator event, not only a log row.
@@ -33,7 +44,8 @@ function noteFinished(input: AlertDeliveryInput, status: 'delivered' | 'failed' 
   }
 }
 
-export function prepareActivities(deps: ActivityDeps, dispatcher: Dispatcher) {
+/** The activities of the AlertDelivery workflow, in the order it runs them. */
+export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
   return {
     /** Records a delay watch as scheduled. */
     async recordDelivery(input: AlertDeliveryInput): Promise<void> {
@@ -73,40 +85,58 @@ export function prepareActivities(deps: ActivityDeps, dispatcher: Dispatcher) {
       if ('finished' in started) {
         // this step already ran to its end (its workflow task was lost afterwards): report, do not send again
         const { status, httpStatus, error } = started.finished;
-        if (status === 'delivered' || status === 'failed' || status === 'suppressed') return { kind: 'finished', status, httpStatus, error, attempted: true };
+        if (status === 'delivered' || status === 'failed' || status === 'suppressed') return { kind: 'finished', status, httpStatus, error };
         throw new Error(`delivery ${input.deliveryId} is ${status}, not finished`);
       }
       const { attempt } = started;
-      if (attempt > 1) await recordLostAttempts(deps.db, ref, attempt);
       // an earlier run's rendering wins over this one's (the same bytes on every attempt)
       const kept = started.request ?? rendered;
       if (!config || configRefusal !== undefined || !kept) {
         const error = configRefusal ?? renderError ?? 'the alert could not be rendered';
-        await finishAttempt(deps.db, ref, { status: 'failed', error }, { attempt, outcome: 'failed', error });
+        await recordLostAttempts(deps.db, ref, attempt);
+        await logAttempt(deps.db, ref, { attempt, outcome: 'failed', error }, { status: 'failed', error });
         noteFinished(input, 'failed', error);
-        return { kind: 'finished', status: 'failed', httpStatus: null, error, attempted: false };
+        return { kind: 'finished', status: 'failed', httpStatus: null, error };
       }
       const request: AttemptRequest = { ref, ...kept, timeoutMs: config.webhook.timeoutMs, retry: config.retry };
       const firstAttemptAtMs = Date.now();
       if (input.receivedAt && attempt === 1) dispatchLatency.observe((firstAttemptAtMs - Date.parse(input.receivedAt)) / 1000);
-      const v = await attemptDelivery(deps, dispatcher, request, config.secrets, attempt, 0);
-      const status = v.outcome === 'retrying' ? 'in_progress' : v.outcome;
-      const finalError = v.outcome === 'failed' ? v.message : null;
-      await finishAttempt(deps.db, ref, { status, error: finalError }, {
-        attempt, outcome: v.outcome, httpStatus: v.httpStatus, error: v.error, durationMs: v.durationMs, responseSnippet: v.responseSnippet, signatureHeaders: v.signatureHeaders,
-      });
+      const v = await makeAttempt(deps, dispatcher, request, config.secrets, attempt, 0, true);
       if (v.outcome === 'retrying') return { kind: 'retry', attempt, error: v.message, delayMs: v.delayMs, firstAttemptAtMs, request };
-      noteFinished(input, v.outcome, finalError);
-      return { kind: 'finished', status: v.outcome, httpStatus: v.httpStatus, error: finalError, attempted: true };
+      const error = v.outcome === 'failed' ? v.message : null;
+      noteFinished(input, v.outcome, error);
+      return { kind: 'finished', status: v.outcome, httpStatus: v.httpStatus, error };
+    },
+
+    /**
+     * A retried attempt: load the secrets, POST, log the attempt, and tell Temporal whether and when
+     * to try again (the plan's delay as nextRetryDelay, or a non-retryable failure after the last).
+     */
+    async deliverWebhook(req: RetriedAttempts): Promise<{ httpStatus: number; attempt: number }> {
+      // the attempt as the receiver and the log count them, first attempts included
+      const attempt = Context.current().info.attempt + req.attemptOffset;
+      const secrets = await signingSecrets(deps.db, deps.keyring, req.ref.projectId, req.ref.configId).catch(async (err) => {
+        if ((err as { code?: string }).code !== 'not_found') throw err;
+        await logAttempt(deps.db, req.ref, { attempt, outcome: 'failed', error: 'the alert config was deleted' });
+        throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: 'the alert config was deleted', nonRetryable: true });
+      });
+      const v = await makeAttempt(deps, dispatcher, req, secrets, attempt, Date.now() - req.firstAttemptAtMs);
+      if (v.outcome === 'delivered') return { httpStatus: v.httpStatus!, attempt };
+      throw ApplicationFailure.create({
+        type: ATTEMPT_FAILED,
+        message: v.message,
+        nonRetryable: v.outcome === 'failed',
+        ...(v.outcome === 'retrying' ? { nextRetryDelay: v.delayMs } : {}),
+      });
     },
 
     /** Records the final outcome of a retried delivery or a suppressed delay watch. */
-    async finishDelivery(
-      input: AlertDeliveryInput,
-      result: { status: 'delivered' | 'failed' | 'suppressed'; httpStatus: number | null; error: string | null },
-    ): Promise<void> {
+    async finishDelivery(input: AlertDeliveryInput, result: { status: AlertDeliveryStatus; httpStatus: number | null; error: string | null }): Promise<void> {
       await finishDelivery(deps.db, input.deliveryId, result);
       noteFinished(input, result.status, result.error);
     },
   };
 }
+
+/** The failure type of a retried attempt that did not deliver, as the Temporal Web UI shows it. */
+const ATTEMPT_FAILED = 'WebhookAttemptFailed';

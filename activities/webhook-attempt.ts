@@ -1,0 +1,135 @@
+import { request, type Dispatcher } from 'undici';
+import { egressRefusalOf } from '../lib/egress';
+import { attemptDuration, deliveryAttempts } from '../lib/metrics';
+import { afterRetryableFailure, classifyStatus, parseRetryAfter, retryingIn, type RetrySettings } from '../lib/retry';
+import { signatureHeaders } from '../lib/signing';
+import type { ServiceDeps } from '../runtime/deps';
+import { disableConfig } from '../store/configs';
+import type { DeliveryRef } from '../lib/schemas';
+import { logAttempt, recordLostAttempts } from '../store/deliveries';
+
+/**
+ * One webhook attempt, whichever step makes it (the first inside the workflow task, the others in
+ * the deliverWebhook activity): count attempts cut off before it, sign the exact bytes with a fresh
+ * timestamp, POST them, judge the answer by the retry plan (lib/retry.ts) and write its log row.
+ */
+
+/** The request every attempt of a delivery sends: rendered once, so every attempt sends the same bytes. */
+export interface AttemptRequest {
+  ref: DeliveryRef;
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  timeoutMs: number;
+  retry: RetrySettings;
+}
+
+/** What one POST came to, and what happens next. */
+export interface AttemptVerdict {
+  outcome: 'delivered' | 'retrying' | 'failed';
+  httpStatus: number | null;
+  /** the attempt's own error (HTTP 503, timed out ...), null when delivered */
+  error: string | null;
+  /** the error with what happens next ("…; retrying in 2000 ms"), for the delivery and Temporal's failure */
+  message: string;
+  /** retrying: wait this long before the next attempt */
+  delayMs: number;
+}
+
+const SNIPPET_BYTES = 1024;
+const MAX_BODY_READ_BYTES = 64 * 1024;
+const USER_AGENT = 'MeshHook-Alerts/0.1 (+standard-webhooks)';
+
+async function readSnippet(body: AsyncIterable<Buffer> & { destroy(): void }): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    if (size < SNIPPET_BYTES) chunks.push(chunk);
+    size += chunk.length;
+    // read small bodies whole so the connection can be reused; cut large ones off
+    if (size > MAX_BODY_READ_BYTES) {
+      body.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(chunks).subarray(0, SNIPPET_BYTES).toString('utf8');
+}
+
+function describeNetworkError(err: unknown, timeoutMs: number): string {
+  const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') return `timed out after ${timeoutMs} ms`;
+  const code = e.code ?? e.cause?.code;
+  return `network error: ${code ? `${code} ` : ''}${e.cause?.message ?? e.message ?? String(err)}`.trim();
+}
+
+/**
+ * Attempt number `attempt` of the delivery (`elapsedMs`: time since its first attempt started). A 410
+ * disables the config. `finishes`: the step also moves the delivery row on (in_progress while it will
+ * be retried, else its outcome) in the same write as the log row.
+ */
+export async function makeAttempt(
+  deps: Pick<ServiceDeps, 'db'>,
+  dispatcher: Dispatcher,
+  req: AttemptRequest,
+  secrets: string[],
+  attempt: number,
+  elapsedMs: number,
+  finishes = false,
+): Promise<AttemptVerdict> {
+  if (attempt > 1) await recordLostAttempts(deps.db, req.ref, attempt);
+  const signature = signatureHeaders(secrets, req.ref.deliveryId, req.body);
+  const started = performance.now();
+  let httpStatus: number | null = null;
+  let snippet: string | null = null;
+  let retryAfterMs: number | undefined;
+  let networkError: string | undefined;
+  let refusal: string | undefined;
+  try {
+    const res = await request(req.url, {
+      dispatcher,
+      method: 'POST',
+      headers: { ...req.headers, 'content-type': 'application/json', 'user-agent': USER_AGENT, ...signature },
+      body: req.body,
+      signal: AbortSignal.timeout(req.timeoutMs),
+      headersTimeout: req.timeoutMs,
+      bodyTimeout: req.timeoutMs,
+    });
+    httpStatus = res.statusCode;
+    const retryAfter = res.headers['retry-after'];
+    retryAfterMs = parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
+    snippet = await readSnippet(res.body).catch(() => null);
+  } catch (err) {
+    const refused = egressRefusalOf(err);
+    if (refused) refusal = `refused by the egress policy: ${refused.reason}`;
+    else networkError = describeNetworkError(err, req.timeoutMs);
+  }
+  const durationMs = Math.round(performance.now() - started);
+  attemptDuration.observe(durationMs / 1000);
+
+  const verdict = await judge();
+  deliveryAttempts.inc({ outcome: verdict.outcome });
+  await logAttempt(
+    deps.db,
+    req.ref,
+    { attempt, outcome: verdict.outcome, httpStatus, error: verdict.error, durationMs, responseSnippet: snippet, signatureHeaders: refusal ? null : signature },
+    finishes ? { status: verdict.outcome === 'retrying' ? 'in_progress' : verdict.outcome, error: verdict.outcome === 'failed' ? verdict.message : null } : undefined,
+  );
+  return verdict;
+
+  async function judge(): Promise<AttemptVerdict> {
+    const fail = (error: string, message = error): AttemptVerdict => ({ outcome: 'failed', httpStatus, error, message, delayMs: 0 });
+    // the policy will not change between attempts: retrying cannot help
+    if (refusal) return fail(refusal);
+    const status = httpStatus === null ? 'retryable' : classifyStatus(httpStatus);
+    if (status === 'delivered') return { outcome: 'delivered', httpStatus, error: null, message: `HTTP ${httpStatus}`, delayMs: 0 };
+    const error = networkError ?? `HTTP ${httpStatus}`;
+    if (status === 'gone') {
+      await disableConfig(deps.db, req.ref.projectId, req.ref.configId, `receiver answered 410 Gone at ${new Date().toISOString()} (delivery ${req.ref.deliveryId})`);
+      return fail(`${error}: receiver is gone; the config was disabled`);
+    }
+    if (status === 'permanent') return fail(error);
+    const next = afterRetryableFailure(req.retry, { attempt, elapsedMs, retryAfterMs });
+    if (next.last) return fail(error, `${error}; giving up after ${attempt} attempt${attempt > 1 ? 's' : ''}`);
+    return { outcome: 'retrying', httpStatus, error, message: retryingIn(error, next.delayMs), delayMs: next.delayMs };
+  }
+}

@@ -1,0 +1,24 @@
+import type Router from '@koa/router';
+import { processEvent } from '../../dispatch/process-event';
+import { executionEventSchema } from '../../lib/schemas';
+import type { ServiceDeps } from '../../runtime/deps';
+import type { AuthState } from '../auth';
+import { readJson } from '../body';
+import { parseInput } from '../errors';
+import { eventBatchSchema } from '../schemas';
+
+// A body with an `events` key is a batch, anything else one event. Picking the schema first (not a
+// z.union) lets a rejection name the wrong field: a union only reports "Invalid input".
+const isBatch = (body: unknown) => typeof body === 'object' && body !== null && !Array.isArray(body) && 'events' in body;
+
+/** POST /api/events: MeshHook's events, matched and dispatched by the code its Temporal way in runs too. */
+export function eventRoutes(router: Router<AuthState>, deps: ServiceDeps): void {
+  router.post('/api/events', async (ctx) => {
+    const receivedAt = new Date();
+    const body = await readJson(ctx);
+    const events = isBatch(body) ? parseInput(eventBatchSchema, body, 'body').events : [parseInput(executionEventSchema, body, 'event')];
+    const results = await Promise.all(events.map((event) => processEvent(deps, ctx.state.projectId, event, receivedAt)));
+    ctx.status = 202;
+    ctx.body = { accepted: events.length, deliveries: results.flat() };
+  });
+}
