@@ -64,19 +64,6 @@ export function ms(n) {
   return `${+(h / 24).toFixed(1)} days`;
 }
 
-/** The retry schedule the service follows (lib/retry.ts: the delay before each retry, less up to 20 % jitter). */
-export function retrySchedule(retry) {
-  const rows = [{ attempt: 1, delay: 0, at: 0 }];
-  let at = 0;
-  for (let n = 1; n < retry.maxAttempts; n++) {
-    const delay = Math.min(retry.initialIntervalMs * retry.backoffCoefficient ** (n - 1), retry.maxIntervalMs);
-    if (!(delay >= 0) || at + delay > retry.maxDurationMs) return { rows, cutByDuration: true };
-    at += delay;
-    rows.push({ attempt: n + 1, delay, at });
-  }
-  return { rows, cutByDuration: false };
-}
-
 const EGRESS_PREFIX = 'refused by the egress policy: ';
 
 /**
