@@ -3,11 +3,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
 import { deliveriesFinished, dispatchLatency } from '../lib/metrics';
 import { buildTemplateContext } from '../lib/render';
+import type { DeliveryRef } from '../lib/schemas';
 import { TemplateError } from '../lib/templates';
 import type { ServiceDeps } from '../runtime/deps';
 import { renderAlertSandboxed } from '../runtime/template-sandbox';
 import { findConfig, signingSecrets } from '../store/configs';
-import type { DeliveryRef } from '../lib/schemas';
 import { finishDelivery, logAttempt, recordLostAttempts, recordScheduledDelivery, startFirstAttempt, type RenderedRequest } from '../store/deliveries';
 import type { AlertDeliveryInput, AlertDeliveryStatus } from '../workflows/types';
 import { makeAttempt, type AttemptRequest } from './webhook-attempt';
@@ -25,6 +25,9 @@ export interface RetriedAttempts extends AttemptRequest {
   /** when the first attempt started (epoch ms): the plan's maxDurationMs counts from it */
   firstAttemptAtMs: number;
 }
+
+/** The failure type of a retried attempt that did not deliver, as the Temporal Web UI shows it (the message says why). */
+const ATTEMPT_FAILED = 'WebhookAttemptFailed';
 
 const deliveryRef = (input: AlertDeliveryInput): DeliveryRef => ({
   deliveryId: input.deliveryId,
@@ -101,7 +104,7 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
       const request: AttemptRequest = { ref, ...kept, timeoutMs: config.webhook.timeoutMs, retry: config.retry };
       const firstAttemptAtMs = Date.now();
       if (input.receivedAt && attempt === 1) dispatchLatency.observe((firstAttemptAtMs - Date.parse(input.receivedAt)) / 1000);
-      const v = await makeAttempt(deps, dispatcher, request, config.secrets, attempt, 0, true);
+      const v = await makeAttempt(deps, dispatcher, request, config.secrets, { attempt, elapsedMs: 0, movesDelivery: true });
       if (v.outcome === 'retrying') return { kind: 'retry', attempt, error: v.message, delayMs: v.delayMs, firstAttemptAtMs, request };
       const error = v.outcome === 'failed' ? v.message : null;
       noteFinished(input, v.outcome, error);
@@ -120,7 +123,7 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
         await logAttempt(deps.db, req.ref, { attempt, outcome: 'failed', error: 'the alert config was deleted' });
         throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: 'the alert config was deleted', nonRetryable: true });
       });
-      const v = await makeAttempt(deps, dispatcher, req, secrets, attempt, Date.now() - req.firstAttemptAtMs);
+      const v = await makeAttempt(deps, dispatcher, req, secrets, { attempt, elapsedMs: Date.now() - req.firstAttemptAtMs });
       if (v.outcome === 'delivered') return { httpStatus: v.httpStatus!, attempt };
       throw ApplicationFailure.create({
         type: ATTEMPT_FAILED,
@@ -137,6 +140,3 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
     },
   };
 }
-
-/** The failure type of a retried attempt that did not deliver, as the Temporal Web UI shows it. */
-const ATTEMPT_FAILED = 'WebhookAttemptFailed';

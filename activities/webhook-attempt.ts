@@ -2,10 +2,10 @@ import { request, type Dispatcher } from 'undici';
 import { egressRefusalOf } from '../lib/egress';
 import { attemptDuration, deliveryAttempts } from '../lib/metrics';
 import { afterRetryableFailure, classifyStatus, parseRetryAfter, retryingIn, type RetrySettings } from '../lib/retry';
+import type { DeliveryRef } from '../lib/schemas';
 import { signatureHeaders } from '../lib/signing';
 import type { ServiceDeps } from '../runtime/deps';
 import { disableConfig } from '../store/configs';
-import type { DeliveryRef } from '../lib/schemas';
 import { logAttempt, recordLostAttempts } from '../store/deliveries';
 
 /**
@@ -63,18 +63,16 @@ function describeNetworkError(err: unknown, timeoutMs: number): string {
 }
 
 /**
- * Attempt number `attempt` of the delivery (`elapsedMs`: time since its first attempt started). A 410
- * disables the config. `finishes`: the step also moves the delivery row on (in_progress while it will
- * be retried, else its outcome) in the same write as the log row.
+ * One attempt of the delivery: `attempt` its number, `elapsedMs` the time since its first attempt
+ * started. A 410 disables the config. `movesDelivery`: the log write also moves the delivery row on
+ * (in_progress while it will be retried, else its outcome), as the first attempt's step needs.
  */
 export async function makeAttempt(
   deps: Pick<ServiceDeps, 'db'>,
   dispatcher: Dispatcher,
   req: AttemptRequest,
   secrets: string[],
-  attempt: number,
-  elapsedMs: number,
-  finishes = false,
+  { attempt, elapsedMs, movesDelivery = false }: { attempt: number; elapsedMs: number; movesDelivery?: boolean },
 ): Promise<AttemptVerdict> {
   if (attempt > 1) await recordLostAttempts(deps.db, req.ref, attempt);
   const signature = signatureHeaders(secrets, req.ref.deliveryId, req.body);
@@ -106,18 +104,8 @@ export async function makeAttempt(
   const durationMs = Math.round(performance.now() - started);
   attemptDuration.observe(durationMs / 1000);
 
-  const verdict = await judge();
-  deliveryAttempts.inc({ outcome: verdict.outcome });
-  await logAttempt(
-    deps.db,
-    req.ref,
-    { attempt, outcome: verdict.outcome, httpStatus, error: verdict.error, durationMs, responseSnippet: snippet, signatureHeaders: refusal ? null : signature },
-    finishes ? { status: verdict.outcome === 'retrying' ? 'in_progress' : verdict.outcome, error: verdict.outcome === 'failed' ? verdict.message : null } : undefined,
-  );
-  return verdict;
-
-  async function judge(): Promise<AttemptVerdict> {
-    const fail = (error: string, message = error): AttemptVerdict => ({ outcome: 'failed', httpStatus, error, message, delayMs: 0 });
+  const fail = (error: string, message = error): AttemptVerdict => ({ outcome: 'failed', httpStatus, error, message, delayMs: 0 });
+  const judge = async (): Promise<AttemptVerdict> => {
     // the policy will not change between attempts: retrying cannot help
     if (refusal) return fail(refusal);
     const status = httpStatus === null ? 'retryable' : classifyStatus(httpStatus);
@@ -131,5 +119,15 @@ export async function makeAttempt(
     const next = afterRetryableFailure(req.retry, { attempt, elapsedMs, retryAfterMs });
     if (next.last) return fail(error, `${error}; giving up after ${attempt} attempt${attempt > 1 ? 's' : ''}`);
     return { outcome: 'retrying', httpStatus, error, message: retryingIn(error, next.delayMs), delayMs: next.delayMs };
-  }
+  };
+
+  const verdict = await judge();
+  deliveryAttempts.inc({ outcome: verdict.outcome });
+  await logAttempt(
+    deps.db,
+    req.ref,
+    { attempt, outcome: verdict.outcome, httpStatus, error: verdict.error, durationMs, responseSnippet: snippet, signatureHeaders: refusal ? null : signature },
+    movesDelivery ? { status: verdict.outcome === 'retrying' ? 'in_progress' : verdict.outcome, error: verdict.outcome === 'failed' ? verdict.message : null } : undefined,
+  );
+  return verdict;
 }

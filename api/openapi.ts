@@ -175,9 +175,8 @@ export function buildOpenApi(): object {
         ...body(retrySchema),
         responses: {
           '200': answer('the settings as a save would keep them, and their schedule', retryScheduleSchema),
+          ...bodyErrors,
           '400': error('invalid retry settings; error.details.issues names each field'),
-          '413': error(`body larger than ${BODY_LIMIT_BYTES} bytes`),
-          '415': error('body is not application/json'),
           ...authErrors,
         },
       },

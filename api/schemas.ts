@@ -9,6 +9,7 @@ import {
   deliveryStatusSchema,
   executionEventSchema,
   idSchema,
+  isoTime,
   retrySettingsSchema,
   startedDeliverySchema,
 } from '../lib/schemas';
@@ -124,7 +125,6 @@ export const deliveryIdPathSchema = z.object({ deliveryId: z.string().meta({ des
 
 // ---------------------------------------------------------------- answers
 
-const isoTime = z.iso.datetime();
 
 export const attemptLogPageSchema = z
   .object({
@@ -220,7 +220,7 @@ export const retryScheduleSchema = z
       .array(
         z.object({
           attempt: z.number().int().min(1),
-          delayMs: z.number().meta({ description: 'after the attempt before it (0 for the first); each backoff delay is up to 20 % shorter (jitter)' }),
+          delayMs: z.number().meta({ description: 'after the attempt before it (0 for the first), at its longest: jitter takes up to `jitter` of it off' }),
           atMs: z.number().meta({ description: 'after the first attempt, when every attempt fails at once' }),
         }),
       )

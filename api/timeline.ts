@@ -7,6 +7,7 @@ import type { RetriedAttempts } from '../activities/delivery';
 import { dependencyUnavailable } from '../lib/errors';
 import { retryingIn } from '../lib/retry';
 import type { AttemptLog } from '../lib/schemas';
+import type { AlertDeliveryInput } from '../workflows/types';
 import * as sa from '../lib/search-attributes';
 import type { timelineEntrySchema } from './schemas';
 
@@ -63,28 +64,44 @@ const toIso = (t: { seconds?: unknown; nanos?: number | null } | null | undefine
  * The delivery's story: the events an on-call engineer cares about, in order, from its Temporal
  * history, with the attempts made inside the workflow task (local activities, which the history
  * keeps in the SDK's own marker format) told by their log rows, our own record of every attempt.
- * `delayWatch`: the first timer is the watch's, not a backoff.
+ * The rows are read after the history, so they hold every attempt the history shows (`loadAttempts`:
+ * the delivery's rows, first attempt first; `finalError`: the delivery's own error, the whole
+ * message of a first attempt that was also its last). Answers the rows too.
  */
-export async function readTimeline(client: Client, deliveryId: string, { attempts, delayWatch }: { attempts: AttemptLog[]; delayWatch: boolean }): Promise<TimelineEntry[]> {
+export async function readTimeline(
+  client: Client,
+  deliveryId: string,
+  loadAttempts: () => Promise<AttemptLog[]>,
+  finalError: string | null = null,
+): Promise<{ attempts: AttemptLog[]; timeline: TimelineEntry[] }> {
   let history;
   try {
     history = await client.workflow.getHandle(deliveryId).fetchHistory();
   } catch (err) {
-    return [{ time: new Date().toISOString(), event: 'history unavailable', detail: (err as Error).message.split('\n')[0] }];
+    return { attempts: await loadAttempts(), timeline: [{ time: new Date().toISOString(), event: 'history unavailable', detail: (err as Error).message.split('\n')[0] }] };
   }
+  const attempts = await loadAttempts();
   const { payloadCodecs, payloadConverter, failureConverter } = client.options.loadedDataConverter;
   // payloads and failure messages are encrypted in the history (lib/codec.ts): read them through the client's codec
-  const decode = async <T>(payloads: Payload[]): Promise<T> => {
-    for (const codec of [...payloadCodecs].reverse()) payloads = await codec.decode(payloads);
-    return payloadConverter.fromPayload<T>(payloads[0]);
+  const decode = async <T>(payloads: Payload[] | null | undefined): Promise<T | undefined> => {
+    if (!payloads?.length) return undefined;
+    try {
+      for (const codec of [...payloadCodecs].reverse()) payloads = await codec.decode(payloads);
+      return payloadConverter.fromPayload<T>(payloads[0]);
+    } catch {
+      return undefined;
+    }
   };
   const messageOf = async (failure: ProtoFailure | null | undefined) =>
     failure ? (await decodeOptionalFailureToOptionalError({ payloadCodecs, payloadConverter, failureConverter }, failure).catch((err: Error) => err))?.message : undefined;
 
   const events = history.events ?? [];
+  // a delay watch's first timer is the watch's, not a backoff (a redelivery of a delay alert has none)
+  const started = await decode<AlertDeliveryInput>(events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads as Payload[] | undefined);
+  const delayWatch = started?.delaySeconds !== undefined;
   // the retried attempts count on from those made inside workflow tasks (deliverWebhook's input says how many)
-  const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes)?.activityTaskScheduledEventAttributes?.input?.payloads;
-  const attemptOffset = scheduled?.length ? ((await decode<RetriedAttempts>(scheduled as Payload[]).catch(() => undefined))?.attemptOffset ?? 0) : undefined;
+  const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes)?.activityTaskScheduledEventAttributes;
+  const attemptOffset = scheduled ? (await decode<RetriedAttempts>(scheduled.input?.payloads as Payload[] | undefined))?.attemptOffset : undefined;
   // those attempts' rows, placed before the first event that follows them; the retried attempts' rows are told by their activity events
   let firstAttempts: TimelineEntry[] | undefined = attempts.filter((a) => attemptOffset === undefined || a.attempt <= attemptOffset).map(attemptEntry);
   const entries: TimelineEntry[] = [];
@@ -93,6 +110,8 @@ export async function readTimeline(client: Client, deliveryId: string, { attempt
     const placed = firstAttempts ?? [];
     const last = placed[placed.length - 1];
     if (backoffMs !== undefined && last?.event === 'webhook attempt failed' && last.detail) last.detail = retryingIn(last.detail, backoffMs);
+    // the first attempt was the last: the delivery's error says so ("…; giving up after 1 attempt")
+    if (!scheduled && last?.event === 'webhook delivery failed' && finalError) last.detail = finalError;
     entries.push(...placed);
     firstAttempts = undefined;
   };
@@ -120,7 +139,7 @@ export async function readTimeline(client: Client, deliveryId: string, { attempt
   }
   // the first attempt is still in its workflow task, or its task has not completed yet
   placeFirstAttempts();
-  return entries;
+  return { attempts, timeline: entries };
 }
 
 /**

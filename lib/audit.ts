@@ -9,7 +9,6 @@ import type { JsonValue } from './templates';
  */
 export const MASK = '***';
 
-
 /** The parts of a config the audit log compares. */
 export type AuditedConfig = Pick<AlertConfig, 'workflowId' | 'name' | 'enabled' | 'disabledReason' | 'conditions' | 'webhook' | 'payload' | 'retry'>;
 

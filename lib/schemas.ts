@@ -268,7 +268,8 @@ export const errorSchema = z
 
 // ---------------------------------------------------------------- deliveries, attempts, audit: the store's records as the API shows them
 
-const isoTime = z.iso.datetime();
+/** An ISO 8601 time in UTC, as every answer writes times. */
+export const isoTime = z.iso.datetime();
 
 export const deliveryStatusSchema = z.enum(['scheduled', 'in_progress', 'delivered', 'failed', 'suppressed']).meta({
   id: 'DeliveryStatus',
@@ -281,25 +282,6 @@ export const attemptOutcomeSchema = z.enum(['delivered', 'retrying', 'failed']).
   description: '`retrying`: this attempt failed and another will follow; `failed`: this attempt failed and the delivery stops',
 });
 export type AttemptOutcome = z.infer<typeof attemptOutcomeSchema>;
-
-export const attemptLogSchema = z
-  .object({
-    deliveryId: z.string(),
-    configId: z.string(),
-    workflowId: z.string(),
-    runId: z.string(),
-    eventId: z.string(),
-    condition: conditionNameSchema,
-    attempt: z.number().int().min(1),
-    outcome: attemptOutcomeSchema,
-    httpStatus: z.number().int().nullable().meta({ description: "the receiver's HTTP status; null when it did not answer" }),
-    error: z.string().nullable(),
-    durationMs: z.number().int().nullable(),
-    responseSnippet: z.string().nullable().meta({ description: "the start of the receiver's answer" }),
-    createdAt: isoTime,
-  })
-  .meta({ id: 'AttemptLog', description: 'One attempt to deliver an alert' });
-export type AttemptLog = z.infer<typeof attemptLogSchema>;
 
 export const deliverySchema = z
   .object({
@@ -322,6 +304,20 @@ export const deliverySchema = z
 export type DeliveryRecord = z.infer<typeof deliverySchema>;
 /** Who a delivery is for; carried by every log row of it. */
 export type DeliveryRef = Pick<DeliveryRecord, 'deliveryId' | 'projectId' | 'configId' | 'workflowId' | 'runId' | 'eventId' | 'condition'>;
+
+export const attemptLogSchema = deliverySchema
+  .pick({ deliveryId: true, configId: true, workflowId: true, runId: true, eventId: true, condition: true })
+  .extend({
+    attempt: z.number().int().min(1),
+    outcome: attemptOutcomeSchema,
+    httpStatus: z.number().int().nullable().meta({ description: "the receiver's HTTP status; null when it did not answer" }),
+    error: z.string().nullable(),
+    durationMs: z.number().int().nullable(),
+    responseSnippet: z.string().nullable().meta({ description: "the start of the receiver's answer" }),
+    createdAt: isoTime,
+  })
+  .meta({ id: 'AttemptLog', description: 'One attempt to deliver an alert' });
+export type AttemptLog = z.infer<typeof attemptLogSchema>;
 
 export const startedDeliverySchema = z
   .object({

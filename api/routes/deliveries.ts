@@ -26,17 +26,13 @@ export function deliveryRoutes(router: Router<AuthState>, deps: ServiceDeps): vo
       // started a moment ago: the workflow has not written its row yet
       const starting = await describeStartingDelivery(deps.temporal.client, ctx.state.projectId, ctx.params.deliveryId);
       if (!starting) throw notFound(`delivery ${ctx.params.deliveryId}`);
-      ctx.body = { ...starting, attempts: [], timeline: await readTimeline(deps.temporal.client, starting.deliveryId, { attempts: [], delayWatch: starting.condition === 'delay' }), temporalUrl: temporalUrl(deps, starting.deliveryId) };
+      const { timeline } = await readTimeline(deps.temporal.client, starting.deliveryId, async () => []);
+      ctx.body = { ...starting, attempts: [], timeline, temporalUrl: temporalUrl(deps, starting.deliveryId) };
       return;
     }
-    const attempts = await attemptsOf(deps.db, ctx.state.projectId, delivery.deliveryId);
+    const { attempts, timeline } = await readTimeline(deps.temporal.client, delivery.deliveryId, () => attemptsOf(deps.db, ctx.state.projectId, delivery.deliveryId), delivery.error);
     const { projectId: _projectId, ...visible } = delivery;
-    ctx.body = {
-      ...visible,
-      attempts,
-      timeline: await readTimeline(deps.temporal.client, delivery.deliveryId, { attempts, delayWatch: delivery.condition === 'delay' }),
-      temporalUrl: temporalUrl(deps, delivery.deliveryId),
-    };
+    ctx.body = { ...visible, attempts, timeline, temporalUrl: temporalUrl(deps, delivery.deliveryId) };
   });
 
   router.post('/api/alerts/deliveries/:deliveryId/redeliver', async (ctx) => {
