@@ -1,4 +1,4 @@
-import type { AlertConditionName, ExecutionEvent, StartedDelivery } from '../lib/schemas';
+import type { AlertConditionName, DeliveryStatus, ExecutionEvent, StartedDelivery } from '../lib/schemas';
 
 /** Input of the AlertDelivery workflow (its workflow id is `deliveryId`). */
 export interface AlertDeliveryInput {
@@ -16,7 +16,8 @@ export interface AlertDeliveryInput {
   redeliveryOf?: string;
 }
 
-export type AlertDeliveryStatus = 'delivered' | 'failed' | 'suppressed';
+/** How a delivery ends. */
+export type AlertDeliveryStatus = Exclude<DeliveryStatus, 'scheduled' | 'in_progress'>;
 
 export interface AlertDeliveryResult {
   deliveryId: string;
