@@ -59,6 +59,10 @@ const envSchema = z.object({
   ALERTS_EAGER_WORKFLOW_START: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
 
   DATABASE_URL: optionalText,
+  /** MeshHook's own PostgreSQL: the service reads its runs' changes (meshhook/outbox.up.sql applied there) and alerts on them */
+  MESHHOOK_DATABASE_URL: optionalText,
+  /** `<MeshHook project uuid>:<alerts project>` pairs, comma-separated: where each MeshHook project's alerts go (an unmapped project stops the source) */
+  MESHHOOK_PROJECTS: optionalText,
   /** how long a start waits for PostgreSQL (DATABASE_URL) and Temporal (TEMPORAL_ADDRESS) to come up, retrying; 0 fails at once */
   ALERTS_STARTUP_WAIT_SECONDS: z.coerce.number().int().min(0).default(120),
   ALERTS_API_TOKENS: optionalText,

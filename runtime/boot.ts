@@ -8,6 +8,8 @@ import { loadEnv, parseTokenSeeds, type Env } from '../lib/env';
 import { openDatabase, postgresNotUpReason, postgresTarget, probePostgres, type Db } from '../store/db';
 import { migrate } from '../store/migrate';
 import { addToken, countTokens, createToken } from '../store/tokens';
+import { startMeshHookSource } from '../meshhook/source';
+import { parseProjectMap } from '../lib/meshhook';
 import { createAlertsWorker } from '../worker';
 import { serviceDeps, type ServiceDeps } from './deps';
 import { startDevServer, type DevServer } from './dev-server';
@@ -214,6 +216,11 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
         await running.catch(() => undefined);
       });
       say('worker running');
+    }
+
+    if (env.MESHHOOK_DATABASE_URL) {
+      const source = await startMeshHookSource(deps, { url: env.MESHHOOK_DATABASE_URL, projects: parseProjectMap(env.MESHHOOK_PROJECTS), log: (line) => say(`meshhook: ${line}`) });
+      cleanups.push(() => source.stop());
     }
 
     let apiUrl: string | undefined;

@@ -1,0 +1,178 @@
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startMeshHookSource, type MeshHookSource } from '../meshhook/source';
+import type { ServiceDeps } from '../runtime/deps';
+import { Receiver, type Received } from './support/receiver';
+import { useStack, type TestStack } from './support/stack';
+import { openStore, type TestStore } from './support/stores';
+
+/**
+ * The MeshHook change source against a real PostgreSQL database shaped like MeshHook's
+ * (test/fixtures/meshhook-schema.sql) with meshhook/outbox.up.sql applied, dispatching into the
+ * shared embedded stack: status changes made by plain SQL, as MeshHook makes them, come out as
+ * alerts at a real receiver.
+ */
+const uid = () => randomBytes(4).toString('hex');
+const ROOT = path.resolve(__dirname, '..');
+const sql = (file: string) => fs.readFileSync(path.join(ROOT, file), 'utf8');
+
+describe('the MeshHook change source (MeshHook tables on PostgreSQL)', function () {
+  this.timeout(120_000);
+  let stack: TestStack;
+  let receiver: Receiver;
+  let meshhook: TestStore;
+  let deps: ServiceDeps;
+  const project = randomUUID();
+  const sources: MeshHookSource[] = [];
+
+  before(async function () {
+    this.timeout(180_000);
+    stack = await useStack();
+    deps = stack.service.apiDeps!;
+    receiver = await Receiver.start();
+    meshhook = await openStore('postgres', { migrated: false });
+    await meshhook.db.exec(sql('test/fixtures/meshhook-schema.sql'));
+    // idempotent: applied twice
+    await meshhook.db.exec(sql('meshhook/outbox.up.sql'));
+    await meshhook.db.exec(sql('meshhook/outbox.up.sql'));
+  });
+
+  // one source at a time: each reads the whole outbox from its own cursor
+  afterEach(async () => {
+    for (const s of sources.splice(0)) await s.stop();
+  });
+
+  after(async () => {
+    await receiver?.close();
+    await meshhook?.close();
+  });
+
+  async function source(name = `src_${uid()}`, projects = new Map([[project, 'default']])): Promise<MeshHookSource> {
+    const s = await startMeshHookSource(deps, { url: meshhook.url!, projects, name, pollMs: 300, log: () => undefined });
+    sources.push(s);
+    return s;
+  }
+
+  /** A workflow definition in MeshHook, and an alert config for its slug that posts what the templates see. */
+  async function workflow(conditions: object[]): Promise<{ definitionId: string; slug: string; path: string }> {
+    const slug = `orders-${uid()}`;
+    const [{ id }] = await meshhook.db.query<{ id: string }>(
+      `INSERT INTO workflow_definitions (project_id, slug, version, definition) VALUES ($1, $2, 3, '{"name": "Orders sync"}') RETURNING id::text`,
+      [project, slug],
+    );
+    const hookPath = `/meshhook-${slug}`;
+    receiver.on(hookPath, () => ({ status: 200 }));
+    const res = await stack.api('POST', '/api/alerts/config', {
+      config: {
+        workflowId: slug,
+        name: 'from MeshHook',
+        conditions,
+        webhook: { url: `${receiver.url}${hookPath}` },
+        payload: { template: { condition: '{{ condition }}', run: '{{ run.id }}', workflow: '{{ workflow.id }}', name: '{{ workflow.name }}', version: '{{ workflow.version }}', error: '{{ error.message }}', step: '{{ error.step }}', type: '{{ event.type }}' } },
+        retry: { maxAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maxIntervalMs: 400, maxDurationMs: 60_000 },
+      },
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    return { definitionId: id, slug, path: hookPath };
+  }
+
+  const startRun = async (definitionId: string): Promise<string> =>
+    (await meshhook.db.query<{ id: string }>(`INSERT INTO workflow_runs (project_id, workflow_id, status, started_at) VALUES ($1, $2, 'running', now()) RETURNING id::text`, [project, definitionId]))[0].id;
+  const setStatus = (runId: string, status: string) =>
+    meshhook.db.query(`UPDATE workflow_runs SET status = $2, finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'canceled') THEN now() END WHERE id = $1`, [runId, status]);
+  const bodies = (received: Received[]) => received.map((r) => JSON.parse(r.body) as Record<string, string | number>);
+
+  it('turns every status change of a run into the right event and alert, the failure with its error from the event log', async () => {
+    await source();
+    const { definitionId, slug, path: hook } = await workflow([{ type: 'failure' }, { type: 'success' }, { type: 'manual_intervention' }, { type: 'canceled' }]);
+
+    const failing = await startRun(definitionId);
+    await setStatus(failing, 'paused');
+    await setStatus(failing, 'running');
+    await meshhook.db.query(`INSERT INTO workflow_events (run_id, type, payload) VALUES ($1, 'step.failed', '{"error": {"message": "HTTP 500 from CRM", "step": "createContact"}}')`, [failing]);
+    await setStatus(failing, 'failed');
+    const succeeding = await startRun(definitionId);
+    await setStatus(succeeding, 'succeeded');
+    const canceled = await startRun(definitionId);
+    await setStatus(canceled, 'canceled');
+
+    const got = bodies(await receiver.waitFor(hook, 4));
+    const of = (run: string) => got.filter((b) => b.run === run).map((b) => b.condition).sort();
+    assert.deepEqual(of(failing), ['failure', 'manual_intervention']);
+    assert.deepEqual(of(succeeding), ['success']);
+    assert.deepEqual(of(canceled), ['canceled']);
+    const failure = got.find((b) => b.condition === 'failure')!;
+    assert.deepEqual(
+      { workflow: failure.workflow, name: failure.name, version: failure.version, error: failure.error, step: failure.step, type: failure.type },
+      { workflow: slug, name: 'Orders sync', version: 3, error: 'HTTP 500 from CRM', step: 'createContact', type: 'run.failed' },
+    );
+    // nothing more: run.started and run.resumed match no condition here, and no change alerts twice
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(receiver.at(hook).length, 4);
+  });
+
+  it('starts a delay watch on run.started and ends it quietly when the run finishes in time', async () => {
+    await source();
+    const { definitionId, path: hook } = await workflow([{ type: 'delay', thresholdSeconds: 2 }]);
+    const quick = await startRun(definitionId);
+    await setStatus(quick, 'succeeded');
+    const slow = await startRun(definitionId);
+    const [late] = bodies(await receiver.waitFor(hook, 1, 15_000));
+    assert.deepEqual({ condition: late.condition, run: late.run }, { condition: 'delay', run: slow });
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(receiver.at(hook).length, 1, 'the run that finished in time sent nothing');
+  });
+
+  it('alerts on a change made while the source was down once it comes back, and not again after a restart', async () => {
+    const name = `src_${uid()}`;
+    const first = await source(name);
+    const { definitionId, path: hook } = await workflow([{ type: 'failure' }]);
+    const before = await startRun(definitionId);
+    await setStatus(before, 'failed');
+    await receiver.waitFor(hook, 1);
+    await first.stop();
+
+    const whileDown = await startRun(definitionId);
+    await setStatus(whileDown, 'failed');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(receiver.at(hook).length, 1, 'nothing is read while the source is down');
+
+    const again = await source(name);
+    await again.caughtUp();
+    const runs = bodies(await receiver.waitFor(hook, 2)).map((b) => b.run);
+    assert.deepEqual(runs.sort(), [before, whileDown].sort());
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.equal(receiver.at(hook).length, 2, 'the change read before the restart does not alert again');
+  });
+
+  it('refuses to start while a MeshHook project is not mapped to an alerts project', async () => {
+    const stranger = randomUUID();
+    await meshhook.db.query(`INSERT INTO workflow_definitions (project_id, slug) VALUES ($1, $2)`, [stranger, `other-${uid()}`]);
+    try {
+      await assert.rejects(source(`src_${uid()}`, new Map([[project, 'default']])), new RegExp(`MeshHook projects not in MESHHOOK_PROJECTS: ${stranger}`));
+    } finally {
+      await meshhook.db.query('DELETE FROM workflow_definitions WHERE project_id = $1', [stranger]);
+    }
+  });
+
+  it('is removed again by outbox.down.sql, leaving MeshHook\'s tables as they were', async () => {
+    const scratch = await openStore('postgres', { migrated: false });
+    try {
+      await scratch.db.exec(sql('test/fixtures/meshhook-schema.sql'));
+      await scratch.db.exec(sql('meshhook/outbox.up.sql'));
+      await scratch.db.exec(sql('meshhook/outbox.down.sql'));
+      await scratch.db.exec(sql('meshhook/outbox.down.sql'));
+      const left = await scratch.db.query<{ n: number }>(
+        `SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'meshhook_alerts')::int + (SELECT count(*) FROM pg_trigger WHERE tgname = 'meshhook_alerts_run_change')::int AS n`,
+      );
+      assert.equal(left[0].n, 0);
+      // MeshHook goes on writing runs as before
+      const [{ id }] = await scratch.db.query<{ id: string }>(`INSERT INTO workflow_definitions (project_id, slug) VALUES (gen_random_uuid(), 'x') RETURNING id::text`);
+      await scratch.db.query(`INSERT INTO workflow_runs (project_id, workflow_id, status) VALUES (gen_random_uuid(), $1, 'running')`, [id]);
+    } finally {
+      await scratch.close();
+    }
+  });
+});
