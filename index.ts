@@ -28,5 +28,8 @@ export { AlertsApiError, AlertsUnavailableError, createAlertsClient, type Alerts
 export { executionEventSchema, alertConfigInputSchema } from './lib/schemas';
 export { alertsDataConverter } from './lib/codec';
 export { parseKeyring } from './lib/crypto';
+// for receivers: check an alert's Standard Webhooks signature (docs/receiving.md)
+export { verifyAlert, checkSecret, AlertVerificationError, DEFAULT_TOLERANCE_SECONDS } from './lib/verify';
+export type { VerificationCheck, VerifyOptions, AlertHeaders } from './lib/verify';
 export type { ExecutionEvent, AlertConfigInput, AlertConfig } from './lib/schemas';
 export type { AlertDeliveryInput, AlertDeliveryResult, ProcessExecutionEventInput, StartedDelivery } from './workflows/types';

@@ -32,8 +32,10 @@ CREATE TABLE IF NOT EXISTS meshhook_alerts.cursors (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- SECURITY DEFINER: whichever role MeshHook writes its runs with (on Supabase, possibly one behind
+-- row-level security) needs no rights on this schema; the function writes as the role that applied this file.
 CREATE OR REPLACE FUNCTION meshhook_alerts.record_run_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF TG_OP = 'UPDATE' AND NEW.status IS NOT DISTINCT FROM OLD.status THEN
     RETURN NEW;

@@ -147,6 +147,29 @@ describe('the MeshHook change source (MeshHook tables on PostgreSQL)', function 
     assert.equal(receiver.at(hook).length, 2, 'the change read before the restart does not alert again');
   });
 
+  it("records runs written by a role with no rights on the outbox, and is read by a login holding only meshhook/source-role.sql's rights", async () => {
+    const app = `meshhook_app_${uid()}`;
+    const login = `alerts_source_${uid()}`;
+    await meshhook.db.exec(sql('meshhook/source-role.sql'));
+    await meshhook.db.exec(sql('meshhook/source-role.sql'));
+    await meshhook.db.exec(`CREATE ROLE ${app} NOLOGIN; GRANT SELECT, INSERT, UPDATE ON workflow_runs TO ${app}; CREATE ROLE ${login} LOGIN IN ROLE meshhook_alerts_source`);
+    const { definitionId, path: hook } = await workflow([{ type: 'failure' }]);
+    // MeshHook's own role: runs only; the trigger writes the outbox as the role that applied outbox.up.sql
+    const [{ id: runId }] = await meshhook.db.transaction(async (tx) => {
+      await tx.exec(`SET LOCAL ROLE ${app}`);
+      const rows = await tx.query<{ id: string }>(`INSERT INTO workflow_runs (project_id, workflow_id, status, started_at) VALUES ($1, $2, 'running', now()) RETURNING id::text`, [project, definitionId]);
+      await tx.query(`UPDATE workflow_runs SET status = 'failed', finished_at = now() WHERE id = $1`, [rows[0].id]);
+      return rows;
+    });
+    const url = new URL(meshhook.url!);
+    url.username = login;
+    url.password = '';
+    const s = await startMeshHookSource(deps, { url: url.toString(), projects: new Map([[project, 'default']]), name: `src_${uid()}`, pollMs: 300, log: () => undefined });
+    sources.push(s);
+    const [alert] = bodies(await receiver.waitFor(hook, 1));
+    assert.equal(alert.run, runId);
+  });
+
   it('refuses to start while a MeshHook project is not mapped to an alerts project', async () => {
     const stranger = randomUUID();
     await meshhook.db.query(`INSERT INTO workflow_definitions (project_id, slug) VALUES ($1, $2)`, [stranger, `other-${uid()}`]);
