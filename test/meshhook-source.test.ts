@@ -170,6 +170,25 @@ describe('the MeshHook change source (MeshHook tables on PostgreSQL)', function 
     assert.equal(alert.run, runId);
   });
 
+  it('finds a change whose NOTIFY never arrived by polling', async () => {
+    await source();
+    const { definitionId, path: hook } = await workflow([{ type: 'failure' }]);
+    const runId = randomUUID();
+    // written as the trigger writes it, without the notification (as if it was lost)
+    await meshhook.db.query(`ALTER TABLE workflow_runs DISABLE TRIGGER meshhook_alerts_run_change`);
+    try {
+      await meshhook.db.query(`INSERT INTO workflow_runs (id, project_id, workflow_id, status, started_at, finished_at) VALUES ($1, $2, $3, 'failed', now(), now())`, [runId, project, definitionId]);
+    } finally {
+      await meshhook.db.query(`ALTER TABLE workflow_runs ENABLE TRIGGER meshhook_alerts_run_change`);
+    }
+    await meshhook.db.query(
+      `INSERT INTO meshhook_alerts.run_changes (run_id, project_id, workflow_id, new_status, started_at, finished_at) VALUES ($1, $2, $3, 'failed', now(), now())`,
+      [runId, project, definitionId],
+    );
+    const [alert] = bodies(await receiver.waitFor(hook, 1, 5_000));
+    assert.equal(alert.run, runId);
+  });
+
   it('refuses to start while a MeshHook project is not mapped to an alerts project', async () => {
     const stranger = randomUUID();
     await meshhook.db.query(`INSERT INTO workflow_definitions (project_id, slug) VALUES ($1, $2)`, [stranger, `other-${uid()}`]);
