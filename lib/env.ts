@@ -4,7 +4,7 @@ import { parseEgressPolicy, type EgressPolicy } from './egress';
 
 /**
  * Every environment variable the service reads, parsed and validated once.
- * The README's configuration table lists the same names.
+ * docs/configuration.md is generated from their descriptions (npm run docs).
  */
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
@@ -17,68 +17,81 @@ const optionalText = z.string().trim().optional().transform((v) => (v ? v : unde
 /** requests a minute per API token: well above what MeshHook and a person at the UI send */
 export const DEFAULT_RATE_LIMIT_PER_MINUTE = 1200;
 
-const envSchema = z.object({
-  PORT: port(3000),
-  HOST: z.string().default('127.0.0.1'),
-  DATA_DIR: z.string().default('./data'),
-  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
-  /** trust X-Forwarded-* from a TLS-terminating proxy in front of the API */
-  TRUST_PROXY: bool,
+export const envSchema = z.object({
+  PORT: port(3000).describe('API port'),
+  HOST: z.string().default('127.0.0.1').describe('API listen address (`0.0.0.0` in the container image)'),
+  DATA_DIR: z.string().default('./data').describe('embedded mode: PGlite files, dev server database and log, generated key and token'),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('`debug`, `info`, `warn` or `error`'),
+  TRUST_PROXY: bool.describe('trust `X-Forwarded-*` from a TLS-terminating proxy in front of the API ([HTTPS](security.md#https))'),
 
-  TEMPORAL_ADDRESS: optionalText,
-  TEMPORAL_NAMESPACE: z.string().default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().default('meshhook-alerts'),
-  TEMPORAL_TLS: bool,
-  TEMPORAL_TLS_CERT_PATH: optionalText,
-  TEMPORAL_TLS_KEY_PATH: optionalText,
-  TEMPORAL_TLS_CA_PATH: optionalText,
-  TEMPORAL_TLS_SERVER_NAME: optionalText,
-  TEMPORAL_API_KEY: optionalText,
-  TEMPORAL_CLI_PATH: optionalText,
-  TEMPORAL_DEV_PORT: port(7233),
-  TEMPORAL_UI_PORT: port(8233),
-  TEMPORAL_UI_PUBLIC_URL: optionalText,
-  /**
-   * SQLite pragmas of the embedded dev server. WAL without fsync is safe when a
-   * process is killed (the OS keeps the writes) but may lose the last moments of
-   * work if the machine itself loses power; synchronous=FULL survives that too, at
-   * a fraction of the throughput.
-   */
-  TEMPORAL_DEV_SQLITE_PRAGMAS: z.string().default('journal_mode=WAL,synchronous=OFF'),
+  TEMPORAL_ADDRESS: optionalText.describe('`host:port` of a Temporal frontend to join; unset: the embedded dev server'),
+  TEMPORAL_NAMESPACE: z.string().default('default').describe('namespace of the workflows'),
+  TEMPORAL_TASK_QUEUE: z.string().default('meshhook-alerts').describe('task queue of the workflows'),
+  TEMPORAL_TLS: bool.describe('connect to Temporal over TLS (implied by `TEMPORAL_TLS_CERT_PATH`, `TEMPORAL_TLS_CA_PATH`, `TEMPORAL_TLS_SERVER_NAME` and `TEMPORAL_API_KEY`)'),
+  TEMPORAL_TLS_CERT_PATH: optionalText.describe('client certificate (PEM) for mTLS; with `TEMPORAL_TLS_KEY_PATH`, both or neither'),
+  TEMPORAL_TLS_KEY_PATH: optionalText.describe('client private key (PEM) for mTLS; with `TEMPORAL_TLS_CERT_PATH`, both or neither'),
+  TEMPORAL_TLS_CA_PATH: optionalText.describe('CA certificate (PEM) of the Temporal server'),
+  TEMPORAL_TLS_SERVER_NAME: optionalText.describe('server name to verify, when it differs from the address'),
+  TEMPORAL_API_KEY: optionalText.describe('API key (Temporal Cloud)'),
+  TEMPORAL_CLI_PATH: optionalText.describe('embedded mode: the Temporal CLI to use (else `temporal` on `PATH`, a cached copy, or one the project installs)'),
+  TEMPORAL_DEV_PORT: port(7233).describe('embedded mode: the dev server\'s gRPC port'),
+  TEMPORAL_UI_PORT: port(8233).describe('embedded mode: the dev server\'s Web UI port'),
+  TEMPORAL_UI_PUBLIC_URL: optionalText.describe('Web UI base URL for links in delivery answers; its origin may call `/codec`; unset: the embedded UI'),
+  TEMPORAL_DEV_SQLITE_PRAGMAS: z
+    .string()
+    .default('journal_mode=WAL,synchronous=OFF')
+    .describe(
+      'embedded mode: SQLite pragmas of the dev server. Without fsync a killed process loses nothing (the OS holds the writes), but a power loss may lose the last moments; `journal_mode=WAL,synchronous=FULL` survives that too, at a fraction of the throughput',
+    ),
 
-  /**
-   * Worker tuning (npm run bench:tuning measures them); unset keeps the Temporal SDK's default.
-   * TEMPORAL_WORKER_WORKFLOW_THREADS: threads that run workflow code.
-   */
-  TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS: optionalCount,
-  TEMPORAL_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: optionalCount,
-  TEMPORAL_WORKER_MAX_CONCURRENT_ACTIVITIES: optionalCount,
-  TEMPORAL_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES: optionalCount,
-  TEMPORAL_WORKER_WORKFLOW_THREADS: optionalCount,
-  /** eager workflow start: Temporal hands a started delivery straight to the worker of the process that started it */
-  ALERTS_EAGER_WORKFLOW_START: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  // Worker tuning (npm run bench:tuning measures them); unset keeps the Temporal SDK's default.
+  TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS: optionalCount.describe('workflows a worker keeps cached; unset: the Temporal SDK\'s default ([benchmarks](benchmarks.md#tuning))'),
+  TEMPORAL_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: optionalCount.describe('workflow tasks a worker runs at once; unset: the Temporal SDK\'s default'),
+  TEMPORAL_WORKER_MAX_CONCURRENT_ACTIVITIES: optionalCount.describe('activities a worker runs at once; unset: the Temporal SDK\'s default'),
+  TEMPORAL_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES: optionalCount.describe('local activities (first attempts) a worker runs at once; unset: the Temporal SDK\'s default'),
+  TEMPORAL_WORKER_WORKFLOW_THREADS: optionalCount.describe('threads that run workflow code; unset: the Temporal SDK\'s default'),
+  ALERTS_EAGER_WORKFLOW_START: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true')
+    .describe(
+      'eager workflow start: the start\'s answer hands the first workflow task straight to the worker of the process that started it, saving a round trip through Temporal\'s matching (at 20/s on the dev server: p50 22–26 ms with it, 43–51 ms without; [benchmarks](benchmarks.md#tuning))',
+    ),
 
-  DATABASE_URL: optionalText,
-  /** MeshHook's own PostgreSQL: the service reads its runs' changes (meshhook/outbox.up.sql applied there) and alerts on them */
-  MESHHOOK_DATABASE_URL: optionalText,
-  /** `<MeshHook project uuid>:<alerts project>` pairs, comma-separated: where each MeshHook project's alerts go (an unmapped project stops the source) */
-  MESHHOOK_PROJECTS: optionalText,
-  /** how long a start waits for PostgreSQL (DATABASE_URL) and Temporal (TEMPORAL_ADDRESS) to come up, retrying; 0 fails at once */
-  ALERTS_STARTUP_WAIT_SECONDS: z.coerce.number().int().min(0).default(120),
-  ALERTS_API_TOKENS: optionalText,
-  ALERTS_ENCRYPTION_KEYS: optionalText,
-  /** webhooks may target any address (development); lib/egress.ts */
-  ALERTS_ALLOW_PRIVATE_NETWORKS: bool,
-  /** comma-separated hosts, *.domains and CIDRs that webhooks may target although their addresses are refused */
-  ALERTS_EGRESS_ALLOW: optionalText,
-  /** `production`: plain http:// webhooks only to hosts allowed in ALERTS_EGRESS_ALLOW */
-  NODE_ENV: optionalText,
-  /** requests per minute per API token (a token bucket that holds a minute's worth); 0 turns the limit off */
-  ALERTS_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(DEFAULT_RATE_LIMIT_PER_MINUTE),
-  /** the API serves HTTPS with this certificate chain and key (PEM files); both or neither */
-  ALERTS_TLS_CERT_PATH: optionalText,
-  ALERTS_TLS_KEY_PATH: optionalText,
-  /** origins (scheme://host[:port]) of Temporal Web UIs that may call the codec endpoint, comma-separated; the UI of TEMPORAL_UI_PUBLIC_URL and the embedded one are added */
+  DATABASE_URL: optionalText.describe('PostgreSQL 15+ (or Supabase); TLS with `?sslmode=…`; unset: the embedded PGlite in `DATA_DIR`'),
+  MESHHOOK_DATABASE_URL: optionalText.describe(
+    "MeshHook's own PostgreSQL: the service reads its runs' changes (`meshhook/outbox.up.sql` applied there) and alerts on them ([MeshHook](meshhook.md)); unset: no change source",
+  ),
+  MESHHOOK_PROJECTS: optionalText.describe(
+    "comma-separated `<MeshHook project uuid>:<alerts project>` pairs: where each MeshHook project's alerts go (an unmapped project stops the source)",
+  ),
+  ALERTS_STARTUP_WAIT_SECONDS: z
+    .coerce.number()
+    .int()
+    .min(0)
+    .default(120)
+    .describe(
+      'how long the API and a worker wait at start for PostgreSQL (`DATABASE_URL`) and Temporal (`TEMPORAL_ADDRESS`, namespace included) to come up, retrying with backoff (0.5 s doubling to 5 s) and printing a line per retry; then they exit 1; `0` fails at once',
+    ),
+  ALERTS_API_TOKENS: optionalText.describe('comma-separated `token:projectId` pairs stored (hashed) at start; tokens ≥ 16 characters'),
+  ALERTS_ENCRYPTION_KEYS: optionalText.describe(
+    'comma-separated `id:base64key` (32-byte keys); the first encrypts, all decrypt; unset: embedded mode makes a key file in `DATA_DIR`, and with `DATABASE_URL` it is required',
+  ),
+  ALERTS_ALLOW_PRIVATE_NETWORKS: bool.describe(
+    '`true` lets webhooks target every address, loopback and private ones included: for development ([egress policy](security.md#egress-policy-ssrf-guard))',
+  ),
+  ALERTS_EGRESS_ALLOW: optionalText.describe(
+    'comma-separated exceptions to the egress policy: hosts (`hooks.internal`, `127.0.0.1`), `*.domain` wildcards and CIDRs (`10.20.0.0/16`)',
+  ),
+  NODE_ENV: optionalText.describe('`production` (the container image sets it) refuses plain `http://` webhooks unless their host is in `ALERTS_EGRESS_ALLOW`'),
+  ALERTS_RATE_LIMIT_PER_MINUTE: z
+    .coerce.number()
+    .int()
+    .min(0)
+    .default(DEFAULT_RATE_LIMIT_PER_MINUTE)
+    .describe('requests a minute per API token, in bursts of up to a minute\'s worth; `0` turns the limit off ([rate limit](security.md#rate-limit))'),
+  ALERTS_TLS_CERT_PATH: optionalText.describe('certificate chain (PEM) with which the API serves HTTPS; with `ALERTS_TLS_KEY_PATH`, both or neither ([HTTPS](security.md#https))'),
+  ALERTS_TLS_KEY_PATH: optionalText.describe('private key (PEM) with which the API serves HTTPS; with `ALERTS_TLS_CERT_PATH`, both or neither'),
   ALERTS_CODEC_CORS_ORIGINS: z
     .string()
     .default('')
@@ -94,6 +107,9 @@ const envSchema = z.object({
           }
           return parsed?.origin ?? origin;
         }),
+    )
+    .describe(
+      'comma-separated origins (`https://temporal.example.com`) of more Temporal Web UIs that may call `/codec` from a browser; the embedded UI and `TEMPORAL_UI_PUBLIC_URL` are allowed already',
     ),
 });
 
