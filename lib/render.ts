@@ -46,7 +46,7 @@ const CONDITION_TEXT: Record<AlertConditionName, string> = {
   test: 'test alert',
 };
 
-/** The payload sent when a config has no template (documented in the README). */
+/** The payload sent when a config has no template (documented in docs/reference.md). */
 export function defaultPayload(ctx: TemplateContext): JsonValue {
   const who = ctx.workflow.name ?? ctx.workflow.id;
   const text = ctx.condition === 'test'

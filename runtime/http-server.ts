@@ -8,7 +8,7 @@ export interface ApiTls {
   keyPath: string;
 }
 
-/** The most a request line and its headers may take together (README: "headers over 16 KiB"); see headerBytes. */
+/** The most a request line and its headers may take together (docs/security.md: "headers over 16 KiB"); see headerBytes. */
 export const MAX_REQUEST_HEADER_BYTES = 16 * 1024;
 const HEADERS_TOO_LARGE = `request headers are larger than ${MAX_REQUEST_HEADER_BYTES} bytes`;
 

@@ -15,7 +15,7 @@ import { tcpForward, type TcpForward } from './support/tcp-forward';
 
 /**
  * A dependency that is down answers 503 with Retry-After on every route, never a 500: a client that
- * resends on 503 (as the README tells MeshHook to) loses nothing. The store is a real PostgreSQL
+ * resends on 503 (as docs/getting-started.md tells MeshHook to) loses nothing. The store is a real PostgreSQL
  * reached through a TCP forwarder that the test closes (connections refused and cut, as while
  * PostgreSQL restarts) and opens again; Temporal is a port where nothing listens.
  */

@@ -15,7 +15,7 @@ import { useStack, type TestStack } from './support/stack';
  * test stack: sign in, create a config, a validation error beside its field, a test alert the
  * receiver gets (and verifies), editing a config, rotating its secret, the egress policy's refusals
  * explained, a delivery that retries and then succeeds in its timeline, keyboard use and a narrow
- * screen. The main screens are saved to docs/screenshots/ (the README shows them).
+ * screen. The main screens are saved to docs/screenshots/ (the README and docs/getting-started.md show them).
  */
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

@@ -18,7 +18,7 @@ import { codecPayloadsSchema, type codecPayloadSchema } from '../schemas';
  * The token comes as `Authorization: Bearer <token>` (the CLI's `--codec-auth`), or as a path segment,
  * `/codec/<token>/decode`: the Web UI sends no header of ours (its "pass access token" sends its own
  * login's token, and only to https endpoints), so an operator sets the UI's codec endpoint in the
- * browser to `<API URL>/codec/<token>` (README: "Reading alerts in the Temporal Web UI").
+ * browser to `<API URL>/codec/<token>` (docs/security.md: "Reading alerts in the Temporal Web UI").
  */
 export const CODEC_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 const PREFLIGHT_MAX_AGE_SECONDS = 600;
