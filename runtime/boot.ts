@@ -275,7 +275,7 @@ export async function runService(options: { roles: Roles }): Promise<void> {
   if (service.apiToken) say(`API token    ${service.apiToken}   (project "default"; also in ${path.join(service.env.dataDir, 'api-token')})`);
   else if (service.env.embeddedDatabase && !service.env.ALERTS_API_TOKENS) say(`API token    ${path.join(service.env.dataDir, 'api-token')} is missing; create a token with: npm run token -- default`);
   if (service.apiUrl && !service.env.ALERTS_EGRESS_ALLOW && !service.env.ALERTS_ALLOW_PRIVATE_NETWORKS) {
-    say('Webhooks     public addresses only; to send to a receiver on this machine, start with ALERTS_EGRESS_ALLOW=127.0.0.1 (README: Egress policy)');
+    say('Webhooks     public addresses only; to send to a receiver on this machine, start with ALERTS_EGRESS_ALLOW=127.0.0.1 (docs/security.md: Egress policy)');
   }
   say('ready; press Ctrl-C to stop');
   let stopping = 0;
