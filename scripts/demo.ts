@@ -1,5 +1,5 @@
 /**
- * `npm run demo [-- --exit]`: the whole path of an alert, on this machine, in one command.
+ * `npm run demo [-- --exit] [--http]`: the whole path of an alert, on this machine, in one command.
  *
  * A throwaway PostgreSQL shaped like MeshHook's (when PostgreSQL's server programs are installed; else
  * the HTTP API stands in for MeshHook), the embedded alerts service reading its run changes, a receiver
@@ -22,6 +22,8 @@ import { startService, type RunningService } from '../runtime/boot';
 
 const ROOT = path.resolve(__dirname, '..');
 const EXIT_WHEN_SHOWN = process.argv.includes('--exit') || process.env.DEMO_EXIT === '1';
+/** `--http`: MeshHook's part is played by POST /api/events even where PostgreSQL is installed */
+const VIA_HTTP = process.argv.includes('--http');
 const ALERT_WAIT_MS = 60_000;
 const WORKFLOW = { slug: 'orders-sync', name: 'Orders sync', version: 3 };
 const FAILURE = { message: 'HTTP 500 from CRM', step: 'createContact' };
@@ -446,7 +448,7 @@ async function main(): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   try {
-    const pg = await startMeshHookPostgres();
+    const pg = VIA_HTTP ? { unavailable: '--http' } : await startMeshHookPostgres();
     if ('unavailable' in pg) say(`no throwaway PostgreSQL (${pg.unavailable}): MeshHook's part is played by POST /api/events instead`);
     else {
       meshhook = pg;
