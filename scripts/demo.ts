@@ -74,7 +74,7 @@ function divertServiceLog(file: string): { tail(lines?: number): string; restore
     if (shown.test(line)) original(line);
   };
   return {
-    tail: (lines = 15) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') : ''),
+    tail: (lines = 5) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') : ''),
     restore: () => void (console.log = original),
   };
 }
@@ -461,7 +461,7 @@ async function main(): Promise<number> {
       service = await startAlertsService(path.join(tmp, 'data'), meshhook);
     } catch (err) {
       const tail = serviceLog.tail();
-      throw new DemoError(`the alerts service did not start: ${(err as Error).message}${tail ? `\n  its log (${path.join(tmp, 'service.log')}) ends:\n${tail.replace(/^/gm, '    ')}` : ''}`);
+      throw new DemoError(`the alerts service did not start: ${(err as Error).message}${tail ? `\n  its last lines:\n${tail.replace(/^/gm, '    ')}` : ''}`);
     }
     say(`service up in ${seconds(Date.now() - started)}: API ${service.apiUrl}, Temporal UI ${service.temporalUiUrl}${meshhook ? ', reading MeshHook\'s run changes' : ''}`);
 
@@ -475,7 +475,7 @@ async function main(): Promise<number> {
 
     const arrival = await receiver.next(ALERT_WAIT_MS);
     if (!arrival) {
-      throw new DemoError(`no verified alert arrived within ${ALERT_WAIT_MS / 1000} s of the failure; the service's log is ${path.join(tmp, 'service.log')}:\n${serviceLog.tail().replace(/^/gm, '    ')}`);
+      throw new DemoError(`no verified alert arrived within ${ALERT_WAIT_MS / 1000} s of the failure; the service's last lines:\n${serviceLog.tail().replace(/^/gm, '    ')}`);
     }
     console.log('');
     console.log(`${green('✔ alert received')}   webhook-id ${bold(arrival.webhookId)}, ${Math.round(arrival.at - run.failedAt)} ms after the run failed`);
