@@ -82,6 +82,12 @@ export async function startMeshHookSource(deps: Pick<ServiceDeps, 'db' | 'tempor
   let stopped = false;
   let error: string | undefined;
   let wake: (() => void) | undefined;
+  // a notification that comes while a read is under way: read again at once instead of sleeping
+  let woken = false;
+  const wakeUp = () => {
+    woken = true;
+    wake?.();
+  };
   /** reads completed, and whether one is under way */
   let reads = 0;
   let reading = false;
@@ -91,9 +97,9 @@ export async function startMeshHookSource(deps: Pick<ServiceDeps, 'db' | 'tempor
     const c = new Client({ connectionString: options.url });
     c.on('error', (err) => {
       error = `connection to MeshHook's database failed: ${err.message}`;
-      wake?.();
+      wakeUp();
     });
-    c.on('notification', () => wake?.());
+    c.on('notification', wakeUp);
     await c.connect();
     await c.query(`LISTEN ${NOTIFY_CHANNEL}`);
     await checkProjects(c, options.projects);
@@ -137,6 +143,7 @@ export async function startMeshHookSource(deps: Pick<ServiceDeps, 'db' | 'tempor
     while (!stopped) {
       try {
         client ??= await connect();
+        woken = false;
         reading = true;
         const n = await drain(client).finally(() => (reading = false));
         if (n > 0) log(`dispatched ${n} run change${n === 1 ? '' : 's'}`);
@@ -148,10 +155,12 @@ export async function startMeshHookSource(deps: Pick<ServiceDeps, 'db' | 'tempor
           readWaiters.splice(readWaiters.indexOf(w), 1);
           w.resolve();
         }
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, pollMs).unref();
-        });
+        if (!woken) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, pollMs).unref();
+          });
+        }
       } catch (err) {
         if (stopped) break;
         const message = (err as Error).message;
@@ -173,13 +182,13 @@ export async function startMeshHookSource(deps: Pick<ServiceDeps, 'db' | 'tempor
     caughtUp() {
       // the first read that starts after this call covers everything committed before it
       const after = reads + (reading ? 2 : 1);
-      wake?.();
+      wakeUp();
       return new Promise((resolve) => readWaiters.push({ after, resolve }));
     },
     lastError: () => error,
     async stop() {
       stopped = true;
-      wake?.();
+      wakeUp();
       await running;
       await client?.end().catch(() => undefined);
     },

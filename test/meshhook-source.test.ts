@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Client, type WorkflowClientInterceptor } from '@temporalio/client';
+import { alertsDataConverter } from '../lib/codec';
 import { startMeshHookSource, type MeshHookSource } from '../meshhook/source';
 import type { ServiceDeps } from '../runtime/deps';
 import { Receiver, type Received } from './support/receiver';
@@ -187,6 +189,37 @@ describe('the MeshHook change source (MeshHook tables on PostgreSQL)', function 
     );
     const [alert] = bodies(await receiver.waitFor(hook, 1, 5_000));
     assert.equal(alert.run, runId);
+  });
+
+  it('reads again at once for a change announced while it was still dispatching the one before (no wait for the poll)', async () => {
+    // the first change's workflow start is held until released, so the second change is committed, and its
+    // NOTIFY arrives, while the source is inside that read; the poll is a minute, longer than the test waits
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const { definitionId, slug, path: hook } = await workflow([{ type: 'failure' }]);
+    let starts = 0;
+    const holdFirst: WorkflowClientInterceptor = {
+      async start(input, next) {
+        // only this test's deliveries: the source also reads the earlier tests' changes (started before, so duplicates)
+        const isOurs = (input.options.args[0] as { event: { workflowId: string } }).event.workflowId === slug;
+        if (isOurs && ++starts === 1) await held;
+        return next(input);
+      },
+    };
+    const { connection, namespace } = stack.service.temporal;
+    const client = new Client({ connection, namespace, dataConverter: alertsDataConverter(stack.service.keyring), interceptors: { workflow: [holdFirst] } });
+    const s = await startMeshHookSource({ ...deps, temporal: { ...deps.temporal, client } }, { url: meshhook.url!, projects: new Map([[project, 'default']]), name: `src_${uid()}`, pollMs: 60_000, log: () => undefined });
+    sources.push(s);
+    await s.caughtUp();
+    const first = await startRun(definitionId);
+    await setStatus(first, 'failed');
+    while (starts === 0) await new Promise((r) => setTimeout(r, 20));
+    const second = await startRun(definitionId);
+    await setStatus(second, 'failed');
+    await new Promise((r) => setTimeout(r, 300)); // the NOTIFY of the second is in
+    release();
+    const runs = bodies(await receiver.waitFor(hook, 2, 10_000)).map((b) => b.run);
+    assert.deepEqual(runs.sort(), [first, second].sort());
   });
 
   it('refuses to start while a MeshHook project is not mapped to an alerts project', async () => {
