@@ -79,7 +79,8 @@ function webUiOrigins(uiUrl: string): string[] {
   return origins;
 }
 
-function freePort(host: string): Promise<number> {
+/** A TCP port free on `host` at this moment (another process may still take it before it is used). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);

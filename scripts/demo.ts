@@ -12,13 +12,13 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { format } from 'node:util';
 import { Client } from 'pg';
 import { AlertVerificationError, verifyAlert } from '../lib/verify';
-import { startService, type RunningService } from '../runtime/boot';
+import { freePort, startService, type RunningService } from '../runtime/boot';
 
 const ROOT = path.resolve(__dirname, '..');
 const EXIT_WHEN_SHOWN = process.argv.includes('--exit') || process.env.DEMO_EXIT === '1';
@@ -37,17 +37,6 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 class DemoError extends Error {}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const isExecutable = (file: string) => {
   try {
