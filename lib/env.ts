@@ -22,6 +22,10 @@ export const envSchema = z.object({
   HOST: z.string().default('127.0.0.1').describe('API listen address (`0.0.0.0` in the container image)'),
   DATA_DIR: z.string().default('./data').describe('embedded mode: PGlite files, dev server database and log, generated key and token'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('`debug`, `info`, `warn` or `error`'),
+  LOG_FORMAT: z
+    .enum(['auto', 'json', 'pretty'])
+    .default('auto')
+    .describe('`json`: one JSON object per line (pino); `pretty`: readable lines; `auto`: pretty in a terminal, JSON when the output is not a TTY'),
   TRUST_PROXY: bool.describe('trust `X-Forwarded-*` from a TLS-terminating proxy in front of the API ([HTTPS](security.md#https))'),
 
   TEMPORAL_ADDRESS: optionalText.describe('`host:port` of a Temporal frontend to join; unset: the embedded dev server'),
@@ -90,6 +94,40 @@ export const envSchema = z.object({
     .min(0)
     .default(DEFAULT_RATE_LIMIT_PER_MINUTE)
     .describe('requests a minute per API token, in bursts of up to a minute\'s worth; `0` turns the limit off ([rate limit](security.md#rate-limit))'),
+  ALERTS_OPERATOR_WEBHOOK_URL: optionalText.describe(
+    "the deployment's operator webhook: every project's operator alerts (`delivery.exhausted`, `config.failing`, `config.disabled`, …) go there, signed with `ALERTS_OPERATOR_WEBHOOK_SECRET` ([operator alerts](operator-alerts.md)); unset: only projects' own operator webhooks",
+  ),
+  ALERTS_OPERATOR_WEBHOOK_SECRET: optionalText.describe('`whsec_…` secret that signs the deployment\'s operator alerts; required with `ALERTS_OPERATOR_WEBHOOK_URL`'),
+  ALERTS_ENDPOINT_WARN_AFTER_FAILURES: z
+    .coerce.number()
+    .int()
+    .min(1)
+    .default(5)
+    .describe('consecutive failed deliveries of a config after which its owner gets `config.failing` (once per failing streak); a project may set its own'),
+  ALERTS_ENDPOINT_DISABLE_AFTER_SECONDS: z
+    .coerce.number()
+    .int()
+    .min(0)
+    .default(5 * 24 * 3600)
+    .describe(
+      'a config failing this long without a single delivered alert (and at least the warning\'s count of failures) is disabled, its alerts held; default 5 days, as the established webhook senders do; `0` never disables (a 410 still does); a project may set its own',
+    ),
+  ALERTS_FAILURE_RATE_THRESHOLD: z
+    .coerce.number()
+    .min(0)
+    .max(1)
+    .default(0.5)
+    .describe("share of a project's attempts over the window that failed above which `delivery.failure_rate` is sent (at most once per window)"),
+  ALERTS_FAILURE_RATE_WINDOW_SECONDS: z.coerce.number().int().min(10).default(300).describe('the window of `ALERTS_FAILURE_RATE_THRESHOLD`'),
+  ALERTS_FAILURE_RATE_MIN_ATTEMPTS: z.coerce.number().int().min(1).default(20).describe('fewer attempts than this in the window never count as a failure rate'),
+  ALERTS_DEGRADED_AFTER_SECONDS: z
+    .coerce.number()
+    .int()
+    .min(1)
+    .default(30)
+    .describe('Temporal or the store unreachable this long raises `service.degraded` (sent when it recovers, if it could not be sent during)'),
+  ALERTS_RETENTION_DAYS: z.coerce.number().int().min(1).default(30).describe('attempt logs, finished deliveries, held alerts and operator alerts older than this are deleted (a Temporal schedule, in small batches)'),
+  ALERTS_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).default(365).describe('audit log entries older than this are deleted'),
   ALERTS_TLS_CERT_PATH: optionalText.describe('certificate chain (PEM) with which the API serves HTTPS; with `ALERTS_TLS_KEY_PATH`, both or neither ([HTTPS](security.md#https))'),
   ALERTS_TLS_KEY_PATH: optionalText.describe('private key (PEM) with which the API serves HTTPS; with `ALERTS_TLS_CERT_PATH`, both or neither'),
   ALERTS_CODEC_CORS_ORIGINS: z
@@ -127,6 +165,9 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
   }
   if ((env.ALERTS_TLS_CERT_PATH === undefined) !== (env.ALERTS_TLS_KEY_PATH === undefined)) {
     throw new Error('invalid environment: ALERTS_TLS_CERT_PATH and ALERTS_TLS_KEY_PATH go together (HTTPS needs both)');
+  }
+  if (env.ALERTS_OPERATOR_WEBHOOK_URL && !env.ALERTS_OPERATOR_WEBHOOK_SECRET) {
+    throw new Error('invalid environment: ALERTS_OPERATOR_WEBHOOK_URL needs ALERTS_OPERATOR_WEBHOOK_SECRET (whsec_ followed by base64 of at least 24 random bytes)');
   }
   return {
     ...env,

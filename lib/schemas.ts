@@ -329,7 +329,11 @@ export const startedDeliverySchema = z
   .meta({ id: 'StartedDelivery' });
 export type StartedDelivery = z.infer<typeof startedDeliverySchema>;
 
-export const AUDIT_ACTIONS = ['config.created', 'config.updated', 'config.deleted', 'config.secret_rotated', 'config.disabled'] as const;
+export const AUDIT_ACTIONS = [
+  'config.created', 'config.updated', 'config.deleted', 'config.secret_rotated', 'config.disabled',
+  'config.reenabled', 'config.held_sent', 'config.held_discarded',
+  'project.settings_updated', 'project.erased',
+] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** One changed field: `from` is absent on a create, `to` on a delete. */
@@ -340,8 +344,8 @@ export const auditEntrySchema = z
   .object({
     id: z.string(),
     action: z.enum(AUDIT_ACTIONS),
-    configId: z.string(),
-    workflowId: z.string(),
+    configId: z.string().nullable().meta({ description: 'null for an entry about the whole project (`project.*`)' }),
+    workflowId: z.string().nullable(),
     tokenId: z.string().nullable().meta({ description: 'the API token (its id, `tok_…`) that made the change; null when the service made it (a receiver answered 410)' }),
     changes: z
       .array(auditChangeSchema)

@@ -11,7 +11,7 @@ export const SERVICE_ACTOR: Actor = { tokenId: null };
 /** Records one config change; callers run it in the transaction of the change itself. */
 export async function recordAudit(
   db: Queryable,
-  entry: { projectId: string; actor: Actor; action: AuditAction; configId: string; workflowId: string; changes: AuditChange[] },
+  entry: { projectId: string; actor: Actor; action: AuditAction; configId: string | null; workflowId: string | null; changes: AuditChange[] },
 ): Promise<void> {
   await db.query(
     `INSERT INTO alert_audit_log (project_id, token_id, action, config_id, workflow_id, changes) VALUES ($1, $2, $3, $4, $5, $6::jsonb)`,
@@ -22,8 +22,8 @@ export async function recordAudit(
 interface AuditRow {
   id: string;
   action: AuditAction;
-  config_id: string;
-  workflow_id: string;
+  config_id: string | null;
+  workflow_id: string | null;
   token_id: string | null;
   changes: AuditChange[];
   created_at: Date;

@@ -5,6 +5,7 @@ import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { newKeySpec, parseKeyring } from '../lib/crypto';
 import { parseEgressPolicy } from '../lib/egress';
+import { defaultOperations } from '../runtime/deps';
 import { alertConfigInputSchema } from '../lib/schemas';
 import { ALL_SEARCH_ATTRIBUTES } from '../lib/search-attributes';
 import { temporal } from '@temporalio/proto';
@@ -57,7 +58,7 @@ describe('delay watch of five minutes (time-skipping test server)', function () 
       // no sticky cache: a workflow task of a stopped worker goes straight back to the task queue
       maxCachedWorkflows: 0,
       workflowsPath: path.resolve(__dirname, '..', 'workflows', 'index.ts'),
-      activities: createActivities({ db: store.db, keyring, egress: parseEgressPolicy({ allow: '127.0.0.1' }), temporal: { client: env.client, namespace: 'default', taskQueue, eagerStart: true } }),
+      activities: createActivities({ db: store.db, keyring, egress: parseEgressPolicy({ allow: '127.0.0.1' }), temporal: { client: env.client, namespace: 'default', taskQueue, eagerStart: true }, operations: defaultOperations() }),
     };
     await resumeWorker();
   });

@@ -10,7 +10,7 @@ import { newKeySpec, parseKeyring } from '../lib/crypto';
 import { parseEgressPolicy } from '../lib/egress';
 import { alertConfigInputSchema } from '../lib/schemas';
 import { startMeshHookSource } from '../meshhook/source';
-import type { ServiceDeps } from '../runtime/deps';
+import { defaultOperations, type ServiceDeps } from '../runtime/deps';
 import { saveConfig } from '../store/configs';
 import { createAlertsWorker } from '../worker';
 import { startServiceProcess, stopAllServiceProcesses } from './support/processes';
@@ -130,7 +130,7 @@ describe('the MeshHook change source under faults: 2,000 changes, none lost, non
     const taskQueue = `meshhook-burst-${uid()}`;
     const { connection, namespace } = stack.service.temporal;
     const client = new Client({ connection, namespace, dataConverter: alertsDataConverter(keyring) });
-    const deps: ServiceDeps = { db: alerts.db, keyring, egress: parseEgressPolicy({ allow: '127.0.0.1' }), temporal: { client, namespace, taskQueue, eagerStart: false } };
+    const deps: ServiceDeps = { db: alerts.db, keyring, egress: parseEgressPolicy({ allow: '127.0.0.1' }), temporal: { client, namespace, taskQueue, eagerStart: false }, operations: defaultOperations() };
     const worker: Worker = await createAlertsWorker(connection, deps);
     const running = worker.run();
     const project = randomUUID();
