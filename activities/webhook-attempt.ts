@@ -62,6 +62,51 @@ function describeNetworkError(err: unknown, timeoutMs: number): string {
   return `network error: ${code ? `${code} ` : ''}${e.cause?.message ?? e.message ?? String(err)}`.trim();
 }
 
+/** What one signed POST came to on the wire: an answer, a network error, or a refusal by the egress policy. */
+export interface PostResult {
+  httpStatus: number | null;
+  /** the first bytes of the answer's body */
+  snippet: string | null;
+  retryAfterMs?: number;
+  networkError?: string;
+  refusal?: string;
+  durationMs: number;
+}
+
+/**
+ * POSTs `body` with the Standard Webhooks `signature` headers through the egress dispatcher (a
+ * connection only to checked addresses) and reads the answer. Shared by alert attempts and operator
+ * alerts (activities/operator.ts); judging the answer is the caller's.
+ */
+export async function postSigned(
+  dispatcher: Dispatcher,
+  target: { url: string; headers: Record<string, string>; body: string; timeoutMs: number },
+  signature: Record<string, string>,
+): Promise<PostResult> {
+  const started = performance.now();
+  const result: Omit<PostResult, 'durationMs'> = { httpStatus: null, snippet: null };
+  try {
+    const res = await request(target.url, {
+      dispatcher,
+      method: 'POST',
+      headers: { ...target.headers, 'content-type': 'application/json', 'user-agent': USER_AGENT, ...signature },
+      body: target.body,
+      signal: AbortSignal.timeout(target.timeoutMs),
+      headersTimeout: target.timeoutMs,
+      bodyTimeout: target.timeoutMs,
+    });
+    result.httpStatus = res.statusCode;
+    const retryAfter = res.headers['retry-after'];
+    result.retryAfterMs = parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
+    result.snippet = await readSnippet(res.body).catch(() => null);
+  } catch (err) {
+    const refused = egressRefusalOf(err);
+    if (refused) result.refusal = `refused by the egress policy: ${refused.reason}`;
+    else result.networkError = describeNetworkError(err, target.timeoutMs);
+  }
+  return { ...result, durationMs: Math.round(performance.now() - started) };
+}
+
 /**
  * One attempt of the delivery: `attempt` its number, `elapsedMs` the time since its first attempt
  * started. A 410 disables the config. `movesDelivery`: the log write also moves the delivery row on
@@ -76,32 +121,7 @@ export async function makeAttempt(
 ): Promise<AttemptVerdict> {
   if (attempt > 1) await recordLostAttempts(deps.db, req.ref, attempt);
   const signature = signatureHeaders(secrets, req.ref.deliveryId, req.body);
-  const started = performance.now();
-  let httpStatus: number | null = null;
-  let snippet: string | null = null;
-  let retryAfterMs: number | undefined;
-  let networkError: string | undefined;
-  let refusal: string | undefined;
-  try {
-    const res = await request(req.url, {
-      dispatcher,
-      method: 'POST',
-      headers: { ...req.headers, 'content-type': 'application/json', 'user-agent': USER_AGENT, ...signature },
-      body: req.body,
-      signal: AbortSignal.timeout(req.timeoutMs),
-      headersTimeout: req.timeoutMs,
-      bodyTimeout: req.timeoutMs,
-    });
-    httpStatus = res.statusCode;
-    const retryAfter = res.headers['retry-after'];
-    retryAfterMs = parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
-    snippet = await readSnippet(res.body).catch(() => null);
-  } catch (err) {
-    const refused = egressRefusalOf(err);
-    if (refused) refusal = `refused by the egress policy: ${refused.reason}`;
-    else networkError = describeNetworkError(err, req.timeoutMs);
-  }
-  const durationMs = Math.round(performance.now() - started);
+  const { httpStatus, snippet, retryAfterMs, networkError, refusal, durationMs } = await postSigned(dispatcher, req, signature);
   attemptDuration.observe(durationMs / 1000);
 
   const fail = (error: string, message = error): AttemptVerdict => ({ outcome: 'failed', httpStatus, error, message, delayMs: 0 });
