@@ -13,6 +13,7 @@ import { configRoutes } from './routes/configs';
 import { deliveryRoutes } from './routes/deliveries';
 import { eventRoutes } from './routes/events';
 import { logRoutes } from './routes/logs';
+import { overviewRoutes } from './routes/overview';
 import { previewRoutes } from './routes/previews';
 import { testAlertRoutes } from './routes/test-alerts';
 import { serveUi } from './static-ui';
@@ -46,7 +47,7 @@ export function apiRouters(deps: ServiceDeps, options: { /** per API token; 0: n
   const rateLimit = rateLimitPerToken(options.rateLimitPerMinute ?? DEFAULT_RATE_LIMIT_PER_MINUTE);
   api.use(requireToken(deps.db), rateLimit);
   // one module per resource
-  for (const routes of [configRoutes, eventRoutes, testAlertRoutes, previewRoutes, logRoutes, deliveryRoutes]) routes(api, deps);
+  for (const routes of [configRoutes, eventRoutes, testAlertRoutes, previewRoutes, logRoutes, deliveryRoutes, overviewRoutes]) routes(api, deps);
   return { open, api, codec: codecRoutes(deps) };
 }
 

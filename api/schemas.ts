@@ -12,7 +12,13 @@ import {
   isoTime,
   retrySettingsSchema,
   startedDeliverySchema,
+  failureRateSettingsFields,
+  failureRateSettingsSchema,
+  healthSettingsFields,
+  healthSettingsSchema,
+  secretSchema,
 } from '../lib/schemas';
+import { operatorEventSchema, operatorEventTypeSchema } from '../lib/operator-events';
 
 /**
  * The zod schemas of the HTTP API that are not domain objects: what the routes parse out of a
@@ -252,6 +258,85 @@ export const auditPageSchema = z
 
 export const healthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
 
+// ---------------------------------------------------------------- insight: the project overview and a config's stats (api/routes/overview.ts)
+
+export const MAX_STATS_HOURS = 168;
+
+export const statsQuerySchema = z
+  .strictObject({
+    hours: z.coerce
+      .number()
+      .int('hours must be a whole number')
+      .min(1, 'hours must be at least 1')
+      .max(MAX_STATS_HOURS, `hours must be at most ${MAX_STATS_HOURS}`)
+      .default(24)
+      .meta({ description: 'the window: this many whole UTC hours, the current one last' }),
+  })
+  .meta({ id: 'StatsQuery' });
+
+const overviewHealthSchema = z.object({
+  consecutiveFailures: z.number().int().meta({ description: 'failed deliveries since the last delivered one' }),
+  failingSince: isoTime.nullable().meta({ description: 'when that streak began' }),
+  lastSuccessAt: isoTime.nullable(),
+  lastFailureAt: isoTime.nullable(),
+  warnedAt: isoTime.nullable().meta({ description: 'when config.failing was sent for this streak' }),
+  heldCount: z.number().int().meta({ description: 'alerts held while the service has the config disabled' }),
+});
+
+export const overviewSchema = z
+  .object({
+    workflows: z
+      .array(
+        z.object({
+          workflowId: z.string(),
+          configs: z.array(
+            z.object({
+              id: z.string(),
+              name: z.string(),
+              enabled: z.boolean(),
+              disabledReason: z.string().nullable().meta({ description: 'set when the service disabled the config (a 410, or failing too long)' }),
+              health: overviewHealthSchema,
+              lastDelivery: z
+                .object({
+                  deliveryId: z.string(),
+                  status: deliveryStatusSchema,
+                  condition: conditionNameSchema,
+                  httpStatus: z.number().int().nullable(),
+                  createdAt: isoTime,
+                  updatedAt: isoTime,
+                })
+                .nullable()
+                .meta({ description: 'the newest delivery of the config; null when it has none' }),
+            }),
+          ),
+        }),
+      )
+      .meta({ description: 'every MeshHook workflow of the project that has alert configs, by workflow id; its configs oldest first' }),
+  })
+  .meta({ id: 'ProjectOverview' });
+
+const statsNumbers = {
+  delivered: z.number().int().meta({ description: 'deliveries that ended delivered (their delivering attempt was logged in this hour)' }),
+  failed: z.number().int().meta({ description: 'deliveries that ended failed for good' }),
+  retried: z.number().int().meta({ description: 'attempts that failed and were retried' }),
+  attempts: z.number().int().meta({ description: 'every attempt' }),
+  successRate: z.number().min(0).max(1).nullable().meta({ description: 'delivered / (delivered + failed); null when no delivery ended' }),
+  latencyMs: z
+    .object({ p50: z.number().nullable(), p95: z.number().nullable() })
+    .meta({ description: "each attempt's POST, request sent to answer or timeout (alert_logs.durationMs), in ms; null without attempts" }),
+};
+
+export const configStatsSchema = z
+  .object({
+    configId: z.string(),
+    hours: z.number().int(),
+    from: isoTime.meta({ description: 'start of the first hour' }),
+    to: isoTime.meta({ description: 'end of the current hour' }),
+    buckets: z.array(z.object({ start: isoTime.meta({ description: 'start of the hour (UTC)' }), ...statsNumbers })).meta({ description: 'one per hour, oldest first' }),
+    totals: z.object(statsNumbers).meta({ description: 'the whole window' }),
+  })
+  .meta({ id: 'ConfigStats', description: "A config's attempt log summed up per hour" });
+
 export const readinessSchema = z
   .object({
     status: z.enum(['ready', 'not_ready']),
@@ -281,3 +366,73 @@ export const codecPayloadsSchema = z
 export const codecTokenPathSchema = z.strictObject({
   token: z.string().min(1).max(512).meta({ description: 'an API token, for clients that cannot send an Authorization header (the Temporal Web UI)' }),
 });
+
+// ---------------------------------------------------------------- project settings and operator alerts (docs/operator-alerts.md)
+
+export const projectSettingsUpdateSchema = z
+  .strictObject({
+    operatorWebhook: z
+      .strictObject({
+        url: z.string().min(1, 'operatorWebhook.url is required').max(2048, 'operatorWebhook.url is too long').meta({ description: "the project's operator webhook; checked against the egress policy like a config's URL" }),
+        secret: secretSchema.optional().meta({ description: 'whsec_… that signs its operator alerts; absent: the current one is kept, or one is generated and answered once' }),
+      })
+      .nullable()
+      .optional()
+      .meta({ description: 'null removes the project\'s operator webhook; absent leaves it as it is' }),
+    health: z.strictObject(healthSettingsFields).partial().nullable().optional().meta({ description: "fields override the deployment's (ALERTS_ENDPOINT_*); null goes back to the deployment's" }),
+    failureRate: z
+      .strictObject(failureRateSettingsFields)
+      .partial()
+      .nullable()
+      .optional()
+      .meta({ description: "fields override the deployment's (ALERTS_FAILURE_RATE_*); null goes back to the deployment's" }),
+  })
+  .meta({ id: 'ProjectSettingsUpdate' });
+export type ProjectSettingsUpdate = z.infer<typeof projectSettingsUpdateSchema>;
+
+export const projectSettingsSchema = z
+  .object({
+    operatorWebhook: z.object({ url: z.string() }).nullable().meta({ description: "the project's own operator webhook (its secret is never read back)" }),
+    health: healthSettingsSchema.meta({ description: 'effective values: the project\'s overrides over the deployment\'s' }),
+    failureRate: failureRateSettingsSchema.meta({ description: 'effective values: the project\'s overrides over the deployment\'s' }),
+    operatorSecret: z.string().optional().meta({ description: 'only in the answer of the PUT that generated it: shown once' }),
+  })
+  .meta({ id: 'ProjectSettings' });
+export type ProjectSettings = z.infer<typeof projectSettingsSchema>;
+
+export const operatorAlertsQuerySchema = z
+  .strictObject({
+    limit: z.coerce
+      .number()
+      .int()
+      .min(1, 'limit must be at least 1')
+      .max(500, 'limit must be at most 500')
+      .default(50)
+      .meta({ description: 'alerts per page' }),
+    before: cursorSchema.optional().meta({ description: 'the `nextCursor` of the previous page' }),
+  })
+  .meta({ id: 'OperatorAlertsQuery' });
+
+export const operatorAlertSchema = z
+  .object({
+    alertId: z.string().meta({ description: 'op:<target>:<event id>: its Temporal workflow id (webhook-id: the same with "." as "_")' }),
+    type: operatorEventTypeSchema,
+    projectId: z.string().nullable(),
+    target: z.enum(['deployment', 'project']).meta({ description: "deployment: ALERTS_OPERATOR_WEBHOOK_URL; project: the project's own operator webhook" }),
+    status: z.enum(['in_progress', 'delivered', 'failed']),
+    attempts: z.number().int(),
+    httpStatus: z.number().int().nullable(),
+    error: z.string().nullable(),
+    event: operatorEventSchema,
+    createdAt: isoTime,
+    updatedAt: isoTime,
+  })
+  .meta({ id: 'OperatorAlert', description: 'One operator alert to one operator webhook, and how its delivery went' });
+export type OperatorAlertRecord = z.infer<typeof operatorAlertSchema>;
+
+export const operatorAlertPageSchema = z
+  .object({
+    alerts: z.array(operatorAlertSchema).meta({ description: 'newest first' }),
+    nextCursor: z.string().nullable().meta({ description: 'pass as `before` for the next page; null on the last page' }),
+  })
+  .meta({ id: 'OperatorAlertPage' });

@@ -1,0 +1,165 @@
+import type { AlertConditionName, DeliveryStatus } from '../lib/schemas';
+import type { Queryable } from './db';
+
+const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
+
+/** A config's endpoint health, read from migration 007's columns and alert_held. */
+export interface ConfigHealth {
+  consecutiveFailures: number;
+  failingSince: string | null;
+  lastSuccessAt: string | null;
+  lastFailureAt: string | null;
+  warnedAt: string | null;
+  heldCount: number;
+}
+
+export interface OverviewConfig {
+  id: string;
+  name: string;
+  enabled: boolean;
+  disabledReason: string | null;
+  health: ConfigHealth;
+  lastDelivery: { deliveryId: string; status: DeliveryStatus; condition: AlertConditionName; httpStatus: number | null; createdAt: string; updatedAt: string } | null;
+}
+
+export interface Overview {
+  workflows: { workflowId: string; configs: OverviewConfig[] }[];
+}
+
+interface OverviewRow {
+  id: string; workflow_id: string; name: string; enabled: boolean; disabled_reason: string | null;
+  consecutive_failures: number; failing_since: Date | null; last_success_at: Date | null; last_failure_at: Date | null; warned_at: Date | null;
+  held_count: number;
+  delivery_id: string | null; status: DeliveryStatus | null; condition: AlertConditionName | null; http_status: number | null;
+  delivery_created_at: Date | null; delivery_updated_at: Date | null;
+}
+
+/**
+ * Every workflow of the project that has configs, each config with its health and last delivery, in
+ * one statement. Reads no sealed column: the overview shows no URL, so nothing is decrypted.
+ */
+export async function projectOverview(db: Queryable, projectId: string): Promise<Overview> {
+  const rows = await db.query<OverviewRow>(
+    `SELECT c.id, c.workflow_id, c.name, c.enabled, c.disabled_reason,
+            c.consecutive_failures, c.failing_since, c.last_success_at, c.last_failure_at, c.warned_at,
+            (SELECT count(*)::int FROM alert_held h WHERE h.project_id = c.project_id AND h.config_id = c.id) AS held_count,
+            d.delivery_id, d.status, d.condition, d.http_status, d.created_at AS delivery_created_at, d.updated_at AS delivery_updated_at
+     FROM alert_configs c
+     LEFT JOIN LATERAL (
+       SELECT delivery_id, status, condition, http_status, created_at, updated_at FROM alert_deliveries
+       WHERE project_id = c.project_id AND config_id = c.id
+       ORDER BY created_at DESC, delivery_id DESC LIMIT 1
+     ) d ON true
+     WHERE c.project_id = $1
+     ORDER BY c.workflow_id, c.created_at, c.id`,
+    [projectId],
+  );
+  const workflows: Overview['workflows'] = [];
+  for (const r of rows) {
+    if (workflows.at(-1)?.workflowId !== r.workflow_id) workflows.push({ workflowId: r.workflow_id, configs: [] });
+    workflows.at(-1)!.configs.push({
+      id: r.id,
+      name: r.name,
+      enabled: r.enabled,
+      disabledReason: r.disabled_reason,
+      health: {
+        consecutiveFailures: r.consecutive_failures,
+        failingSince: iso(r.failing_since),
+        lastSuccessAt: iso(r.last_success_at),
+        lastFailureAt: iso(r.last_failure_at),
+        warnedAt: iso(r.warned_at),
+        heldCount: r.held_count,
+      },
+      lastDelivery: r.delivery_id
+        ? { deliveryId: r.delivery_id, status: r.status!, condition: r.condition!, httpStatus: r.http_status, createdAt: iso(r.delivery_created_at)!, updatedAt: iso(r.delivery_updated_at)! }
+        : null,
+    });
+  }
+  return { workflows };
+}
+
+/** What the attempts of one hour (or of the whole window) came to. */
+export interface StatsBucket {
+  /** start of the hour (UTC); the totals have the window's start */
+  start: string;
+  /** deliveries that ended delivered in this hour (their delivering attempt's log row is in it) */
+  delivered: number;
+  /** deliveries that ended failed for good in this hour */
+  failed: number;
+  /** attempts that failed and were retried */
+  retried: number;
+  /** every attempt logged in this hour */
+  attempts: number;
+  /** delivered / (delivered + failed); null when no delivery ended in this hour */
+  successRate: number | null;
+  /** the POST of each attempt: request sent to answer (or timeout), alert_logs.duration_ms */
+  latencyMs: { p50: number | null; p95: number | null };
+}
+
+export interface ConfigStats {
+  configId: string;
+  hours: number;
+  from: string;
+  to: string;
+  buckets: StatsBucket[];
+  totals: Omit<StatsBucket, 'start'>;
+}
+
+interface StatsRow {
+  i: number | null; delivered: number; failed: number; retried: number; attempts: number; p50: number | null; p95: number | null; since: Date;
+}
+
+/**
+ * Hourly buckets of a config's attempt log over the last `hours` hours, the current hour last, and
+ * the totals of the window. Every number comes from alert_logs: a delivery's last attempt row says
+ * how it ended (delivered, or failed for good), the rows before it are `retrying`. Hours are whole
+ * UTC hours counted from the epoch, so the buckets do not depend on the database's time zone.
+ * `now` (tests: a clock they control) defaults to the database's.
+ */
+export async function configStats(db: Queryable, projectId: string, configId: string, hours: number, now?: Date): Promise<ConfigStats> {
+  const rows = await db.query<StatsRow>(
+    `WITH bounds AS (
+       SELECT to_timestamp((floor(extract(epoch FROM COALESCE($4::timestamptz, now())) / 3600) - ($3::int - 1)) * 3600) AS since
+     ), attempts AS (
+       SELECT floor(extract(epoch FROM (l.created_at - b.since)) / 3600)::int AS i, l.outcome, l.duration_ms
+       FROM alert_logs l CROSS JOIN bounds b
+       WHERE l.project_id = $1 AND l.config_id = $2 AND l.created_at >= b.since AND l.created_at < b.since + make_interval(hours => $3::int)
+     ), hours AS (
+       SELECT generate_series(0, $3::int - 1) AS i
+     )
+     SELECT h.i,
+            count(a.outcome) FILTER (WHERE a.outcome = 'delivered')::int AS delivered,
+            count(a.outcome) FILTER (WHERE a.outcome = 'failed')::int AS failed,
+            count(a.outcome) FILTER (WHERE a.outcome = 'retrying')::int AS retried,
+            count(a.outcome)::int AS attempts,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS p50,
+            percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS p95,
+            (SELECT since FROM bounds) AS since
+     FROM hours h LEFT JOIN attempts a ON a.i = h.i
+     GROUP BY h.i
+     UNION ALL
+     SELECT NULL,
+            count(*) FILTER (WHERE outcome = 'delivered')::int,
+            count(*) FILTER (WHERE outcome = 'failed')::int,
+            count(*) FILTER (WHERE outcome = 'retrying')::int,
+            count(*)::int,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
+            percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),
+            (SELECT since FROM bounds)
+     FROM attempts
+     ORDER BY 1 NULLS LAST`,
+    [projectId, configId, hours, now ?? null],
+  );
+  const since = new Date(rows[0].since).getTime();
+  const shape = (r: StatsRow): Omit<StatsBucket, 'start'> => ({
+    delivered: r.delivered,
+    failed: r.failed,
+    retried: r.retried,
+    attempts: r.attempts,
+    successRate: r.delivered + r.failed === 0 ? null : r.delivered / (r.delivered + r.failed),
+    latencyMs: { p50: r.p50 === null ? null : Math.round(Number(r.p50)), p95: r.p95 === null ? null : Math.round(Number(r.p95)) },
+  });
+  const buckets = rows.filter((r) => r.i !== null).map((r) => ({ start: new Date(since + r.i! * 3_600_000).toISOString(), ...shape(r) }));
+  const totals = shape(rows.find((r) => r.i === null)!);
+  return { configId, hours, from: new Date(since).toISOString(), to: new Date(since + hours * 3_600_000).toISOString(), buckets, totals };
+}
