@@ -1,13 +1,15 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
-import { deliveriesFinished, dispatchLatency } from '../lib/metrics';
+import { deliveriesFinished, dispatchLatency, noteDeliveryFinished } from '../lib/metrics';
 import { buildTemplateContext } from '../lib/render';
 import type { DeliveryRef } from '../lib/schemas';
 import { TemplateError } from '../lib/templates';
 import type { ServiceDeps } from '../runtime/deps';
 import { renderAlertSandboxed } from '../runtime/template-sandbox';
+import { noteDeliveryOutcome } from '../dispatch/endpoint-health';
 import { findConfig, signingSecrets } from '../store/configs';
+import { holdAlert } from '../store/held';
 import { finishDelivery, logAttempt, recordLostAttempts, recordScheduledDelivery, startFirstAttempt, type RenderedRequest } from '../store/deliveries';
 import type { AlertDeliveryInput, AlertDeliveryStatus } from '../workflows/types';
 import { makeAttempt, type AttemptRequest } from './webhook-attempt';
@@ -39,13 +41,19 @@ const deliveryRef = (input: AlertDeliveryInput): DeliveryRef => ({
   condition: input.condition,
 });
 
-function noteFinished(input: AlertDeliveryInput, status: AlertDeliveryStatus, error: string | null): void {
-  deliveriesFinished.inc({ status });
+/** A delivery reached its final status: metrics, and its config's endpoint health (which raises delivery.exhausted for a failed one). */
+async function noteFinished(deps: ServiceDeps, input: AlertDeliveryInput, status: AlertDeliveryStatus, error: string | null): Promise<void> {
+  noteDeliveryFinished(input, status);
   if (status === 'failed') {
     // An exhausted or refused delivery is an operator event, not only a log row.
     console.warn(`[alerts] delivery ${input.deliveryId} failed for config ${input.configId}: ${error}`);
   }
+  await noteDeliveryOutcome(deps, input, status, error);
 }
+
+/** Why a delivery that found its config disabled by the service did not send: it is held (docs/endpoint-health.md). */
+const heldError = (reason: string) =>
+  `held: the alert config is disabled by the service (${reason}); re-enabling it sends or discards its held alerts`;
 
 /** The activities of the AlertDelivery workflow, in the order it runs them. */
 export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
@@ -95,10 +103,17 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
       // an earlier run's rendering wins over this one's (the same bytes on every attempt)
       const kept = started.request ?? rendered;
       if (!config || configRefusal !== undefined || !kept) {
-        const error = configRefusal ?? renderError ?? 'the alert could not be rendered';
+        // A config the service disabled holds the alert (a delay watch that fired while it was off, a
+        // delivery started just before the disable): the delivery ends failed, saying it is held.
+        const disabledBy = config && !config.enabled && input.condition !== 'test' ? config.disabledReason : null;
+        const held =
+          disabledBy !== null &&
+          (await holdAlert(deps.db, deps.keyring, { projectId: input.projectId, configId: input.configId, condition: input.condition, deliveryId: input.deliveryId }, input.event)) !== 'not_disabled';
+        const error = held && disabledBy !== null ? heldError(disabledBy) : (configRefusal ?? renderError ?? 'the alert could not be rendered');
         await recordLostAttempts(deps.db, ref, attempt);
         await logAttempt(deps.db, ref, { attempt, outcome: 'failed', error }, { status: 'failed', error });
-        noteFinished(input, 'failed', error);
+        if (held) deliveriesFinished.inc({ status: 'failed' });
+        else await noteFinished(deps, input, 'failed', error);
         return { kind: 'finished', status: 'failed', httpStatus: null, error };
       }
       const request: AttemptRequest = { ref, ...kept, timeoutMs: config.webhook.timeoutMs, retry: config.retry };
@@ -107,7 +122,7 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
       const v = await makeAttempt(deps, dispatcher, request, config.secrets, { attempt, elapsedMs: 0, movesDelivery: true });
       if (v.outcome === 'retrying') return { kind: 'retry', attempt, error: v.message, delayMs: v.delayMs, firstAttemptAtMs, request };
       const error = v.outcome === 'failed' ? v.message : null;
-      noteFinished(input, v.outcome, error);
+      await noteFinished(deps, input, v.outcome, error);
       return { kind: 'finished', status: v.outcome, httpStatus: v.httpStatus, error };
     },
 
@@ -136,7 +151,7 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
     /** Records the final outcome of a retried delivery or a suppressed delay watch. */
     async finishDelivery(input: AlertDeliveryInput, result: { status: AlertDeliveryStatus; httpStatus: number | null; error: string | null }): Promise<void> {
       await finishDelivery(deps.db, input.deliveryId, result);
-      noteFinished(input, result.status, result.error);
+      await noteFinished(deps, input, result.status, result.error);
     },
   };
 }

@@ -1,11 +1,12 @@
 import { request, type Dispatcher } from 'undici';
 import { egressRefusalOf } from '../lib/egress';
-import { attemptDuration, deliveryAttempts } from '../lib/metrics';
+import { logger, safeUrl } from '../lib/log';
+import { noteAttempt } from '../lib/metrics';
 import { afterRetryableFailure, classifyStatus, parseRetryAfter, retryingIn, type RetrySettings } from '../lib/retry';
 import type { DeliveryRef } from '../lib/schemas';
 import { signatureHeaders } from '../lib/signing';
 import type { ServiceDeps } from '../runtime/deps';
-import { disableConfig } from '../store/configs';
+import { disableGoneConfig } from '../dispatch/endpoint-health';
 import { logAttempt, recordLostAttempts } from '../store/deliveries';
 
 /**
@@ -36,6 +37,7 @@ export interface AttemptVerdict {
   delayMs: number;
 }
 
+const attemptLog = logger('delivery');
 const SNIPPET_BYTES = 1024;
 const MAX_BODY_READ_BYTES = 64 * 1024;
 const USER_AGENT = 'MeshHook-Alerts/0.1 (+standard-webhooks)';
@@ -113,7 +115,8 @@ export async function postSigned(
  * (in_progress while it will be retried, else its outcome), as the first attempt's step needs.
  */
 export async function makeAttempt(
-  deps: Pick<ServiceDeps, 'db'>,
+  // all of these for a 410: disabling the config raises config.disabled
+  deps: Pick<ServiceDeps, 'db' | 'keyring' | 'temporal' | 'operations'>,
   dispatcher: Dispatcher,
   req: AttemptRequest,
   secrets: string[],
@@ -122,7 +125,6 @@ export async function makeAttempt(
   if (attempt > 1) await recordLostAttempts(deps.db, req.ref, attempt);
   const signature = signatureHeaders(secrets, req.ref.deliveryId, req.body);
   const { httpStatus, snippet, retryAfterMs, networkError, refusal, durationMs } = await postSigned(dispatcher, req, signature);
-  attemptDuration.observe(durationMs / 1000);
 
   const fail = (error: string, message = error): AttemptVerdict => ({ outcome: 'failed', httpStatus, error, message, delayMs: 0 });
   const judge = async (): Promise<AttemptVerdict> => {
@@ -132,7 +134,7 @@ export async function makeAttempt(
     if (status === 'delivered') return { outcome: 'delivered', httpStatus, error: null, message: `HTTP ${httpStatus}`, delayMs: 0 };
     const error = networkError ?? `HTTP ${httpStatus}`;
     if (status === 'gone') {
-      await disableConfig(deps.db, req.ref.projectId, req.ref.configId, `receiver answered 410 Gone at ${new Date().toISOString()} (delivery ${req.ref.deliveryId})`);
+      await disableGoneConfig(deps, req.ref, `receiver answered 410 Gone at ${new Date().toISOString()} (delivery ${req.ref.deliveryId})`);
       return fail(`${error}: receiver is gone; the config was disabled`);
     }
     if (status === 'permanent') return fail(error);
@@ -142,7 +144,13 @@ export async function makeAttempt(
   };
 
   const verdict = await judge();
-  deliveryAttempts.inc({ outcome: verdict.outcome });
+  noteAttempt(req.ref.condition, verdict.outcome, durationMs);
+  // one line per attempt; the URL without its query string, never a header value, the body or a secret
+  const { deliveryId, configId, projectId, runId, condition } = req.ref;
+  attemptLog[verdict.outcome === 'delivered' ? 'info' : 'warn'](
+    { deliveryId, configId, projectId, runId, condition, attempt, outcome: verdict.outcome, durationMs, httpStatus, error: verdict.error, url: safeUrl(req.url) },
+    `webhook attempt ${attempt} ${verdict.outcome}: ${verdict.message}`,
+  );
   await logAttempt(
     deps.db,
     req.ref,

@@ -8,6 +8,7 @@ import {
   deliverySchema,
   deliveryStatusSchema,
   executionEventSchema,
+  heldActionSchema,
   idSchema,
   isoTime,
   retrySettingsSchema,
@@ -123,6 +124,20 @@ export const auditQuerySchema = z
   })
   .meta({ id: 'AuditQuery' });
 
+export const heldQuerySchema = z
+  .strictObject({
+    limit: z.coerce.number().int().min(1, 'limit must be at least 1').max(500, 'limit must be at most 500').default(50).meta({ description: 'held alerts per page' }),
+    before: cursorSchema.optional().meta({ description: 'the `nextCursor` of the previous page (held alerts come oldest first)' }),
+    cursor: cursorSchema.optional().meta({ description: 'the same as `before`' }),
+  })
+  .meta({ id: 'HeldQuery' });
+
+export const enableConfigRequestSchema = z
+  .strictObject({
+    held: heldActionSchema.optional().meta({ description: 'required when the config has held alerts (409 held_alerts_pending otherwise)' }),
+  })
+  .meta({ id: 'EnableConfigRequest' });
+
 // the rule of a config's workflowId: any other id can have no configs
 export const workflowIdPathSchema = z.object({ workflowId: idSchema('workflowId').meta({ description: 'the MeshHook workflow id' }) });
 // Taken as they come: an unknown id is a 404 from the store.
@@ -181,6 +196,10 @@ export const eventsAcceptedSchema = z
   .object({
     accepted: z.number().int().min(1).meta({ description: 'events in the request' }),
     deliveries: z.array(startedDeliverySchema).meta({ description: 'one per matching config and condition' }),
+    held: z
+      .array(z.object({ configId: z.string(), condition: conditionNameSchema }))
+      .optional()
+      .meta({ description: 'always present: alerts held instead of sent: their config is disabled by the service (sent or discarded when it is re-enabled)' }),
   })
   .meta({ id: 'EventsAccepted' });
 
@@ -244,6 +263,39 @@ export const savedConfigSchema = z
   .meta({ id: 'SavedAlertConfig' });
 
 export const configListSchema = z.object({ configs: z.array(alertConfigSchema) }).meta({ id: 'AlertConfigList' });
+
+export const heldAlertSchema = z
+  .object({
+    id: z.string(),
+    eventId: z.string(),
+    runId: z.string(),
+    workflowId: z.string(),
+    condition: conditionNameSchema,
+    deliveryId: z.string().nullable().meta({ description: 'the delivery that found the config disabled (a delay watch firing); null when the event was held as it came' }),
+    createdAt: isoTime,
+  })
+  .meta({ id: 'HeldAlert', description: 'An alert held while the service had its config disabled' });
+
+export const heldPageSchema = z
+  .object({
+    held: z.array(heldAlertSchema).meta({ description: 'oldest first' }),
+    count: z.number().int().min(0).meta({ description: 'every held alert of the config' }),
+    nextCursor: z.string().nullable(),
+  })
+  .meta({ id: 'HeldAlertPage' });
+
+export const enableConfigResultSchema = z
+  .object({
+    config: alertConfigSchema,
+    held: z
+      .object({
+        action: z.enum(['send', 'discard', 'none']).meta({ description: '`none`: there were no held alerts to decide about' }),
+        count: z.number().int().min(0),
+        deliveries: z.array(startedDeliverySchema).meta({ description: 'send: the deliveries started, oldest alert first' }),
+      })
+      .meta({ description: 'what became of the held alerts' }),
+  })
+  .meta({ id: 'EnableConfigResult' });
 
 export const rotatedSecretSchema = z
   .object({ configId: z.string(), secret: z.string().meta({ description: 'the new secret, shown this once' }), previousSecretExpiresAt: isoTime })
@@ -436,3 +488,27 @@ export const operatorAlertPageSchema = z
     nextCursor: z.string().nullable().meta({ description: 'pass as `before` for the next page; null on the last page' }),
   })
   .meta({ id: 'OperatorAlertPage' });
+
+// ---------------------------------------------------------------- erasing a project (api/routes/erasure.ts, docs/retention.md)
+
+export const eraseProjectRequestSchema = z
+  .strictObject({
+    confirm: z.string().min(1, 'confirm is required: the project id of this API token').max(200).meta({ description: "the project id of this API token, to confirm that all of its data goes" }),
+  })
+  .meta({ id: 'EraseProjectRequest' });
+
+export const erasedProjectSchema = z
+  .object({
+    erased: z
+      .object({
+        configs: z.number().int(),
+        deliveries: z.number().int(),
+        logs: z.number().int().meta({ description: 'attempt log rows' }),
+        held: z.number().int().meta({ description: 'held alerts' }),
+        settings: z.number().int().meta({ description: 'project settings (0 or 1)' }),
+        operatorAlerts: z.number().int(),
+        workflows: z.number().int().meta({ description: 'Temporal workflow executions of the project (running ones terminated first), deleted' }),
+      })
+      .meta({ description: 'how many of each were deleted; the audit entry `project.erased` records the same counts and is kept' }),
+  })
+  .meta({ id: 'ErasedProject' });

@@ -9,6 +9,8 @@ export type ErrorCode =
   | 'not_found'
   | 'method_not_allowed'
   | 'conflict'
+  /** a config has held alerts: re-enabling it must say whether to send or discard them */
+  | 'held_alerts_pending'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'rate_limited'

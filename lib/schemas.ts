@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { literalAuthority } from './egress';
+import { PRESET_NAMES, PRESETS, presetIssues } from './presets';
 import { checkTemplateString, templateStrings, TemplateError, type JsonValue } from './templates';
 
 /**
@@ -128,7 +129,10 @@ export const webhookSchema = z
         } catch {
           ctx.addIssue({ code: 'custom', message: 'url is not a valid URL' });
         }
-      }),
+      })
+      // checked with the payload's preset: pagerduty and opsgenie bring their API's URL (lib/presets.ts)
+      .optional()
+      .meta({ description: 'required, unless payload.preset has a URL of its own (pagerduty, opsgenie): then that URL when omitted' }),
     headers: z
       .record(z.string(), z.string().max(4096, 'header values must be at most 4096 characters'))
       .default({})
@@ -159,8 +163,14 @@ export const webhookSchema = z
   })
   .meta({ id: 'Webhook' });
 
+/** A built-in payload preset (lib/presets.ts, docs/presets.md). */
+export const presetNameSchema = z
+  .enum(PRESET_NAMES, { error: () => `payload.preset must be one of ${PRESET_NAMES.join(', ')}` })
+  .meta({ id: 'PayloadPreset', description: PRESET_NAMES.map((name) => `\`${name}\`: ${PRESETS[name].label}`).join('; ') });
+
 export const payloadSchema = z
   .strictObject({
+    preset: presetNameSchema.optional().meta({ description: "a built-in payload for a receiver; `template`, when given, is merged over the preset's (objects key by key, anything else replaced)" }),
     template: jsonValueSchema
       .nullable()
       .default(null)
@@ -232,18 +242,54 @@ export const alertConfigInputSchema = z
     payload: payloadSchema.default({ template: null }),
     retry: retrySchema.default(() => ({ ...RETRY_DEFAULTS })),
     secret: secretSchema.optional(),
+    // answers carry health; a config read back can be saved as it is (the service keeps its own)
+    health: z.unknown().optional().meta({ description: 'read-only (shown in answers): ignored when saved' }),
   })
+  .superRefine((config, ctx) => {
+    // a preset with an API URL of its own stands in for webhook.url; the receivers' credentials are checked here (lib/presets.ts)
+    if (config.webhook.url === undefined && !(config.payload.preset && PRESETS[config.payload.preset].url)) {
+      ctx.addIssue({ code: 'custom', path: ['webhook', 'url'], message: 'url is required (only the pagerduty and opsgenie presets have a URL of their own)' });
+    }
+    for (const issue of presetIssues(config)) ctx.addIssue({ code: 'custom', ...issue });
+  })
+  .transform(({ webhook, ...config }) => ({ ...config, webhook: { ...webhook, url: webhook.url ?? (config.payload.preset && PRESETS[config.payload.preset].url) ?? '' } }))
   .meta({ id: 'AlertConfigInput' });
 export type AlertConfigInput = z.infer<typeof alertConfigInputSchema>;
 
-/** POST /api/alerts/config body: `{ config, secret? }` (a secret inside config is accepted too). */
+/** What to do with the alerts held while the service had a config disabled, on re-enabling it (docs/endpoint-health.md). */
+export const heldActionSchema = z
+  .enum(['send', 'discard'])
+  .meta({ id: 'HeldAction', description: '`send`: one new delivery per held alert, oldest first, each signed afresh; `discard`: delete them' });
+export type HeldAction = z.infer<typeof heldActionSchema>;
+
+/** POST /api/alerts/config body: `{ config, secret?, held? }` (a secret inside config is accepted too). */
 export const saveConfigBodySchema = z
-  .strictObject({ config: alertConfigInputSchema, secret: secretSchema.optional() })
+  .strictObject({
+    config: alertConfigInputSchema,
+    secret: secretSchema.optional(),
+    held: heldActionSchema.optional().meta({ description: 'required when config.enabled is true and the config has held alerts (409 held_alerts_pending otherwise)' }),
+  })
   .refine((b) => !(b.secret && b.config.secret && b.secret !== b.config.secret), {
     path: ['secret'],
     message: 'secret is given twice with different values',
   })
   .meta({ id: 'SaveAlertConfig' });
+
+// (isoTime below is not defined yet where the config's schemas are)
+const isoTimeOrNull = () => z.iso.datetime().nullable();
+
+/** A config's endpoint health (docs/endpoint-health.md). */
+export const configHealthSchema = z
+  .object({
+    consecutiveFailures: z.number().int().min(0).meta({ description: 'deliveries that ended failed since the last delivered one' }),
+    failingSince: isoTimeOrNull().meta({ description: 'when the current streak of failures began; null when the last delivery was delivered' }),
+    lastSuccessAt: isoTimeOrNull(),
+    lastFailureAt: isoTimeOrNull(),
+    warnedAt: isoTimeOrNull().meta({ description: 'when config.failing was raised for the current streak' }),
+    heldCount: z.number().int().min(0).meta({ description: 'alerts held while the service has the config disabled' }),
+  })
+  .meta({ id: 'ConfigHealth' });
+export type ConfigHealth = z.infer<typeof configHealthSchema>;
 
 export const alertConfigSchema = z
   .object({
@@ -254,10 +300,11 @@ export const alertConfigSchema = z
     disabledReason: z.string().nullable(),
     conditions: z.array(conditionSchema),
     webhook: z.object({ url: z.string(), headers: z.record(z.string(), z.string()), timeoutMs: z.number() }),
-    payload: z.object({ template: jsonValueSchema.nullable() }),
+    payload: z.object({ preset: presetNameSchema.optional().meta({ description: 'present when the config uses a preset' }), template: jsonValueSchema.nullable() }),
     retry: retrySettingsSchema,
     createdAt: z.string(),
     updatedAt: z.string(),
+    health: configHealthSchema,
   })
   .meta({ id: 'AlertConfig', description: 'An alert config as the API shows it: never the secret' });
 export type AlertConfig = z.infer<typeof alertConfigSchema>;
@@ -354,3 +401,25 @@ export const auditEntrySchema = z
   })
   .meta({ id: 'AuditEntry', description: 'One change of an alert config' });
 export type AuditEntry = z.infer<typeof auditEntrySchema>;
+
+// ---------------------------------------------------------------- project settings (issue 13, docs/operator-alerts.md)
+
+/** Endpoint health thresholds: ALERTS_ENDPOINT_* for the deployment, overridable per project field by field. */
+export const healthSettingsFields = {
+  warnAfterFailures: z.number().int().min(1, 'health.warnAfterFailures must be at least 1').max(10_000, 'health.warnAfterFailures must be at most 10000'),
+  disableAfterSeconds: z
+    .number()
+    .int()
+    .min(0, 'health.disableAfterSeconds must be at least 0 (0: never disable)')
+    .max(90 * 86_400, 'health.disableAfterSeconds must be at most 90 days'),
+};
+/** The failure-rate alert's settings: ALERTS_FAILURE_RATE_* for the deployment, overridable per project field by field. */
+export const failureRateSettingsFields = {
+  threshold: z.number().min(0, 'failureRate.threshold must be at least 0').max(1, 'failureRate.threshold must be at most 1'),
+  windowSeconds: z.number().int().min(10, 'failureRate.windowSeconds must be at least 10').max(86_400, 'failureRate.windowSeconds must be at most 86400'),
+  minAttempts: z.number().int().min(1, 'failureRate.minAttempts must be at least 1').max(1_000_000, 'failureRate.minAttempts must be at most 1000000'),
+};
+export const healthSettingsSchema = z.object(healthSettingsFields).meta({ id: 'HealthSettings' });
+export type HealthSettings = z.infer<typeof healthSettingsSchema>;
+export const failureRateSettingsSchema = z.object(failureRateSettingsFields).meta({ id: 'FailureRateSettings' });
+export type FailureRateSettings = z.infer<typeof failureRateSettingsSchema>;

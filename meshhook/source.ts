@@ -1,5 +1,6 @@
 import type { Client as PgClient } from 'pg';
 import { processEvent } from '../dispatch/process-event';
+import { logger } from '../lib/log';
 import { eventOfChange, type RunChange } from '../lib/meshhook';
 import type { ServiceDeps } from '../runtime/deps';
 
@@ -70,13 +71,14 @@ const READ_BATCH = `
   ORDER BY c.txid, c.id
   LIMIT $3`;
 
-export async function startMeshHookSource(deps: Pick<ServiceDeps, 'db' | 'temporal'>, options: MeshHookSourceOptions): Promise<MeshHookSource> {
+export async function startMeshHookSource(deps: Pick<ServiceDeps, 'db' | 'keyring' | 'temporal'>, options: MeshHookSourceOptions): Promise<MeshHookSource> {
   const { Client } = await import('pg');
   const name = options.name ?? 'default';
   const pollMs = options.pollMs ?? 5_000;
   const batchSize = options.batchSize ?? 500;
   const concurrency = options.concurrency ?? 16;
-  const log = options.log ?? ((line: string) => console.log(`[meshhook] ${line}`));
+  const sourceLog = logger('meshhook');
+  const log = options.log ?? ((line: string) => sourceLog.info({}, line));
 
   let client: PgClient | undefined;
   let stopped = false;

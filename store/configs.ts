@@ -4,6 +4,7 @@ import { open, seal, type Keyring } from '../lib/crypto';
 import { newWebhookSecret } from '../lib/crypto';
 import { notFound } from '../lib/errors';
 import type { AlertConfig, AlertConfigInput, AlertCondition } from '../lib/schemas';
+import type { PresetName } from '../lib/presets';
 import type { JsonValue } from '../lib/templates';
 import { recordAudit, SERVICE_ACTOR, type Actor } from './audit';
 import type { Db, Queryable } from './db';
@@ -20,6 +21,8 @@ interface SealedParts {
    * sealed before migration 005 whose template was null (the default payload): absent is null.
    */
   template?: JsonValue | null;
+  /** payload.preset (lib/presets.ts), sealed with the template merged over it; absent: none */
+  preset?: PresetName;
 }
 
 interface ConfigRow {
@@ -36,6 +39,13 @@ interface ConfigRow {
   sealed: string;
   created_at: Date;
   updated_at: Date;
+  // endpoint health (migration 007, store/health.ts) and the alerts held while disabled
+  consecutive_failures: number;
+  failing_since: Date | null;
+  last_success_at: Date | null;
+  last_failure_at: Date | null;
+  warned_at: Date | null;
+  held_count?: number;
 }
 
 /** A config with its decrypted parts, as the worker needs it. Never sent to a client. */
@@ -93,6 +103,10 @@ export async function sealClearPayloadTemplates(tx: Queryable, keyring: Keyring 
   }
 }
 
+const isoOrNull = (d: Date | null) => (d === null ? null : new Date(d).toISOString());
+/** The alerts held for the row's config (alert_held), as a column of a SELECT or RETURNING on alert_configs. */
+const HELD_COUNT = '(SELECT count(*)::int FROM alert_held h WHERE h.project_id = alert_configs.project_id AND h.config_id = alert_configs.id) AS held_count';
+
 function unsealRow(keyring: Keyring, row: ConfigRow): StoredConfig {
   const parts = openParts(keyring, row);
   const now = Date.now();
@@ -105,10 +119,18 @@ function unsealRow(keyring: Keyring, row: ConfigRow): StoredConfig {
     disabledReason: row.disabled_reason,
     conditions: row.conditions,
     webhook: { url: parts.url, headers: parts.headers, timeoutMs: row.timeout_ms },
-    payload: { template: parts.template ?? null },
+    payload: parts.preset ? { preset: parts.preset, template: parts.template ?? null } : { template: parts.template ?? null },
     retry: row.retry,
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
+    health: {
+      consecutiveFailures: row.consecutive_failures,
+      failingSince: isoOrNull(row.failing_since),
+      lastSuccessAt: isoOrNull(row.last_success_at),
+      lastFailureAt: isoOrNull(row.last_failure_at),
+      warnedAt: isoOrNull(row.warned_at),
+      heldCount: row.held_count ?? 0,
+    },
     secrets: parts.secrets.filter((s) => s.expiresAt === null || Date.parse(s.expiresAt) > now).map((s) => s.secret),
   };
 }
@@ -149,7 +171,7 @@ export async function saveConfig(db: Db, keyring: Keyring, projectId: string, in
       if (!secret) secret = generatedSecret = newWebhookSecret();
       secrets = [{ secret, expiresAt: null }];
     }
-    const sealed = sealParts(keyring, projectId, id, { url: input.webhook.url, headers: input.webhook.headers, secrets, template: input.payload.template });
+    const sealed = sealParts(keyring, projectId, id, { url: input.webhook.url, headers: input.webhook.headers, secrets, template: input.payload.template, ...(input.payload.preset ? { preset: input.payload.preset } : {}) });
     const values = [
       id, projectId, input.workflowId, input.name, input.enabled,
       JSON.stringify(input.conditions), JSON.stringify(input.retry),
@@ -158,7 +180,7 @@ export async function saveConfig(db: Db, keyring: Keyring, projectId: string, in
     const rows = created
       ? await tx.query<ConfigRow>(
           `INSERT INTO alert_configs (id, project_id, workflow_id, name, enabled, conditions, retry, timeout_ms, key_id, sealed)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10) RETURNING *`,
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10) RETURNING *, ${HELD_COUNT}`,
           values,
         )
       : await tx.query<ConfigRow>(
@@ -166,7 +188,7 @@ export async function saveConfig(db: Db, keyring: Keyring, projectId: string, in
              disabled_reason = CASE WHEN $5 THEN NULL ELSE disabled_reason END,
              conditions = $6::jsonb, retry = $7::jsonb, timeout_ms = $8,
              key_id = $9, sealed = $10, updated_at = now()
-           WHERE id = $1 AND project_id = $2 RETURNING *`,
+           WHERE id = $1 AND project_id = $2 RETURNING *, ${HELD_COUNT}`,
           values,
         );
     const config = unsealRow(keyring, rows[0]);
@@ -183,7 +205,7 @@ export async function saveConfig(db: Db, keyring: Keyring, projectId: string, in
 }
 
 async function selectRows(db: Queryable, where: string, params: unknown[]): Promise<ConfigRow[]> {
-  return db.query<ConfigRow>(`SELECT * FROM alert_configs WHERE ${where}`, params);
+  return db.query<ConfigRow>(`SELECT *, ${HELD_COUNT} FROM alert_configs WHERE ${where}`, params);
 }
 
 export async function getConfig(db: Queryable, keyring: Keyring, projectId: string, configId: string): Promise<StoredConfig> {
@@ -235,25 +257,48 @@ export async function enabledConfigsFor(db: Queryable, projectId: string, workfl
 }
 
 /**
- * Turns a config off on the service's own initiative (a 410 from its receiver), saying why; the
- * audit entry (token_id NULL: the service) is written by the same statement.
+ * Configs of a MeshHook workflow that events are matched against, without decrypting anything: the
+ * enabled ones, and those the service disabled (`held`: their alerts are held, store/held.ts). A
+ * config the user disabled is not matched.
  */
-export async function disableConfig(db: Queryable, projectId: string, configId: string, reason: string): Promise<void> {
-  await db.query(
+export async function dispatchableConfigsFor(db: Queryable, projectId: string, workflowId: string): Promise<{ id: string; conditions: AlertCondition[]; held: boolean }[]> {
+  return db.query(
+    'SELECT id, conditions, NOT enabled AS held FROM alert_configs WHERE project_id = $1 AND workflow_id = $2 AND (enabled OR disabled_reason IS NOT NULL)',
+    [projectId, workflowId],
+  );
+}
+
+/**
+ * Turns a config off on the service's own initiative (a 410 from its receiver), saying why; the
+ * audit entry (token_id NULL: the service) is written by the same statement. `disabledAt` is kept
+ * when the service had disabled it already (one config.disabled per disable); undefined: no such config.
+ */
+export async function disableConfig(
+  db: Queryable,
+  projectId: string,
+  configId: string,
+  reason: string,
+): Promise<{ configId: string; workflowId: string; configName: string; disabledAt: string } | undefined> {
+  const rows = await db.query<{ id: string; workflow_id: string; name: string; disabled_at: Date }>(
     `WITH previous AS (
-       SELECT id, enabled, disabled_reason FROM alert_configs WHERE project_id = $1 AND id = $2
+       SELECT id, enabled, disabled_reason FROM alert_configs WHERE project_id = $1 AND id = $2 FOR UPDATE
      ), disabled AS (
-       UPDATE alert_configs c SET enabled = false, disabled_reason = $3, updated_at = now()
+       UPDATE alert_configs c SET enabled = false, disabled_reason = $3, updated_at = now(),
+         disabled_at = CASE WHEN previous.enabled OR c.disabled_at IS NULL THEN now() ELSE c.disabled_at END
        FROM previous WHERE c.project_id = $1 AND c.id = previous.id
-       RETURNING c.id, c.workflow_id, previous.enabled AS was_enabled, previous.disabled_reason AS previous_reason
+       RETURNING c.id, c.workflow_id, c.name, c.disabled_at, previous.enabled AS was_enabled, previous.disabled_reason AS previous_reason
+     ), audit AS (
+       INSERT INTO alert_audit_log (project_id, token_id, action, config_id, workflow_id, changes)
+       SELECT $1, NULL, 'config.disabled', id, workflow_id,
+              CASE WHEN was_enabled THEN jsonb_build_array(jsonb_build_object('field', 'enabled', 'from', true, 'to', false)) ELSE '[]'::jsonb END
+              || jsonb_build_array(jsonb_build_object('field', 'disabledReason', 'from', previous_reason, 'to', $3::text))
+       FROM disabled
      )
-     INSERT INTO alert_audit_log (project_id, token_id, action, config_id, workflow_id, changes)
-     SELECT $1, NULL, 'config.disabled', id, workflow_id,
-            CASE WHEN was_enabled THEN jsonb_build_array(jsonb_build_object('field', 'enabled', 'from', true, 'to', false)) ELSE '[]'::jsonb END
-            || jsonb_build_array(jsonb_build_object('field', 'disabledReason', 'from', previous_reason, 'to', $3::text))
-     FROM disabled`,
+     SELECT id, workflow_id, name, disabled_at FROM disabled`,
     [projectId, configId, reason],
   );
+  const r = rows[0];
+  return r && { configId: r.id, workflowId: r.workflow_id, configName: r.name, disabledAt: new Date(r.disabled_at).toISOString() };
 }
 
 export const ROTATION_GRACE_MS = 24 * 3600 * 1000;

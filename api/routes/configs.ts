@@ -1,25 +1,41 @@
 import type Router from '@koa/router';
+import { afterSavedEnabled, heldAlertsPending, releaseHeld, type HeldOutcome } from '../../dispatch/held-alerts';
 import { invalid } from '../../lib/errors';
 import { saveConfigBodySchema } from '../../lib/schemas';
 import type { ServiceDeps } from '../../runtime/deps';
 import { savedTargetRefusal } from '../../runtime/egress';
 import { listAudit } from '../../store/audit';
-import { deleteConfig, listConfigs, publicConfig, rotateSecret, saveConfig } from '../../store/configs';
+import { deleteConfig, findConfig, listConfigs, publicConfig, rotateSecret, saveConfig } from '../../store/configs';
 import type { AuthState } from '../auth';
 import { readJson } from '../body';
 import { parseInput } from '../errors';
+import { heldRoutes } from './held';
 import { auditQuerySchema, rotateSecretRequestSchema, workflowIdPathSchema } from '../schemas';
 
 /** The alert configs: save, list, delete, rotate the secret, and their audit log. */
 export function configRoutes(router: Router<AuthState>, deps: ServiceDeps): void {
   router.post('/api/alerts/config', async (ctx) => {
-    const { config: input, secret } = parseInput(saveConfigBodySchema, await readJson(ctx), 'config');
+    const { config: input, secret, held } = parseInput(saveConfigBodySchema, await readJson(ctx), 'config');
     const refusal = await savedTargetRefusal(deps.egress, input.webhook.url);
     if (refusal) {
       const message = `refused by the egress policy: ${refusal}`;
       throw invalid(`config.webhook.url: ${message}`, { issues: [{ path: 'config.webhook.url', message }] });
     }
-    const result = await saveConfig(deps.db, deps.keyring, ctx.state.projectId, input, secret ?? input.secret, { tokenId: ctx.state.tokenId });
+    const { projectId } = ctx.state;
+    const actor = { tokenId: ctx.state.tokenId };
+    // turning on a config with held alerts needs a decision about them (docs/endpoint-health.md)
+    const before = input.id && input.enabled ? await findConfig(deps.db, deps.keyring, projectId, input.id) : undefined;
+    if (before && before.health.heldCount > 0 && !held) throw heldAlertsPending(before.health.heldCount);
+    let result = await saveConfig(deps.db, deps.keyring, projectId, input, secret ?? input.secret, actor);
+    if (before && !before.enabled) {
+      const outcome: HeldOutcome = held ? await releaseHeld(deps, projectId, before.id, held, actor) : { action: 'none', count: 0, deliveries: [] };
+      await afterSavedEnabled(deps, projectId, before.id, before, outcome);
+      result = { ...result, config: (await findConfig(deps.db, deps.keyring, projectId, before.id)) ?? result.config };
+    } else if (before && held && before.health.heldCount > 0) {
+      // enabled already, alerts left held by a request cut off half-way
+      await releaseHeld(deps, projectId, before.id, held, actor);
+      result = { ...result, config: (await findConfig(deps.db, deps.keyring, projectId, before.id)) ?? result.config };
+    }
     ctx.status = result.created ? 201 : 200;
     ctx.body = {
       config: publicConfig(result.config),
@@ -48,6 +64,8 @@ export function configRoutes(router: Router<AuthState>, deps: ServiceDeps): void
     const { secret, previousExpiresAt } = await rotateSecret(deps.db, deps.keyring, ctx.state.projectId, ctx.params.configId, graceMs, { tokenId: ctx.state.tokenId });
     ctx.body = { configId: ctx.params.configId, secret, previousSecretExpiresAt: previousExpiresAt };
   });
+
+  heldRoutes(router, deps);
 
   router.get('/api/alerts/audit', async (ctx) => {
     const q = parseInput(auditQuerySchema, ctx.query, 'query');

@@ -1,0 +1,153 @@
+import { AlertsError, notFound } from '../lib/errors';
+import { immediateDeliveryId } from '../lib/delivery-ids';
+import { logger } from '../lib/log';
+import type { HeldAction, StartedDelivery } from '../lib/schemas';
+import type { ServiceDeps } from '../runtime/deps';
+import { recordAudit, SERVICE_ACTOR, type Actor } from '../store/audit';
+import { getConfig } from '../store/configs';
+import { lockForReenable, reenableConfig, resetHealth } from '../store/health';
+import { countHeld, deleteHeld, discardHeld, firstAttemptDone, oldestHeld, type HeldAlert } from '../store/held';
+import { raiseOperatorAlert } from './operator-alert';
+import { startDelivery } from './start-delivery';
+
+/**
+ * Re-enabling a config, and what becomes of the alerts held while the service had it disabled
+ * (docs/endpoint-health.md): `send` starts one new delivery per held alert, oldest first, each
+ * signed afresh by its own attempts; `discard` deletes them.
+ */
+
+type Deps = Pick<ServiceDeps, 'db' | 'keyring' | 'temporal' | 'operations'>;
+
+const log = logger('held-alerts');
+
+/** What re-enabling did with the held alerts; `none`: there were none to decide about. */
+export interface HeldOutcome {
+  action: HeldAction | 'none';
+  count: number;
+  deliveries: StartedDelivery[];
+}
+
+/** 409: the config has held alerts and the request did not say what to do with them. */
+export function heldAlertsPending(count: number): AlertsError {
+  return new AlertsError(
+    'held_alerts_pending',
+    `the config has ${count} held alert${count === 1 ? '' : 's'}: say what to do with ${count === 1 ? 'it' : 'them'} with held: "send" (oldest first, each signed afresh) or held: "discard"`,
+    { heldCount: count, choices: ['send', 'discard'] },
+  );
+}
+
+/**
+ * The delivery id of a held alert, the same however often it is sent: for an alert held before any
+ * delivery started, the id its event would have had (so the event sent again later is a duplicate);
+ * for one held by its delivery, that id marked `-held`.
+ */
+export const heldDeliveryId = (configId: string, held: Pick<HeldAlert, 'eventId' | 'deliveryId'>) =>
+  held.deliveryId ? `${held.deliveryId}-held` : immediateDeliveryId(configId, held.eventId);
+
+const BATCH = 100;
+/** How long the next held alert waits for the first attempt of the one before it, beyond the receiver's timeout. */
+const FIRST_ATTEMPT_MARGIN_MS = 5_000;
+const POLL_MS = 25;
+
+/**
+ * Sends (one new delivery each, oldest first) or discards the config's held alerts, with the audit
+ * entry. Each alert goes once its predecessor's first attempt has an outcome, so the receiver gets
+ * them in order (a retried one's later attempts may come after the next). A held alert is deleted
+ * once its delivery started; a request cut off half-way (Temporal unreachable: 503) leaves the rest
+ * held, and repeating it starts nothing twice (deterministic delivery ids).
+ */
+export async function releaseHeld(deps: Deps, projectId: string, configId: string, action: HeldAction, actor: Actor = SERVICE_ACTOR): Promise<HeldOutcome> {
+  const config = await getConfig(deps.db, deps.keyring, projectId, configId);
+  const audit = (n: number) =>
+    recordAudit(deps.db, {
+      projectId,
+      actor,
+      action: action === 'send' ? 'config.held_sent' : 'config.held_discarded',
+      configId,
+      workflowId: config.workflowId,
+      changes: [{ field: 'heldAlerts', from: n, to: 0 }],
+    });
+  if (action === 'discard') {
+    const count = await deps.db.transaction(async (tx) => {
+      const n = await discardHeld(tx, projectId, configId);
+      if (n > 0) await recordAudit(tx, { projectId, actor, action: 'config.held_discarded', configId, workflowId: config.workflowId, changes: [{ field: 'heldAlerts', from: n, to: 0 }] });
+      return n;
+    });
+    return { action, count, deliveries: [] };
+  }
+  const count = await countHeld(deps.db, projectId, configId);
+  if (count > 0) await audit(count);
+  const deliveries: StartedDelivery[] = [];
+  for (;;) {
+    const batch = await oldestHeld(deps.db, deps.keyring, projectId, configId, BATCH);
+    for (const held of batch) {
+      const deliveryId = heldDeliveryId(configId, held);
+      const started = await startDelivery(deps, {
+        deliveryId,
+        projectId,
+        configId,
+        condition: held.condition,
+        event: held.event,
+        ...(held.deliveryId ? { redeliveryOf: held.deliveryId } : {}),
+      });
+      await deleteHeld(deps.db, projectId, held.id);
+      deliveries.push(started);
+      const deadline = Date.now() + config.webhook.timeoutMs + FIRST_ATTEMPT_MARGIN_MS;
+      while (!(await firstAttemptDone(deps.db, deliveryId)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+    if (batch.length < BATCH) break;
+  }
+  log.info({ projectId, configId, count: deliveries.length }, 'held alerts sent');
+  return { action, count: deliveries.length, deliveries };
+}
+
+/**
+ * POST …/enable: turns the config on (no disable reason, health afresh, audit config.reenabled) and
+ * sends or discards its held alerts; `held` is required when it has any (409 held_alerts_pending).
+ * Raises config.reenabled when the service had disabled it. Enabling an enabled config changes nothing.
+ */
+export async function enableConfig(deps: Deps, projectId: string, configId: string, held: HeldAction | undefined, actor: Actor = SERVICE_ACTOR): Promise<HeldOutcome> {
+  const before = await deps.db.transaction(async (tx) => {
+    const state = await lockForReenable(tx, projectId, configId);
+    if (!state) throw notFound(`alert config ${configId}`);
+    const pending = await countHeld(tx, projectId, configId);
+    if (pending > 0 && !held) throw heldAlertsPending(pending);
+    if (!state.enabled) {
+      await reenableConfig(tx, projectId, configId);
+      await recordAudit(tx, {
+        projectId,
+        actor,
+        action: 'config.reenabled',
+        configId,
+        workflowId: state.workflowId,
+        changes: [{ field: 'enabled', from: false, to: true }, ...(state.disabledReason ? [{ field: 'disabledReason', from: state.disabledReason, to: null }] : [])],
+      });
+    }
+    return state;
+  });
+  const outcome = held ? await releaseHeld(deps, projectId, configId, held, actor) : { action: 'none' as const, count: 0, deliveries: [] };
+  if (!before.enabled && before.disabledReason) await raiseReenabled(deps, projectId, configId, { name: before.name, workflowId: before.workflowId, previousReason: before.disabledReason }, outcome);
+  return outcome;
+}
+
+/** After POST /api/alerts/config turned a disabled config on: its health starts afresh, and config.reenabled when the service had disabled it. */
+export async function afterSavedEnabled(deps: Deps, projectId: string, configId: string, before: { name: string; workflowId: string; disabledReason: string | null }, outcome: HeldOutcome): Promise<void> {
+  await resetHealth(deps.db, projectId, configId);
+  if (before.disabledReason) await raiseReenabled(deps, projectId, configId, { ...before, previousReason: before.disabledReason }, outcome);
+}
+
+async function raiseReenabled(deps: Deps, projectId: string, configId: string, config: { name: string; workflowId: string; previousReason: string }, outcome: HeldOutcome): Promise<void> {
+  const at = new Date();
+  try {
+    await raiseOperatorAlert(deps, {
+      id: `config.reenabled:${configId}:${at.getTime()}`,
+      type: 'config.reenabled',
+      projectId,
+      occurredAt: at.toISOString(),
+      data: { configId, configName: config.name, workflowId: config.workflowId, previousReason: config.previousReason, held: { action: outcome.action, count: outcome.count } },
+    });
+  } catch (err) {
+    // raiseOperatorAlert never throws by contract; a re-enable that happened is not answered with an error
+    log.warn({ projectId, configId, error: (err as Error).message }, 'config.reenabled could not be raised');
+  }
+}
