@@ -77,7 +77,7 @@ describe('web UI (Chromium)', function () {
     await page.getByLabel('API token').fill(stack.token);
     await shot('sign-in', false);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Choose a MeshHook workflow' }).waitFor();
+    await page.getByRole('heading', { name: 'Project overview' }).waitFor();
     assert.equal(await page.evaluate("sessionStorage.getItem('meshhook-alerts-token')"), stack.token);
     assert.equal(await page.evaluate('localStorage.length'), 0);
     // keyboard: type the workflow id and press Enter
@@ -342,8 +342,8 @@ describe('web UI (Chromium)', function () {
       await tab.getByLabel('API token').focus();
       await tab.keyboard.type(stack.token);
       await tab.keyboard.press('Enter');
-      await tab.getByRole('heading', { name: 'Choose a MeshHook workflow' }).waitFor();
-      assert.equal(await tab.evaluate('document.activeElement.textContent'), 'Choose a MeshHook workflow', 'focus moves to the heading');
+      await tab.getByRole('heading', { name: 'Project overview' }).waitFor();
+      assert.equal(await tab.evaluate('document.activeElement.textContent'), 'Project overview', 'focus moves to the heading');
 
       // a link followed with Enter lands on the next page's heading
       await tab.goto(`${stack.apiUrl}/#/w/${workflowId}`);
@@ -378,7 +378,7 @@ describe('web UI (Chromium)', function () {
   it('fits a narrow screen (375 px): no page is wider than the screen', async () => {
     await page.setViewportSize({ width: 375, height: 812 });
     const screens: [string, string][] = [
-      [`/#/`, 'Choose a MeshHook workflow'],
+      [`/#/`, 'Project overview'],
       [`/#/w/${workflowId}`, `Alerts of ${workflowId}`],
       [`/#/w/${workflowId}/new`, 'New alert'],
       [`/#/w/${workflowId}/c/${configId}/deliveries`, 'Deliveries'],

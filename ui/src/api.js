@@ -86,3 +86,25 @@ export function webhookHost(url) {
     return null;
   }
 }
+
+/**
+ * A config's health badge, from its `enabled`, `disabledReason` and `health` (the overview's answer):
+ * `healthy`, `failing (n)` (n failed deliveries in a row), or `disabled` (with the held count).
+ */
+export function healthBadge(config) {
+  const held = config.health?.heldCount ?? 0;
+  if (!config.enabled) return { kind: 'disabled', label: held ? `disabled · ${held} held` : 'disabled' };
+  const failures = config.health?.consecutiveFailures ?? 0;
+  if (failures > 0) return { kind: 'failing', label: `failing (${failures})` };
+  return { kind: 'healthy', label: 'healthy' };
+}
+
+/** "14:00" for the hour starting at an ISO time, in the browser's time zone. */
+export function hourLabel(iso) {
+  return new Date(iso).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+}
+
+/** 0.753 → "75 %"; null → "–" */
+export function percent(rate) {
+  return rate == null ? '–' : `${Math.round(rate * 100)} %`;
+}
