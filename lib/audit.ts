@@ -32,6 +32,8 @@ function auditedFields(config: AuditedConfig): Map<string, JsonValue> {
     ['webhook.timeoutMs', config.webhook.timeoutMs],
     ['payload.template', config.payload.template === null ? null : MASK],
   ]);
+  // the preset's name is no secret (its credentials are in the template and headers, masked)
+  if (config.payload.preset) fields.set('payload.preset', config.payload.preset);
   for (const name of Object.keys(config.webhook.headers).sort()) fields.set(`webhook.headers.${name}`, MASK);
   for (const [name, value] of Object.entries(config.retry)) fields.set(`retry.${name}`, value);
   return fields;

@@ -1,4 +1,5 @@
 import { literalAuthority } from './egress';
+import { effectiveTemplate, type PresetName } from './presets';
 import type { AlertConditionName, AlertConfig, ExecutionEvent } from './schemas';
 import { newRenderBudget, renderJsonTemplate, renderString, TemplateError, type JsonValue } from './templates';
 
@@ -74,8 +75,18 @@ export interface RenderedAlert {
   body: string;
 }
 
-/** Renders URL, headers and body of one alert. Throws TemplateError naming the part that failed. */
-export function renderAlert(config: Pick<AlertConfig, 'webhook' | 'payload'>, ctx: TemplateContext): RenderedAlert {
+/** What renderAlert reads of a config: its webhook, and its payload's preset and template. */
+export interface RenderableConfig {
+  webhook: AlertConfig['webhook'];
+  payload: { preset?: PresetName | null; template: unknown };
+}
+
+/**
+ * Renders URL, headers and body of one alert. The body is the payload's template merged over its
+ * preset's (lib/presets.ts), or the default payload with neither. Throws TemplateError naming the
+ * part that failed.
+ */
+export function renderAlert(config: RenderableConfig, ctx: TemplateContext): RenderedAlert {
   const at = <T>(part: string, fn: () => T): T => {
     try {
       return fn();
@@ -100,8 +111,7 @@ export function renderAlert(config: Pick<AlertConfig, 'webhook' | 'payload'>, ct
     if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(rendered)) throw new TemplateError(`webhook.headers.${name}: rendered value contains control characters`);
     headers[name] = rendered;
   }
-  const body = at('payload.template', () =>
-    config.payload.template === null ? JSON.stringify(defaultPayload(ctx)) : renderJsonTemplate(config.payload.template as JsonValue, ctx, budget),
-  );
+  const template = effectiveTemplate(config.payload);
+  const body = at('payload.template', () => (template === null ? JSON.stringify(defaultPayload(ctx)) : renderJsonTemplate(template, ctx, budget)));
   return { url, headers, body };
 }

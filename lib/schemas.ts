@@ -189,7 +189,10 @@ export const payloadSchema = z
         }
       }),
   })
-  .meta({ id: 'Payload', description: 'template: a JSON value whose strings are Liquid templates; null sends the default payload' });
+  .meta({
+    id: 'Payload',
+    description: "template: a JSON value whose strings are Liquid templates, merged over the preset's when `preset` is set (docs/presets.md); with neither, the default payload is sent",
+  });
 
 export const RETRY_DEFAULTS = {
   maxAttempts: 8,
