@@ -1,6 +1,7 @@
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { alertsDataConverter } from './lib/codec';
+import { logger } from './lib/log';
 import type { ServiceDeps } from './runtime/deps';
 import { loadWorkflowBundle } from './runtime/workflow-bundle';
 
@@ -18,6 +19,8 @@ export interface WorkerTuning {
   workflowThreadPoolSize?: number;
 }
 
+const bundleLog = logger('worker', { lifecycle: true });
+
 export async function createAlertsWorker(connection: NativeConnection, deps: ServiceDeps, tuning: WorkerTuning = {}): Promise<Worker> {
   const sizes = Object.fromEntries(Object.entries(tuning).filter(([, v]) => v !== undefined));
   return Worker.create({
@@ -25,7 +28,7 @@ export async function createAlertsWorker(connection: NativeConnection, deps: Ser
     connection,
     namespace: deps.temporal.namespace,
     taskQueue: deps.temporal.taskQueue,
-    workflowBundle: await loadWorkflowBundle((line) => console.log(`[alerts] ${line}`)),
+    workflowBundle: await loadWorkflowBundle((line) => bundleLog.info({}, line)),
     activities: createActivities(deps),
     // payloads and failure messages are encrypted before they reach Temporal (lib/codec.ts)
     dataConverter: alertsDataConverter(deps.keyring),

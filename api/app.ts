@@ -1,7 +1,7 @@
 import Koa from 'koa';
 import Router from '@koa/router';
 import { DEFAULT_RATE_LIMIT_PER_MINUTE } from '../lib/env';
-import { httpRequests, registry } from '../lib/metrics';
+import { httpRequests, metricsText, registry } from '../lib/metrics';
 import type { AuthState } from './auth';
 import { requireToken, ROUTER_OPTIONS } from './auth';
 import { refuseNulInUrl } from './body';
@@ -11,8 +11,10 @@ import { rateLimitPerToken } from './rate-limit';
 import { codecCors, codecRoutes } from './routes/codec';
 import { configRoutes } from './routes/configs';
 import { deliveryRoutes } from './routes/deliveries';
+import { erasureRoutes } from './routes/erasure';
 import { eventRoutes } from './routes/events';
 import { logRoutes } from './routes/logs';
+import { operatorRoutes } from './routes/operator';
 import { overviewRoutes } from './routes/overview';
 import { previewRoutes } from './routes/previews';
 import { testAlertRoutes } from './routes/test-alerts';
@@ -37,8 +39,9 @@ export function apiRouters(deps: ServiceDeps, options: { /** per API token; 0: n
     ctx.body = { status: ctx.status === 200 ? 'ready' : 'not_ready', checks };
   });
   open.get('/metrics', async (ctx) => {
+    // ours, then the Temporal SDK's worker and client metrics (temporal_*): one scrape has both
     ctx.type = registry.contentType;
-    ctx.body = await registry.metrics();
+    ctx.body = await metricsText();
   });
   open.get('/openapi.json', (ctx) => {
     ctx.body = openapi;
@@ -47,7 +50,7 @@ export function apiRouters(deps: ServiceDeps, options: { /** per API token; 0: n
   const rateLimit = rateLimitPerToken(options.rateLimitPerMinute ?? DEFAULT_RATE_LIMIT_PER_MINUTE);
   api.use(requireToken(deps.db), rateLimit);
   // one module per resource
-  for (const routes of [configRoutes, eventRoutes, testAlertRoutes, previewRoutes, logRoutes, deliveryRoutes, overviewRoutes]) routes(api, deps);
+  for (const routes of [configRoutes, eventRoutes, testAlertRoutes, previewRoutes, logRoutes, deliveryRoutes, overviewRoutes, erasureRoutes, operatorRoutes]) routes(api, deps);
   return { open, api, codec: codecRoutes(deps) };
 }
 

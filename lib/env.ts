@@ -26,6 +26,13 @@ export const envSchema = z.object({
     .enum(['auto', 'json', 'pretty'])
     .default('auto')
     .describe('`json`: one JSON object per line (pino); `pretty`: readable lines; `auto`: pretty in a terminal, JSON when the output is not a TTY'),
+  ALERTS_METRICS_PORT: z
+    .string()
+    .trim()
+    .optional()
+    .transform((v) => (v ? Number(v) : undefined))
+    .pipe(z.number().int().min(1).max(65535).optional())
+    .describe('serve `GET /metrics` on this port of `HOST` too: how a worker-only process (`npm run worker`, no API) is scraped ([observability](observability.md#scraping-split-processes)); unset: only the API serves it'),
   TRUST_PROXY: bool.describe('trust `X-Forwarded-*` from a TLS-terminating proxy in front of the API ([HTTPS](security.md#https))'),
 
   TEMPORAL_ADDRESS: optionalText.describe('`host:port` of a Temporal frontend to join; unset: the embedded dev server'),
@@ -128,6 +135,12 @@ export const envSchema = z.object({
     .describe('Temporal or the store unreachable this long raises `service.degraded` (sent when it recovers, if it could not be sent during)'),
   ALERTS_RETENTION_DAYS: z.coerce.number().int().min(1).default(30).describe('attempt logs, finished deliveries, held alerts and operator alerts older than this are deleted (a Temporal schedule, in small batches)'),
   ALERTS_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).default(365).describe('audit log entries older than this are deleted'),
+  ALERTS_RETENTION_INTERVAL_SECONDS: z
+    .coerce.number()
+    .int()
+    .min(60)
+    .default(3600)
+    .describe('how often the retention schedule runs its sweep (a worker start creates or updates the schedule; [retention](retention.md))'),
   ALERTS_TLS_CERT_PATH: optionalText.describe('certificate chain (PEM) with which the API serves HTTPS; with `ALERTS_TLS_KEY_PATH`, both or neither ([HTTPS](security.md#https))'),
   ALERTS_TLS_KEY_PATH: optionalText.describe('private key (PEM) with which the API serves HTTPS; with `ALERTS_TLS_CERT_PATH`, both or neither'),
   ALERTS_CODEC_CORS_ORIGINS: z

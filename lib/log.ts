@@ -1,35 +1,126 @@
+import { Writable } from 'node:stream';
+import type { Logger as TemporalLogger, LogLevel as TemporalLogLevel, LogMetadata } from '@temporalio/common';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
 /**
  * The service's structured log: pino, one JSON object per line when the output is not a terminal
  * (or LOG_FORMAT=json), readable lines in a terminal. Every line names its component; delivery lines
- * carry deliveryId, configId, projectId, runId, attempt, outcome and durationMs. Secrets, header
- * values and URLs' query strings are never logged: pass a URL through safeUrl(), and the redaction
- * below masks the field names that hold secrets whatever a caller passes.
+ * carry deliveryId, configId, projectId, runId, attempt, outcome and durationMs (docs/observability.md).
+ * Secrets, header values and URLs' query strings are never logged: a field named `url` is cut to
+ * scheme, host and path (safeUrl), any URL inside a message or another string field loses its user info
+ * and query string (scrubUrls), and the redaction below masks the fields that hold secrets whatever
+ * a caller passes.
  */
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
-/** Fields that may hold a secret or a credential, wherever they appear in a log line's object. */
-const REDACTED = ['secret', 'secrets', 'headers', 'authorization', 'token', 'password', '*.secret', '*.secrets', '*.headers', '*.authorization', '*.token', '*.password'];
+/** Fields that may hold a secret, a credential, header values or a request body, wherever a caller puts them. */
+const SENSITIVE = ['secret', 'secrets', 'headers', 'authorization', 'token', 'apiToken', 'password', 'body', 'signature', 'cookie'];
+const REDACTED = [...SENSITIVE, ...SENSITIVE.map((key) => `*.${key}`)];
 
-function build(level: LogLevel, format: LogFormat): Logger {
-  const json = format === 'json' || (format === 'auto' && !process.stdout.isTTY);
-  const options = { level, base: undefined, redact: { paths: REDACTED, censor: '***' }, timestamp: pino.stdTimeFunctions.isoTime };
-  if (json) return pino(options, pino.destination({ dest: 1, sync: true }));
-  return pino(options, pretty({ colorize: Boolean(process.stdout.isTTY), sync: true, ignore: 'component', messageFormat: '[{component}] {msg}', translateTime: 'HH:MM:ss.l' }));
+/** A URL as a log line may show it: scheme, host and path; no user info, query string or fragment. */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return '(invalid URL)';
+  }
 }
 
-let root = build((process.env.LOG_LEVEL as LogLevel | undefined) ?? 'info', (process.env.LOG_FORMAT as LogFormat | undefined) ?? 'auto');
+/** `text` with the user info, query string and fragment of every URL in it cut off. */
+export function scrubUrls(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)(?:[^\s/@"'<>]*@)?([^\s/?#"'<>]*)([^\s?#"'<>]*)(?:[?#][^\s"'<>]*)?/gi, '$1$2$3');
+}
+
+const scrubFields = (fields: Record<string, unknown>): Record<string, unknown> => {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) {
+    if (typeof value !== 'string') out[key] = value;
+    else out[key] = key === 'url' ? safeUrl(value) : scrubUrls(value);
+  }
+  return out;
+};
+
+interface Settings {
+  level: LogLevel;
+  format: LogFormat;
+  /** set by redirectLogs(): every line, as JSON text, goes here instead of stdout */
+  sink?: (line: string) => void;
+}
+
+function isJson(settings: Settings): boolean {
+  return Boolean(settings.sink) || settings.format === 'json' || (settings.format === 'auto' && !process.stdout.isTTY);
+}
+
+function build(settings: Settings): Logger {
+  const options: pino.LoggerOptions = {
+    level: settings.level,
+    base: undefined,
+    redact: { paths: REDACTED, censor: '***' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // JSON lines name their level ("info"), as log tools expect; pino-pretty reads pino's numbers
+    formatters: { ...(isJson(settings) ? { level: (label: string) => ({ level: label }) } : {}), log: scrubFields },
+    hooks: {
+      logMethod(args, method) {
+        // (fields, message): the message may quote an error that holds a URL
+        if (typeof args[1] === 'string') args[1] = scrubUrls(args[1]);
+        else if (typeof args[0] === 'string') args[0] = scrubUrls(args[0]);
+        return method.apply(this, args);
+      },
+    },
+  };
+  if (settings.sink) {
+    const sink = settings.sink;
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString('utf8').split('\n')) if (line) sink(line);
+        done();
+      },
+    });
+    return pino(options, stream);
+  }
+  if (isJson(settings)) return pino(options, pino.destination({ dest: 1, sync: true }));
+  return pino(
+    options,
+    pretty({ colorize: Boolean(process.stdout.isTTY), sync: true, singleLine: true, errorLikeObjectKeys: ['err'], ignore: 'component', messageFormat: '[{component}] {msg}', translateTime: 'HH:MM:ss.l' }),
+  );
+}
+
+const fromEnv = (): Settings => ({
+  level: (['debug', 'info', 'warn', 'error'] as const).find((l) => l === process.env.LOG_LEVEL) ?? 'info',
+  format: (['auto', 'json', 'pretty'] as const).find((f) => f === process.env.LOG_FORMAT) ?? 'auto',
+});
+
+let settings: Settings = fromEnv();
+let root = build(settings);
 let generation = 0;
 
-/** Sets the level and format of every logger (boot calls it with the parsed environment). */
-export function configureLogging(options: { level: LogLevel; format: LogFormat }): void {
-  root = build(options.level, options.format);
+function rebuild(next: Settings): void {
+  settings = next;
+  root = build(settings);
   generation++;
 }
+
+/** Sets the level and format of every logger (boot calls it with the parsed environment); answers the previous ones. */
+export function configureLogging(options: { level: LogLevel; format: LogFormat }): { level: LogLevel; format: LogFormat } {
+  const previous = { level: settings.level, format: settings.format };
+  rebuild({ ...settings, ...options });
+  return previous;
+}
+
+/**
+ * Sends every log line, as the JSON text it would be, to `sink` instead of stdout (undefined: stdout
+ * again). For a program that embeds the service and shows its own output (npm run demo) and for tests.
+ */
+export function redirectLogs(sink: ((line: string) => void) | undefined): void {
+  rebuild({ ...settings, sink });
+}
+
+/** True when log lines are JSON (not a terminal, LOG_FORMAT=json, or redirected). */
+export const logsAreJson = (): boolean => isJson(settings);
 
 type LogFn = (fields: Record<string, unknown>, message: string) => void;
 export interface ComponentLogger {
@@ -39,11 +130,22 @@ export interface ComponentLogger {
   error: LogFn;
 }
 
-/** A logger whose lines carry `component`; it follows configureLogging() made after it was created. */
-export function logger(component: string): ComponentLogger {
+const LEVELS: LogLevel[] = ['debug', 'info', 'warn', 'error'];
+
+/**
+ * A logger whose lines carry `component`; it follows configureLogging() made after it was created.
+ * `lifecycle`: lines about the process's own life, one each per start or stop (starting, waiting for a
+ * dependency, ready, shutting down): written at info even when LOG_LEVEL is warn or error, as they
+ * were before the service had levels, so an operator (and a script waiting for "ready") always sees them.
+ */
+export function logger(component: string, options: { lifecycle?: boolean } = {}): ComponentLogger {
   let made: { generation: number; child: Logger } | undefined;
   const current = () => {
-    if (!made || made.generation !== generation) made = { generation, child: root.child({ component }) };
+    if (!made || made.generation !== generation) {
+      const child = root.child({ component });
+      if (options.lifecycle && LEVELS.indexOf(settings.level) > LEVELS.indexOf('info')) child.level = 'info';
+      made = { generation, child };
+    }
     return made.child;
   };
   return {
@@ -54,12 +156,46 @@ export function logger(component: string): ComponentLogger {
   };
 }
 
-/** A URL as a log line may show it: scheme, host and path; no user info, query string or fragment. */
-export function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return '(invalid URL)';
+/** The fields of an error worth a log line: its type, code and message (never a request's body). */
+export function errorFields(err: unknown): Record<string, unknown> {
+  const e = err as { name?: string; code?: unknown; message?: string; stack?: string };
+  return { errorType: e?.name ?? typeof err, ...(e?.code === undefined ? {} : { errorCode: String(e.code) }), error: e?.message ?? String(err), ...(e?.stack ? { stack: e.stack } : {}) };
+}
+
+/**
+ * Lines for a person starting the service (the API URL, the token, the Temporal UI): plain text in a
+ * terminal, where a timestamp and a level in front of each would only make them harder to read; log
+ * lines with the same message (and `fields`) when the output is JSON.
+ */
+export function printBanner(component: string, lines: string[], fields: Record<string, unknown> = {}): void {
+  if (!isJson(settings)) {
+    process.stdout.write(lines.map((line) => (line ? `[${component}] ${line}` : '')).join('\n') + '\n');
+    return;
   }
+  const log = logger(component, { lifecycle: true });
+  for (const line of lines) if (line) log.info(fields, line);
+}
+
+const TEMPORAL_LEVELS: Record<TemporalLogLevel, number> = { TRACE: 0, DEBUG: 1, INFO: 2, WARN: 3, ERROR: 4 };
+
+/**
+ * The Temporal SDK's logger (Runtime.install({ logger })): its lines, and the native core's when they
+ * are forwarded, become pino lines of component "temporal" at or above `minLevel`.
+ */
+export function temporalLogger(minLevel: TemporalLogLevel): TemporalLogger {
+  const log = logger('temporal');
+  const write = (level: TemporalLogLevel, message: string, meta?: LogMetadata) => {
+    if (TEMPORAL_LEVELS[level] < TEMPORAL_LEVELS[minLevel]) return;
+    const fields: Record<string, unknown> = { ...(meta ?? {}) };
+    const method = level === 'ERROR' ? log.error : level === 'WARN' ? log.warn : level === 'INFO' ? log.info : log.debug;
+    method(fields, message);
+  };
+  return {
+    log: write,
+    trace: (message, meta) => write('TRACE', message, meta),
+    debug: (message, meta) => write('DEBUG', message, meta),
+    info: (message, meta) => write('INFO', message, meta),
+    warn: (message, meta) => write('WARN', message, meta),
+    error: (message, meta) => write('ERROR', message, meta),
+  };
 }

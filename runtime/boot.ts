@@ -1,10 +1,14 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
-import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { Runtime, type Worker } from '@temporalio/worker';
 import { createApp } from '../api/app';
 import { newKeySpec, parseKeyring, type Keyring } from '../lib/crypto';
 import { loadEnv, parseTokenSeeds, type Env } from '../lib/env';
+import { configureLogging, errorFields, logger, printBanner, temporalLogger } from '../lib/log';
+import { metricsText, readGaugesFrom, setTemporalMetricsUrl } from '../lib/metrics';
+import { readStoreGauges } from '../store/gauges';
 import { openDatabase, postgresNotUpReason, postgresTarget, probePostgres, type Db } from '../store/db';
 import { migrate } from '../store/migrate';
 import { addToken, countTokens, createToken } from '../store/tokens';
@@ -13,6 +17,9 @@ import { parseProjectMap } from '../lib/meshhook';
 import { createAlertsWorker } from '../worker';
 import { serviceDeps, type ServiceDeps } from './deps';
 import { startDevServer, type DevServer } from './dev-server';
+import { startDegradedMonitor } from './degraded-monitor';
+import { startFailureRateMonitor } from './failure-rate-monitor';
+import { keepRetentionScheduled } from './schedules';
 import { createApiServer } from './http-server';
 import { resolveTemporalCli } from './temporal-cli';
 import { connectTemporal, temporalNotUpReason, type TemporalHandles } from './temporal';
@@ -39,7 +46,19 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-const say = (line: string) => console.log(`[alerts] ${line}`);
+const log = logger('alerts');
+/** the start's and the stop's narration: one log line each, shown at every LOG_LEVEL (lib/log.ts: lifecycle) */
+const lifecycle = logger('alerts', { lifecycle: true });
+const say = (line: string, fields: Record<string, unknown> = {}) => lifecycle.info(fields, line);
+const lineLogger = (component: string) => {
+  const componentLog = logger(component, { lifecycle: true });
+  return (line: string) => componentLog.info({}, line);
+};
+/** the MeshHook source's lines: its start is lifecycle, a failed read a warning, its batches info */
+const meshhookLogger = () => {
+  const [life, plain] = [logger('meshhook', { lifecycle: true }), logger('meshhook')];
+  return (line: string) => (line.startsWith('dispatched ') ? plain.info({}, line) : line.startsWith('stopped reading') ? plain.warn({}, line) : life.info({}, line));
+};
 
 /** The keyring from ALERTS_ENCRYPTION_KEYS; the embedded default keeps one in a key file under DATA_DIR. */
 export function loadKeyring(env: Env): Keyring {
@@ -125,16 +144,53 @@ async function waitUntilUp<T>(
 }
 
 let runtimeInstalled = false;
-/** The SDK logs at LOG_LEVEL (its INFO lines include the whole webpack report of the workflow bundle). */
-function installTemporalRuntime(env: Env): void {
+/**
+ * The Temporal runtime of this process: the SDK's log lines and its native core's (forwarded) go to
+ * pino at LOG_LEVEL (its INFO lines include the whole webpack report of the workflow bundle, so info
+ * shows its warnings); its worker and client metrics go to a Prometheus exporter on a free loopback
+ * port, which GET /metrics appends to ours (lib/metrics.ts metricsText).
+ */
+async function installTemporalRuntime(env: Env): Promise<void> {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  const level = env.LOG_LEVEL === 'debug' ? 'DEBUG' : env.LOG_LEVEL === 'info' ? 'WARN' : env.LOG_LEVEL.toUpperCase();
-  Runtime.install({ logger: new DefaultLogger(level as 'WARN') });
+  const level = env.LOG_LEVEL === 'debug' ? 'DEBUG' : env.LOG_LEVEL === 'error' ? 'ERROR' : 'WARN';
+  const logging = { forward: {}, filter: { core: level, other: 'ERROR' } } as const;
+  const bindAddress = `127.0.0.1:${await freePort()}`;
+  try {
+    Runtime.install({ logger: temporalLogger(level), telemetryOptions: { logging, metrics: { prometheus: { bindAddress, useSecondsForDurations: true } } } });
+    setTemporalMetricsUrl(`http://${bindAddress}/metrics`);
+  } catch (err) {
+    // another part of this process (a test harness) made the runtime first: keep it, without our exporter
+    if (/already been (installed|instantiated)/.test((err as Error).message)) {
+      log.warn(errorFields(err), 'the Temporal runtime was made before the service started: its metrics are not in /metrics');
+      return;
+    }
+    throw err;
+  }
 }
 
-export async function startService(options: { roles: Roles; env?: NodeJS.ProcessEnv }): Promise<RunningService> {
+/** GET /metrics on its own port (ALERTS_METRICS_PORT): how a process without the API is scraped. */
+async function startMetricsListener(host: string, port: number): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
+      return;
+    }
+    metricsText().then(
+      (text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text),
+      (err) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
+
+export async function startService(options: { roles: Roles; env?: NodeJS.ProcessEnv; /** operator monitors' intervals (tests make them short) */ monitors?: { failureRateCheckMs?: number; degradedProbeMs?: number } }): Promise<RunningService> {
   const env = loadEnv(options.env ?? process.env);
+  configureLogging({ level: env.LOG_LEVEL, format: env.LOG_FORMAT });
   const { roles } = options;
   if (env.embeddedDatabase && !(roles.api && roles.worker)) {
     throw new Error('the embedded store (no DATABASE_URL) lives inside one process: run `npm start`, or set DATABASE_URL to run the API and worker apart');
@@ -144,7 +200,7 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
   }
   const cleanups: (() => Promise<void>)[] = [];
   const stop = async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((err) => console.error(`[alerts] shutdown step failed: ${err.message}`));
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((err) => log.error(errorFields(err), `shutdown step failed: ${err.message}`));
   };
   const deadline = { at: Date.now() + env.ALERTS_STARTUP_WAIT_SECONDS * 1000, limitSeconds: env.ALERTS_STARTUP_WAIT_SECONDS };
   try {
@@ -156,7 +212,9 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
     }
     const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: env.dataDir });
     cleanups.push(() => db.close());
-    await migrate(db, (line) => say(line), { keyring });
+    readGaugesFrom(() => readStoreGauges(db));
+    cleanups.push(async () => readGaugesFrom(undefined));
+    await migrate(db, lineLogger('migrate'), { keyring });
     const apiToken = await prepareTokens(env, db);
 
     // the embedded Web UI is told the codec endpoint's URL before the API listens: PORT=0 becomes a free port here
@@ -165,7 +223,7 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
     let address = env.TEMPORAL_ADDRESS;
     let devServer: DevServer | undefined;
     if (env.embeddedTemporal) {
-      const cliPath = await resolveTemporalCli({ cliPath: env.TEMPORAL_CLI_PATH, log: (line) => say(line) });
+      const cliPath = await resolveTemporalCli({ cliPath: env.TEMPORAL_CLI_PATH, log: lineLogger('temporal-cli') });
       say(`starting the Temporal dev server (${cliPath}), state in ${path.join(env.dataDir, 'temporal.sqlite')}`);
       devServer = await startDevServer({
         cliPath,
@@ -176,13 +234,13 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
         sqlitePragmas: env.TEMPORAL_DEV_SQLITE_PRAGMAS.split(',').map((p) => p.trim()).filter(Boolean),
         // the embedded UI has no login; with the token in the path it decodes project "default" by itself
         codecEndpoint: roles.api ? `${apiBase}/codec${apiToken ? `/${encodeURIComponent(apiToken)}` : ''}` : undefined,
-        log: (line) => say(line),
+        log: lineLogger('dev-server'),
       });
       cleanups.push(() => devServer!.stop());
       address = devServer.address;
     }
     say(`connecting to Temporal at ${address}, namespace ${env.TEMPORAL_NAMESPACE}, task queue ${env.TEMPORAL_TASK_QUEUE}`);
-    installTemporalRuntime(env);
+    await installTemporalRuntime(env);
     const temporal = await waitUntilUp(
       { name: 'Temporal', target: address!, setting: 'TEMPORAL_ADDRESS' },
       deadline,
@@ -194,6 +252,9 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
     const uiUrl = env.TEMPORAL_UI_PUBLIC_URL ?? devServer?.uiUrl;
     // the one bag of dependencies: the worker and the API get the same settings
     const deps = serviceDeps(env, { db, keyring, temporal, temporalUiUrl: uiUrl });
+    // service.degraded: this process probes Temporal and the store (docs/operator-alerts.md)
+    const degraded = startDegradedMonitor(deps, { probeEveryMs: options.monitors?.degradedProbeMs });
+    cleanups.push(() => degraded.stop());
     let worker: Worker | undefined;
     if (roles.worker) {
       worker = await createAlertsWorker(
@@ -209,7 +270,7 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
       );
       const running = worker.run();
       running.catch((err) => {
-        console.error(`[alerts] the worker stopped: ${err.message}`);
+        log.error(errorFields(err), `the worker stopped: ${err.message}`);
         process.exitCode = 1;
       });
       cleanups.push(async () => {
@@ -217,10 +278,13 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
         await running.catch(() => undefined);
       });
       say('worker running');
+      const failureRate = startFailureRateMonitor(deps, { checkEveryMs: options.monitors?.failureRateCheckMs });
+      cleanups.push(() => failureRate.stop());
+      await keepRetentionScheduled(deps, env.ALERTS_RETENTION_INTERVAL_SECONDS);
     }
 
     if (env.MESHHOOK_DATABASE_URL) {
-      const source = await startMeshHookSource(deps, { url: env.MESHHOOK_DATABASE_URL, projects: parseProjectMap(env.MESHHOOK_PROJECTS), log: (line) => say(`meshhook: ${line}`) });
+      const source = await startMeshHookSource(deps, { url: env.MESHHOOK_DATABASE_URL, projects: parseProjectMap(env.MESHHOOK_PROJECTS), log: meshhookLogger() });
       cleanups.push(() => source.stop());
     }
 
@@ -249,6 +313,11 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
           }),
       );
     }
+    if (env.ALERTS_METRICS_PORT) {
+      const metricsServer = await startMetricsListener(env.HOST, env.ALERTS_METRICS_PORT);
+      cleanups.push(() => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
+      say(`metrics on http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${env.ALERTS_METRICS_PORT}/metrics`, { metricsPort: env.ALERTS_METRICS_PORT });
+    }
     const temporalUiDecodes = Boolean(devServer && roles.api && apiToken);
     return { env, db, keyring, temporal, temporalAddress: address!, apiUrl, apiDeps, temporalUiUrl: uiUrl, apiToken, temporalUiDecodes, stop };
   } catch (err) {
@@ -263,22 +332,25 @@ export async function runService(options: { roles: Roles }): Promise<void> {
   try {
     service = await startService(options);
   } catch (err) {
-    console.error(`[alerts] could not start: ${(err as Error).message}`);
+    log.error(errorFields(err), `could not start: ${(err as Error).message}`);
     process.exit(1);
   }
-  console.log('');
-  if (service.apiUrl) say(`API          ${service.apiUrl}   (OpenAPI: ${service.apiUrl}/openapi.json)`);
-  if (service.apiUrl) say(`Web UI       ${service.apiUrl}/   (sign in with the API token below)`);
-  if (service.temporalUiUrl) say(`Temporal UI  ${service.temporalUiUrl}`);
+  // the banner: plain lines in a terminal, log lines (same messages, and the URLs as fields) in JSON
+  const banner = [''];
+  if (service.apiUrl) banner.push(`API          ${service.apiUrl}   (OpenAPI: ${service.apiUrl}/openapi.json)`);
+  if (service.apiUrl) banner.push(`Web UI       ${service.apiUrl}/   (sign in with the API token below)`);
+  if (service.temporalUiUrl) banner.push(`Temporal UI  ${service.temporalUiUrl}   (each delivery is a workflow there)`);
   // payloads in Temporal are encrypted: the UI shows them once its codec server carries a token
-  if (service.temporalUiDecodes) say(`Codec        the Temporal UI decodes project "default" through ${service.apiUrl}/codec/<API token>`);
-  else if (service.temporalUiUrl && service.apiUrl) say(`Codec        ${service.apiUrl}/codec/<API token>   (Temporal UI: Codec Server setting, to read payloads)`);
-  if (service.apiToken) say(`API token    ${service.apiToken}   (project "default"; also in ${path.join(service.env.dataDir, 'api-token')})`);
-  else if (service.env.embeddedDatabase && !service.env.ALERTS_API_TOKENS) say(`API token    ${path.join(service.env.dataDir, 'api-token')} is missing; create a token with: npm run token -- default`);
+  if (service.temporalUiDecodes) banner.push(`Codec        the Temporal UI decodes project "default" through ${service.apiUrl}/codec/<API token>`);
+  else if (service.temporalUiUrl && service.apiUrl) banner.push(`Codec        ${service.apiUrl}/codec/<API token>   (Temporal UI: Codec Server setting, to read payloads)`);
+  // the embedded default's own token, made at its first start; a deployment seeds ALERTS_API_TOKENS and prints none
+  if (service.apiToken) banner.push(`API token    ${service.apiToken}   (project "default"; also in ${path.join(service.env.dataDir, 'api-token')})`);
+  else if (service.env.embeddedDatabase && !service.env.ALERTS_API_TOKENS) banner.push(`API token    ${path.join(service.env.dataDir, 'api-token')} is missing; create a token with: npm run token -- default`);
   if (service.apiUrl && !service.env.ALERTS_EGRESS_ALLOW && !service.env.ALERTS_ALLOW_PRIVATE_NETWORKS) {
-    say('Webhooks     public addresses only; to send to a receiver on this machine, start with ALERTS_EGRESS_ALLOW=127.0.0.1 (docs/security.md: Egress policy)');
+    banner.push('Webhooks     public addresses only; to send to a receiver on this machine, start with ALERTS_EGRESS_ALLOW=127.0.0.1 (docs/security.md: Egress policy)');
   }
-  say('ready; press Ctrl-C to stop');
+  banner.push('ready; press Ctrl-C to stop');
+  printBanner('alerts', banner, { apiUrl: service.apiUrl, temporalUiUrl: service.temporalUiUrl });
   let stopping = 0;
   const shutdown = (signal: string) => {
     // npm passes a terminal's Ctrl-C on to us as well: a repeat within a moment is the same request

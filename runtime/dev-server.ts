@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { logger } from '../lib/log';
 import { ALL_SEARCH_ATTRIBUTES } from '../lib/search-attributes';
 
 /**
@@ -41,7 +42,8 @@ export interface DevServerOptions {
 const READY_TIMEOUT_MS = 60_000;
 
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
-  const log = options.log ?? (() => undefined);
+  const devLog = logger('dev-server', { lifecycle: true });
+  const log = options.log ?? ((line: string) => devLog.info({}, line));
   fs.mkdirSync(options.dataDir, { recursive: true });
   const dbFile = path.join(options.dataDir, 'temporal.sqlite');
   const pidFile = path.join(options.dataDir, PID_FILE);

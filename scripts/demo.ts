@@ -15,8 +15,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { format } from 'node:util';
 import { Client } from 'pg';
+import { redirectLogs } from '../lib/log';
 import { AlertVerificationError, verifyAlert } from '../lib/verify';
 import { freePort, startService, type RunningService } from '../runtime/boot';
 
@@ -50,21 +50,25 @@ const isExecutable = (file: string) => {
 // ------------------------------------------------------------ the service's own narration
 
 /**
- * startService narrates its start on console.log ("[alerts] …", a dozen lines); the demo keeps that in a
+ * startService narrates its start in log lines (lib/log.ts, a dozen of them); the demo keeps them in a
  * log file and shows only what a first run waits on (the Temporal CLI's install, the workflow bundle).
  */
 function divertServiceLog(file: string): { tail(lines?: number): string; restore(): void } {
-  const original = console.log;
   const shown = /Temporal CLI|installing|downloading|pip |bundling|waiting for|stopping the Temporal dev server left/i;
-  console.log = (...args: unknown[]) => {
-    const line = format(...args);
-    if (!line.startsWith('[alerts]')) return original(...args);
+  redirectLogs((json) => {
+    let line = json;
+    try {
+      const entry = JSON.parse(json) as { component?: string; msg?: string };
+      line = `[${entry.component}] ${entry.msg}`;
+    } catch {
+      /* not JSON: as it is */
+    }
     fs.appendFileSync(file, `${line}\n`);
-    if (shown.test(line)) original(line);
-  };
+    if (shown.test(line)) console.log(line);
+  });
   return {
     tail: (lines = 5) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') : ''),
-    restore: () => void (console.log = original),
+    restore: () => redirectLogs(undefined),
   };
 }
 

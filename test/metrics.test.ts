@@ -37,7 +37,7 @@ describe('GET /metrics', () => {
     const grew = (name: string, labels = '') => sample(after, name, labels) - sample(before, name, labels);
     assert.equal(grew('alerts_events_accepted_total', '{type="run.failed"}'), 1);
     assert.equal(grew('alerts_deliveries_started_total', '{condition="failure",duplicate="false"}'), 1);
-    assert.ok(grew('alerts_delivery_attempts_total', '{outcome="delivered"}') >= 1);
+    assert.ok(grew('alerts_delivery_attempts_total', '{condition="failure",outcome="delivered"}') >= 1);
     assert.ok(grew('alerts_dispatch_latency_seconds_count') >= 1);
     assert.match(after, /alerts_http_request_duration_seconds_count\{method="POST",route="\/api\/events",status="202"\} \d+/);
   });

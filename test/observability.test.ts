@@ -1,0 +1,313 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { configureLogging, redirectLogs } from '../lib/log';
+import { PROJECT_ROOT } from './support/processes';
+import { Receiver } from './support/receiver';
+import { useStack, type TestStack } from './support/stack';
+
+/**
+ * Observability (docs/observability.md): after real deliveries on the shared stack (delivered,
+ * retried, failed for good, a delay alert, a 410) GET /metrics has every series the PRD asks for,
+ * the Grafana dashboard and the Prometheus rules name only series that scrape has, and each webhook
+ * attempt is one JSON log line with its ids, outcome and duration and no secret, query string or
+ * header value.
+ */
+
+const uid = () => randomBytes(5).toString('hex');
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const FAST_RETRY = { maxAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 2, maxIntervalMs: 200, maxDurationMs: 60_000 };
+
+/** sample lines of a Prometheus text exposition: name, labels, value */
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+function parseExposition(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)/.exec(line);
+    assert.ok(m, `a sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
+    samples.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return samples;
+}
+
+/** the sum of the samples of `name` whose labels include `labels` */
+const total = (samples: Sample[], name: string, labels: Record<string, string> = {}) =>
+  samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((sum, s) => sum + s.value, 0);
+const has = (samples: Sample[], name: string, labels: Record<string, string> = {}) => samples.some((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+
+/** The metric names a PromQL expression reads: identifiers that are not functions, keywords, labels, durations or strings. */
+export function metricNamesOf(expr: string): string[] {
+  const stripped = expr
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
+    .replace(/\$\w+/g, ' ');
+  const names = new Set<string>();
+  for (const m of stripped.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*(?=\s*(\(?))/g)) {
+    if (m[1] === '(') continue; // a function or an aggregation
+    if (['and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan'].includes(m[0].toLowerCase())) continue;
+    names.add(m[0]);
+  }
+  return [...names];
+}
+
+/** a histogram's or a summary's series name back to the metric's own */
+const baseName = (name: string) => name.replace(/_(bucket|sum|count)$/, '');
+
+describe('observability: metrics, dashboard, rules and structured logs', function () {
+  let stack: TestStack;
+  let receiver: Receiver;
+
+  before(async function () {
+    this.timeout(180_000);
+    stack = await useStack();
+    receiver = await Receiver.start();
+  });
+  after(() => receiver?.close());
+
+  async function scrape(): Promise<{ text: string; samples: Sample[] }> {
+    const res = await fetch(`${stack.apiUrl}/metrics`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    return { text, samples: parseExposition(text) };
+  }
+
+  async function eventually<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await probe();
+      if (value) return value;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await sleep(100);
+    }
+  }
+
+  async function createConfig(config: Record<string, unknown>, secret?: string): Promise<string> {
+    const res = await stack.api('POST', '/api/alerts/config', { config: { name: 'observability', retry: FAST_RETRY, ...config }, ...(secret ? { secret } : {}) });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    return res.body.config.id;
+  }
+
+  async function postEvent(event: Record<string, unknown>): Promise<string[]> {
+    const res = await stack.api('POST', '/api/events', event);
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    return (res.body.deliveries as { deliveryId: string }[]).map((d) => d.deliveryId);
+  }
+
+  async function waitForStatus(deliveryId: string, status: string): Promise<void> {
+    await eventually(`delivery ${deliveryId} ${status}`, async () => {
+      const res = await stack.api('GET', `/api/alerts/deliveries/${encodeURIComponent(deliveryId)}`);
+      return res.status === 200 && res.body.status === status;
+    });
+  }
+
+  const failedEvent = (workflowId: string) => ({ id: `evt_${uid()}`, type: 'run.failed', workflowId, runId: `run_${uid()}`, error: { message: 'HTTP 500 from CRM' } });
+
+  it('serves every series after real deliveries (delivered, retried, failed, a delay alert, a 410), with the Temporal SDK metrics in the same scrape', async function () {
+    this.timeout(120_000);
+    const before = (await scrape()).samples;
+
+    // delivered at once, and a delay alert (1 s threshold, the run never finishes)
+    const okWorkflow = `wf_obs_ok_${uid()}`;
+    const okPath = `/obs-ok-${uid()}`;
+    receiver.on(okPath, () => ({ status: 200 }));
+    await createConfig({ workflowId: okWorkflow, conditions: [{ type: 'failure' }, { type: 'delay', thresholdSeconds: 1 }], webhook: { url: `${receiver.url}${okPath}` } });
+    const [delivered] = await postEvent(failedEvent(okWorkflow));
+    const [delayed] = await postEvent({ id: `evt_${uid()}`, type: 'run.started', workflowId: okWorkflow, runId: `run_${uid()}` });
+
+    // retried: the first attempt answers 503, the second is held by the test until the scrape saw it retrying
+    const retryWorkflow = `wf_obs_retry_${uid()}`;
+    const retryPath = `/obs-retry-${uid()}`;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    receiver.on(retryPath, (n) => (n === 1 ? { status: 503 } : { status: 200, after: gate }));
+    await createConfig({ workflowId: retryWorkflow, conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${retryPath}` } });
+    const [retried] = await postEvent(failedEvent(retryWorkflow));
+    await receiver.waitFor(retryPath, 2);
+    const whileRetrying = await eventually('alerts_deliveries_retrying{condition="failure"} >= 1', async () => {
+      const { samples } = await scrape();
+      return total(samples, 'alerts_deliveries_retrying', { condition: 'failure' }) >= 1 && samples;
+    });
+    assert.ok(has(whileRetrying, 'alerts_deliveries_retrying', { condition: 'delay' }), 'every condition has its retrying series, at zero too');
+    release();
+
+    // failed for good: 503 on every attempt
+    const failWorkflow = `wf_obs_fail_${uid()}`;
+    const failPath = `/obs-fail-${uid()}`;
+    receiver.on(failPath, () => ({ status: 503 }));
+    await createConfig({ workflowId: failWorkflow, conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${failPath}` } });
+    const [failed] = await postEvent(failedEvent(failWorkflow));
+
+    // a 410 disables its config (by the service); a config created disabled is off by its owner
+    const goneWorkflow = `wf_obs_gone_${uid()}`;
+    const gonePath = `/obs-gone-${uid()}`;
+    receiver.on(gonePath, () => ({ status: 410 }));
+    await createConfig({ workflowId: goneWorkflow, conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${gonePath}` } });
+    const [gone] = await postEvent(failedEvent(goneWorkflow));
+    await createConfig({ workflowId: `wf_obs_off_${uid()}`, enabled: false, conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}/never` } });
+
+    for (const [id, status] of [[delivered, 'delivered'], [delayed, 'delivered'], [retried, 'delivered'], [failed, 'failed'], [gone, 'failed']] as const) await waitForStatus(id, status);
+
+    // the counters move when the activity that finished the delivery returns: wait for them, not for a time
+    const grew = (samples: Sample[], name: string, labels: Record<string, string> = {}) => total(samples, name, labels) - total(before, name, labels);
+    const after = await eventually('the finished deliveries in /metrics', async () => {
+      const { samples } = await scrape();
+      const done =
+        grew(samples, 'alerts_deliveries_finished_total', { condition: 'failure', status: 'delivered' }) >= 2 &&
+        grew(samples, 'alerts_deliveries_finished_total', { condition: 'failure', status: 'failed' }) >= 2 &&
+        grew(samples, 'alerts_deliveries_finished_total', { condition: 'delay', status: 'delivered' }) >= 1;
+      return done && samples;
+    });
+
+    // outcomes by condition and outcome
+    assert.ok(grew(after, 'alerts_delivery_attempts_total', { condition: 'failure', outcome: 'delivered' }) >= 2);
+    assert.ok(grew(after, 'alerts_delivery_attempts_total', { condition: 'failure', outcome: 'retrying' }) >= 3, 'the 503s that were retried');
+    assert.ok(grew(after, 'alerts_delivery_attempts_total', { condition: 'failure', outcome: 'failed' }) >= 2, 'the last 503 and the 410');
+    assert.ok(grew(after, 'alerts_delivery_attempts_total', { condition: 'delay', outcome: 'delivered' }) >= 1);
+    assert.ok(grew(after, 'alerts_events_accepted_total', { type: 'run.failed' }) >= 4);
+    assert.ok(grew(after, 'alerts_deliveries_started_total', { condition: 'delay', duplicate: 'false' }) >= 1);
+    // latency: dispatch (trigger → first POST) and end to end (event → delivered), by condition
+    assert.ok(grew(after, 'alerts_dispatch_latency_seconds_count') >= 4);
+    assert.ok(grew(after, 'alerts_end_to_end_latency_seconds_count', { condition: 'failure' }) >= 2);
+    assert.ok(grew(after, 'alerts_end_to_end_latency_seconds_count', { condition: 'delay' }) >= 1);
+    assert.ok(has(after, 'alerts_end_to_end_latency_seconds_bucket', { condition: 'delay', le: '+Inf' }));
+    assert.ok(grew(after, 'alerts_delivery_attempt_duration_seconds_count') >= 7);
+    // the store's gauges, read at scrape time
+    assert.ok(total(after, 'alerts_configs_disabled', { by: 'service' }) >= 1, 'the config that got a 410');
+    assert.ok(total(after, 'alerts_configs_disabled', { by: 'user' }) >= 1, 'the config created disabled');
+    assert.ok(has(after, 'alerts_held_alerts'), 'held alerts, at zero too');
+    assert.ok(has(after, 'alerts_deliveries_retrying', { condition: 'failure' }));
+    // operator alerts: every type and outcome exists before the first one
+    for (const type of ['delivery.exhausted', 'config.failing', 'config.disabled', 'config.reenabled', 'delivery.failure_rate', 'service.degraded']) {
+      for (const outcome of ['raised', 'delivered', 'failed', 'skipped']) assert.ok(has(after, 'alerts_operator_alerts_total', { type, outcome }), `alerts_operator_alerts_total{type="${type}",outcome="${outcome}"}`);
+    }
+    // the Temporal SDK's worker metrics, in the same scrape
+    for (const workerType of ['WorkflowWorker', 'ActivityWorker', 'LocalActivityWorker']) {
+      assert.ok(has(after, 'temporal_worker_task_slots_available', { worker_type: workerType }), `temporal_worker_task_slots_available{worker_type="${workerType}"}`);
+      assert.ok(has(after, 'temporal_worker_task_slots_used', { worker_type: workerType }));
+    }
+    for (const name of ['temporal_workflow_task_execution_latency_bucket', 'temporal_activity_execution_latency_bucket', 'temporal_local_activity_execution_latency_bucket', 'temporal_num_pollers', 'temporal_request']) {
+      assert.ok(has(after, name), name);
+    }
+
+    // ------------------------------------------------------------ the dashboard and the rules
+    const exists = new Set(after.map((s) => baseName(s.name)));
+    const dashboard = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'deploy/grafana/meshhook-alerts.json'), 'utf8'));
+    const panels = (dashboard.panels as { title: string; type: string; targets?: { expr: string }[] }[]).filter((p) => p.type !== 'row');
+    assert.ok(panels.length >= 12, 'a dashboard with its panels');
+    const dashboardNames = new Set<string>();
+    for (const panel of panels) {
+      assert.ok(panel.targets?.length, `panel "${panel.title}" has a query`);
+      for (const { expr } of panel.targets!) {
+        const names = metricNamesOf(expr);
+        assert.ok(names.length > 0, `panel "${panel.title}": ${expr} names a metric`);
+        for (const name of names) {
+          assert.ok(exists.has(baseName(name)), `panel "${panel.title}" queries ${name}, which /metrics does not serve`);
+          dashboardNames.add(baseName(name));
+        }
+      }
+    }
+    for (const wanted of ['alerts_dispatch_latency_seconds', 'alerts_end_to_end_latency_seconds', 'alerts_deliveries_finished_total', 'alerts_delivery_attempts_total', 'alerts_deliveries_retrying', 'alerts_held_alerts', 'alerts_configs_disabled', 'alerts_operator_alerts_total', 'temporal_worker_task_slots_available', 'temporal_workflow_task_execution_latency']) {
+      assert.ok(dashboardNames.has(wanted), `the dashboard shows ${wanted}`);
+    }
+
+    const rules = YAML.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'deploy/prometheus/alerts-rules.yml'), 'utf8')) as { groups: { name: string; rules: { alert: string; expr: string; for?: string }[] }[] };
+    const all = rules.groups.flatMap((g) => g.rules);
+    for (const rule of all) {
+      assert.ok(rule.alert && rule.expr, `a rule with a name and an expression: ${JSON.stringify(rule)}`);
+      for (const name of metricNamesOf(rule.expr)) assert.ok(exists.has(baseName(name)), `rule ${rule.alert} reads ${name}, which /metrics does not serve`);
+    }
+    const ruleReading = (metric: string) => all.filter((r) => metricNamesOf(r.expr).some((n) => baseName(n) === metric)).map((r) => r.expr);
+    assert.ok(ruleReading('alerts_dispatch_latency_seconds').some((e) => /histogram_quantile\(0\.99,[\s\S]*\)\s*>\s*0\.5\b/.test(e)), 'dispatch p99 over 500 ms');
+    assert.ok(ruleReading('alerts_delivery_attempts_total').length >= 1, 'a failure rate');
+    assert.ok(ruleReading('alerts_deliveries_finished_total').some((e) => e.includes('status="failed"')), 'exhausted deliveries');
+    assert.ok(ruleReading('alerts_held_alerts').some((e) => />\s*0/.test(e)), 'held alerts > 0');
+    assert.ok(ruleReading('alerts_configs_disabled').some((e) => e.includes('by="service"')), 'a config the service disabled');
+  });
+
+  it('finds the metric names of PromQL expressions (and only those)', () => {
+    assert.deepEqual(metricNamesOf('histogram_quantile(0.99, sum by (le, condition) (rate(alerts_x_bucket{a="b",c=~"d|e"}[$__rate_interval]))) > 0.5'), ['alerts_x_bucket']);
+    assert.deepEqual(metricNamesOf('sum(rate(a_total{outcome=~"retrying|failed"}[5m])) / sum(rate(a_total[5m])) > 0.5 and sum(increase(a_total[5m])) >= 20'), ['a_total']);
+    assert.deepEqual(metricNamesOf('max by (by) (alerts_configs_disabled)'), ['alerts_configs_disabled']);
+    assert.deepEqual(metricNamesOf('min by (instance) (up{job="x"}) == 0 unless on (instance) other_metric'), ['up', 'other_metric']);
+  });
+
+  it('logs each webhook attempt as a JSON line with its ids, outcome and duration, and never the secret, the URL query string or a header value', async function () {
+    this.timeout(60_000);
+    const lines: string[] = [];
+    const previous = configureLogging({ level: 'info', format: 'json' });
+    redirectLogs((line) => lines.push(line));
+    try {
+      const workflowId = `wf_obs_log_${uid()}`;
+      const hook = `/obs-log-${uid()}`;
+      const queryToken = `qtok${uid()}`;
+      const headerValue = `hdr${uid()}`;
+      const secret = `whsec_${randomBytes(32).toString('base64')}`;
+      receiver.on(hook, (n) => ({ status: n === 1 ? 503 : 200 }));
+      const configId = await createConfig({ workflowId, conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${hook}?token=${queryToken}`, headers: { 'X-Api-Key': headerValue } } }, secret);
+      const event = failedEvent(workflowId);
+      const [deliveryId] = await postEvent(event);
+      await waitForStatus(deliveryId, 'delivered');
+      const attemptLines = await eventually('the two attempt lines', async () => {
+        const mine = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.deliveryId === deliveryId && typeof l.attempt === 'number');
+        return mine.length >= 2 && mine;
+      });
+
+      for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), `a JSON line: ${line}`);
+      const byAttempt = new Map(attemptLines.map((l) => [l.attempt, l]));
+      for (const [attempt, outcome, httpStatus] of [[1, 'retrying', 503], [2, 'delivered', 200]] as const) {
+        const line = byAttempt.get(attempt)!;
+        assert.ok(line, `a line for attempt ${attempt}`);
+        assert.equal(line.deliveryId, deliveryId);
+        assert.equal(line.configId, configId);
+        assert.equal(line.projectId, 'default');
+        assert.equal(line.runId, event.runId);
+        assert.equal(line.outcome, outcome);
+        assert.equal(line.httpStatus, httpStatus);
+        assert.equal(line.condition, 'failure');
+        assert.equal(typeof line.durationMs, 'number');
+        assert.equal(line.component, 'delivery');
+        assert.match(String(line.time), /^\d{4}-\d\d-\d\dT/);
+        assert.equal(line.url, `${receiver.url}${hook}`, 'the URL without its query string');
+      }
+      const everything = lines.join('\n');
+      for (const [what, hidden] of [['the query-string token', queryToken], ['the header value', headerValue], ['the secret', secret], ['the secret\'s key', secret.slice('whsec_'.length)]]) {
+        assert.ok(!everything.includes(hidden), `${what} is in the log`);
+      }
+    } finally {
+      redirectLogs(undefined);
+      configureLogging(previous);
+    }
+  });
+
+  it('writes JSON lines when its output is not a terminal, readable lines with LOG_FORMAT=pretty', function () {
+    this.timeout(60_000);
+    const script = "const { logger } = require('./lib/log.ts'); logger('probe').info({ deliveryId: 'd_1', url: 'https://hooks.example.com/x?token=hidden' }, 'attempt done');";
+    const run = (env: Record<string, string>) => spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 50_000 });
+    const auto = run({ LOG_FORMAT: 'auto', LOG_LEVEL: 'info' });
+    assert.equal(auto.status, 0, auto.stderr);
+    const line = JSON.parse(auto.stdout.trim());
+    assert.equal(line.component, 'probe');
+    assert.equal(line.level, 'info');
+    assert.equal(line.msg, 'attempt done');
+    assert.equal(line.deliveryId, 'd_1');
+    assert.equal(line.url, 'https://hooks.example.com/x');
+    const pretty = run({ LOG_FORMAT: 'pretty', LOG_LEVEL: 'info' });
+    assert.equal(pretty.status, 0, pretty.stderr);
+    assert.throws(() => JSON.parse(pretty.stdout.trim()));
+    assert.match(pretty.stdout, /INFO.*\[probe\] attempt done/);
+    assert.doesNotMatch(auto.stdout + pretty.stdout, /hidden/);
+  });
+});
