@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { newKeySpec, parseKeyring } from '../lib/crypto';
+import { alertConfigInputSchema } from '../lib/schemas';
 import { verifyAlert } from '../lib/verify';
+import { getConfig as getStoredConfig, saveConfig } from '../store/configs';
+import { countFailure, countSuccess, lockForReenable, reenableConfig } from '../store/health';
+import { countHeld, holdAlert } from '../store/held';
 import { Receiver, type Received } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
+import { STORE_KINDS, useStore } from './support/stores';
 
 /**
  * Endpoint health, end to end on the shared embedded stack (real Temporal dev server, PGlite, worker,
@@ -333,6 +339,55 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
     assert.equal(after.length, 1);
   });
 
+  it('holds a delay alert whose watch fires while the config is disabled, and sends it on re-enabling; a run that finished in time holds nothing', async function () {
+    const wf = `wf_health_delay_${uid()}`;
+    const path = `/delay-${uid()}`;
+    let status = 410;
+    receiver.on(path, () => ({ status }));
+    const res = await api('POST', '/api/alerts/config', {
+      config: {
+        workflowId: wf,
+        name: 'delay while disabled',
+        conditions: [{ type: 'failure' }, { type: 'delay', thresholdSeconds: 1 }],
+        webhook: { url: `${receiver.url}${path}`, headers: {}, timeoutMs: 5_000 },
+        payload: { template: { eventId: '{{ event.id }}', condition: '{{ condition }}' } },
+        retry: ONE_ATTEMPT,
+      },
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const configId: string = res.body.config.id;
+    await deliverOne(wf, 'failed'); // 410: disabled at once
+    assert.equal((await getConfig(wf, configId)).enabled, false);
+    status = 200;
+
+    const now = new Date().toISOString();
+    const late = { id: `evt_${uid()}`, type: 'run.started', workflowId: wf, runId: `run_${uid()}`, occurredAt: now };
+    const inTime = { id: `evt_${uid()}`, type: 'run.started', workflowId: wf, runId: `run_${uid()}`, occurredAt: now };
+    const started = await postEvents(late, inTime);
+    assert.equal(started.deliveries.length, 2, 'the watches start while the config is disabled');
+    await postEvents({ id: `evt_${uid()}`, type: 'run.succeeded', workflowId: wf, runId: inTime.runId, occurredAt: now });
+    const [lateWatch, inTimeWatch] = started.deliveries.map((d) => d.deliveryId);
+    const fired = await waitForStatus(lateWatch, 'failed');
+    assert.match(fired.error, /^held: the alert config is disabled by the service \(receiver answered 410 Gone/);
+    await waitForStatus(inTimeWatch, 'suppressed');
+    const held = await api('GET', `/api/alerts/config/by-id/${configId}/held`);
+    assert.equal(held.body.count, 1);
+    assert.deepEqual(
+      held.body.held.map((h: { condition: string; deliveryId: string; runId: string }) => [h.condition, h.deliveryId, h.runId]),
+      [['delay', lateWatch, late.runId]],
+    );
+    assert.equal((await getConfig(wf, configId)).health.consecutiveFailures, 1, 'a held alert is not a failure of the endpoint');
+    assert.equal(receiver.at(path).length, 1, 'only the 410 was POSTed');
+
+    const enable = await api('POST', `/api/alerts/config/by-id/${configId}/enable`, { held: 'send' });
+    assert.equal(enable.status, 200, JSON.stringify(enable.body));
+    assert.deepEqual(enable.body.held.deliveries.map((d: { deliveryId: string; condition: string }) => [d.deliveryId, d.condition]), [[`${lateWatch}-held`, 'delay']]);
+    const [, sent] = await receiver.waitFor(path, 2);
+    assert.deepEqual(JSON.parse(sent.body), { eventId: late.id, condition: 'delay' });
+    assert.equal(sent.headers['webhook-id'], `${lateWatch}-held`);
+    verifyAlert(sent.body, sent.headers as Record<string, string>, res.body.secret);
+  });
+
   it('counts two failures that end at the same moment once each, and warns once', async function () {
     const wf = `wf_health_pair_${uid()}`;
     const path = `/pair-${uid()}`;
@@ -354,3 +409,78 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
     assert.equal(operatorAlerts('config.failing', pair.id).length, 1);
   });
 });
+
+/**
+ * The store's side of the same rules, on both stores the service runs on; on PostgreSQL the
+ * concurrent calls really run at once, each on its own pooled connection.
+ */
+for (const kind of STORE_KINDS) {
+  describe(`endpoint health in the store (${kind === 'pglite' ? 'PGlite' : 'PostgreSQL'})`, () => {
+    const store = useStore(kind);
+    const keyring = parseKeyring(newKeySpec('k1'));
+    const health = { warnAfterFailures: 3, disableAfterSeconds: 60 };
+
+    async function newConfig(projectId: string): Promise<string> {
+      const input = alertConfigInputSchema.parse({ workflowId: 'wf', name: 'n', conditions: [{ type: 'failure' }], webhook: { url: 'https://hooks.example.com/x' } });
+      return (await saveConfig(store.db, keyring, projectId, input)).config.id;
+    }
+
+    it('counts twenty failures that end at once twenty times, warns once and disables once (one audit entry)', async () => {
+      const projectId = `prj_${uid()}`;
+      const configId = await newConfig(projectId);
+      // a streak that began two minutes ago: the failure that reaches warnAfterFailures also disables
+      await store.db.query(`UPDATE alert_configs SET failing_since = now() - interval '2 minutes' WHERE id = $1`, [configId]);
+      const results = await Promise.all(Array.from({ length: 20 }, () => countFailure(store.db, health, projectId, configId)));
+      assert.deepEqual(results.map((r) => r!.consecutiveFailures).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1));
+      const warned = results.filter((r) => r!.warned);
+      const disabled = results.filter((r) => r!.disabled);
+      assert.equal(warned.length, 1);
+      assert.equal(warned[0]!.consecutiveFailures, 3);
+      assert.equal(disabled.length, 1);
+      assert.equal(disabled[0]!.consecutiveFailures, 3);
+      assert.match(disabled[0]!.disabled!.reason, /: 3 deliveries failed in a row and none was delivered for 60 s$/);
+      const config = await getStoredConfig(store.db, keyring, projectId, configId);
+      assert.equal(config.enabled, false);
+      assert.equal(config.health.consecutiveFailures, 20);
+      const audit = await store.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM alert_audit_log WHERE config_id = $1 AND action = 'config.disabled'`, [configId]);
+      assert.equal(audit[0].n, 1);
+    });
+
+    it('uses the project\'s own thresholds over the deployment\'s, field by field; 0 never disables', async () => {
+      const projectId = `prj_${uid()}`;
+      const configId = await newConfig(projectId);
+      await store.db.query(`INSERT INTO project_settings (project_id, health) VALUES ($1, '{"disableAfterSeconds": 0}'::jsonb)`, [projectId]);
+      await store.db.query(`UPDATE alert_configs SET failing_since = now() - interval '30 days' WHERE id = $1`, [configId]);
+      const results = [];
+      for (let i = 0; i < 4; i++) results.push(await countFailure(store.db, health, projectId, configId));
+      assert.deepEqual(results.map((r) => [r!.warned, r!.disabled !== null, r!.warnAfterFailures, r!.disableAfterSeconds]), [
+        [false, false, 3, 0], [false, false, 3, 0], [true, false, 3, 0], [false, false, 3, 0],
+      ]);
+      await countSuccess(store.db, projectId, configId);
+      const after = (await getStoredConfig(store.db, keyring, projectId, configId)).health;
+      assert.equal(after.consecutiveFailures, 0);
+      assert.equal(after.failingSince, null);
+      assert.equal(after.warnedAt, null);
+      assert.ok(after.lastSuccessAt && after.lastFailureAt);
+    });
+
+    it('holds an alert only while the service has the config disabled, once per event and condition', async () => {
+      const projectId = `prj_${uid()}`;
+      const configId = await newConfig(projectId);
+      const event = { id: `evt_${uid()}`, type: 'run.failed' as const, workflowId: 'wf', runId: 'run_1', occurredAt: new Date().toISOString() };
+      const ref = { projectId, configId, condition: 'failure' as const };
+      assert.equal(await holdAlert(store.db, keyring, ref, event), 'not_disabled', 'an enabled config holds nothing');
+      await store.db.query(`UPDATE alert_configs SET enabled = false WHERE id = $1`, [configId]);
+      assert.equal(await holdAlert(store.db, keyring, ref, event), 'not_disabled', 'a config the user turned off holds nothing');
+      await store.db.query(`UPDATE alert_configs SET disabled_reason = 'receiver answered 410 Gone' WHERE id = $1`, [configId]);
+      const held = await Promise.all([holdAlert(store.db, keyring, ref, event), holdAlert(store.db, keyring, ref, event)]);
+      assert.deepEqual(held.sort(), ['already_held', 'held']);
+      assert.equal(await countHeld(store.db, projectId, configId), 1);
+      await store.db.transaction(async (tx) => {
+        assert.equal((await lockForReenable(tx, projectId, configId))!.disabledReason, 'receiver answered 410 Gone');
+        await reenableConfig(tx, projectId, configId);
+      });
+      assert.equal(await holdAlert(store.db, keyring, ref, { ...event, id: `evt_${uid()}` }), 'not_disabled', 're-enabled: sent, not held');
+    });
+  });
+}
