@@ -45,7 +45,7 @@ function configFor(workflowId: string, fields: Record<string, unknown> = {}): Re
 
 /** the parts of a config answer that the service sets itself */
 function withoutServiceFields(config: Record<string, unknown>): Record<string, unknown> {
-  const { id: _id, createdAt: _createdAt, updatedAt: _updatedAt, disabledReason: _disabledReason, ...rest } = config;
+  const { id: _id, createdAt: _createdAt, updatedAt: _updatedAt, disabledReason: _disabledReason, health: _health, ...rest } = config;
   return rest;
 }
 
