@@ -5,6 +5,8 @@ import type { ServiceDeps } from '../runtime/deps';
 import { createEgressDispatcher } from '../runtime/egress';
 import type { ProcessExecutionEventInput, StartedDelivery } from '../workflows/types';
 import { deliveryActivities } from './delivery';
+import { operatorActivities } from './operator';
+import { retentionActivities } from './retention';
 
 /** Every activity the worker registers, bound to the service's dependencies. */
 export function createActivities(deps: ServiceDeps) {
@@ -12,6 +14,8 @@ export function createActivities(deps: ServiceDeps) {
   const dispatcher = createEgressDispatcher(deps.egress);
   return {
     ...deliveryActivities(deps, dispatcher),
+    ...operatorActivities(deps, dispatcher),
+    ...retentionActivities(deps),
     /** MeshHook's Temporal way in runs the same code as POST /api/events. */
     async processExecutionEvent(input: ProcessExecutionEventInput): Promise<StartedDelivery[]> {
       try {

@@ -1,3 +1,5 @@
 // Workflow code only: deterministic, no I/O, no Node built-ins.
 export { AlertDelivery, runFinished } from './alert-delivery';
 export { ProcessExecutionEvent } from './process-event';
+export { OperatorAlertDelivery } from './operator-alert';
+export { RetentionSweep } from './retention';

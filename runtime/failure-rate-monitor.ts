@@ -1,0 +1,99 @@
+import { raiseOperatorAlert } from '../dispatch/operator-alert';
+import { logger } from '../lib/log';
+import type { OperatorEvent } from '../lib/operator-events';
+import type { FailureRateSettings } from '../lib/schemas';
+import { failureRateOverrides } from '../store/project-settings';
+import type { ServiceDeps } from './deps';
+
+const log = logger('operator');
+
+/** How often the worker computes each project's failure rate, unless told otherwise. */
+export const FAILURE_RATE_CHECK_MS = 5_000;
+
+/** One project's attempts over its window: `failed` counts the attempts logged failed or retrying. */
+export interface ProjectAttempts {
+  projectId: string;
+  failed: number;
+  total: number;
+}
+
+/**
+ * Every project's attempts over its own window ending at `nowMs` (the deployment's window, or the
+ * project's override). One query: a project's window is read from project_settings beside its rows.
+ */
+export async function attemptsOverWindows(deps: Pick<ServiceDeps, 'db'>, defaults: FailureRateSettings, overrides: Map<string, Partial<FailureRateSettings>>, nowMs: number): Promise<ProjectAttempts[]> {
+  const widest = Math.max(defaults.windowSeconds, ...[...overrides.values()].map((o) => o.windowSeconds ?? 0));
+  const rows = await deps.db.query<{ project_id: string; failed: number; total: number }>(
+    `SELECT l.project_id, count(*) FILTER (WHERE l.outcome IN ('failed', 'retrying'))::int AS failed, count(*)::int AS total
+     FROM alert_logs l LEFT JOIN project_settings s ON s.project_id = l.project_id
+     WHERE l.created_at > $1::timestamptz - make_interval(secs => $2)
+       AND l.created_at > $1::timestamptz - make_interval(secs => COALESCE((s.failure_rate->>'windowSeconds')::int, $3))
+     GROUP BY l.project_id`,
+    [new Date(nowMs).toISOString(), widest, defaults.windowSeconds],
+  );
+  return rows.map((r) => ({ projectId: r.project_id, failed: r.failed, total: r.total }));
+}
+
+/** The delivery.failure_rate event of a project over a window, or null when its rate is not above the threshold (or too few attempts). */
+export function failureRateEvent(attempts: ProjectAttempts, settings: FailureRateSettings, nowMs: number): OperatorEvent | null {
+  if (attempts.total < settings.minAttempts || attempts.total === 0) return null;
+  const rate = attempts.failed / attempts.total;
+  if (rate <= settings.threshold) return null;
+  const windowIndex = Math.floor(nowMs / (settings.windowSeconds * 1000));
+  return {
+    // once per window: the same window's event is the same workflow id, sent once however many checks see it
+    id: `delivery.failure_rate:${attempts.projectId}:${windowIndex}`,
+    type: 'delivery.failure_rate',
+    projectId: attempts.projectId,
+    occurredAt: new Date(nowMs).toISOString(),
+    data: { rate: Math.round(rate * 10_000) / 10_000, failed: attempts.failed, total: attempts.total, windowSeconds: settings.windowSeconds, threshold: settings.threshold },
+  };
+}
+
+export interface Monitor {
+  stop(): Promise<void>;
+}
+
+/**
+ * The worker's failure-rate monitor: every `checkEveryMs` it computes each project's share of failed
+ * attempts (alert_logs) over the project's window and raises delivery.failure_rate above the
+ * threshold, at most once per window. Operator alerts are not in alert_logs, so their own failures
+ * never count (no recursion). Several workers may run it: the event id makes it one alert.
+ */
+export function startFailureRateMonitor(deps: ServiceDeps, options: { checkEveryMs?: number } = {}): Monitor {
+  const every = options.checkEveryMs ?? FAILURE_RATE_CHECK_MS;
+  const raised = new Set<string>();
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+
+  const check = async () => {
+    const nowMs = Date.now();
+    const defaults = deps.operations.failureRate;
+    const overrides = await failureRateOverrides(deps.db);
+    for (const attempts of await attemptsOverWindows(deps, defaults, overrides, nowMs)) {
+      const event = failureRateEvent(attempts, { ...defaults, ...overrides.get(attempts.projectId) }, nowMs);
+      if (!event || raised.has(event.id)) continue;
+      log.warn({ projectId: attempts.projectId, ...event.data }, 'failure rate above the threshold');
+      if (await raiseOperatorAlert(deps, event)) raised.add(event.id);
+    }
+    // the ids of windows long gone are not raised again anyway (the window index moved on)
+    if (raised.size > 10_000) raised.clear();
+  };
+  const loop = () => {
+    if (stopped) return;
+    running = check()
+      .catch((err) => log.warn({ err: (err as Error).message }, 'failure-rate check failed; trying again at the next check'))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(loop, every);
+      });
+  };
+  timer = setTimeout(loop, every);
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
