@@ -249,11 +249,10 @@ export const alertConfigInputSchema = z
     health: z.unknown().optional().meta({ description: 'read-only (shown in answers): ignored when saved' }),
   })
   .superRefine((config, ctx) => {
-    // a preset with an API URL of its own stands in for webhook.url; the receivers' credentials are checked here (lib/presets.ts)
+    // a preset with an API URL of its own stands in for webhook.url (lib/presets.ts)
     if (config.webhook.url === undefined && !(config.payload.preset && PRESETS[config.payload.preset].url)) {
       ctx.addIssue({ code: 'custom', path: ['webhook', 'url'], message: 'url is required (only the pagerduty and opsgenie presets have a URL of their own)' });
     }
-    for (const issue of presetIssues(config)) ctx.addIssue({ code: 'custom', ...issue });
   })
   .transform(({ webhook, ...config }) => ({ ...config, webhook: { ...webhook, url: webhook.url ?? (config.payload.preset && PRESETS[config.payload.preset].url) ?? '' } }))
   .meta({ id: 'AlertConfigInput' });
@@ -275,6 +274,10 @@ export const saveConfigBodySchema = z
   .refine((b) => !(b.secret && b.config.secret && b.secret !== b.config.secret), {
     path: ['secret'],
     message: 'secret is given twice with different values',
+  })
+  // the credentials a preset's receiver needs, checked when saved (a preview renders without them)
+  .superRefine((b, ctx) => {
+    for (const issue of presetIssues(b.config)) ctx.addIssue({ code: 'custom', message: issue.message, path: ['config', ...issue.path] });
   })
   .meta({ id: 'SaveAlertConfig' });
 
