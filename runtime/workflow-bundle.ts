@@ -3,6 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { FAILURE_CONVERTER_PATH } from '../lib/codec';
+import { logger } from '../lib/log';
+
+const bundleLog = logger('bundle');
 
 const ROOT = path.resolve(__dirname, '..');
 const WORKFLOWS = path.join(ROOT, 'workflows', 'index.ts');
@@ -60,6 +63,6 @@ const quietLogger = {
   trace: noop,
   debug: noop,
   info: noop,
-  warn: (message: string) => console.warn(`[bundle] ${message}`),
-  error: (message: string) => console.error(`[bundle] ${message}`),
+  warn: (message: string) => bundleLog.warn({}, message),
+  error: (message: string) => bundleLog.error({}, message),
 };

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 import type { Pool, PoolClient } from 'pg';
+import { logger } from '../lib/log';
 
 /**
  * The one seam between the store code and its database: the embedded PGlite
@@ -57,7 +58,7 @@ export async function openPglite(dir: string): Promise<Db> {
 export async function openPostgres(url: string, options: { max?: number } = {}): Promise<Db> {
   const { Pool } = await import('pg');
   const pool: Pool = new Pool({ connectionString: url, max: options.max ?? 10 });
-  pool.on('error', (err) => console.error(`[store] idle PostgreSQL connection failed: ${err.message}`));
+  pool.on('error', (err) => logger('store').error({ error: err.message }, `idle PostgreSQL connection failed: ${err.message}`));
   const wrap = (c: Pool | PoolClient): Queryable => ({
     async query<T>(sql: string, params?: unknown[]) {
       return (await c.query(sql, params as unknown[])).rows as T[];

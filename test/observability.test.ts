@@ -2,12 +2,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
+import { newKeySpec } from '../lib/crypto';
 import { configureLogging, redirectLogs } from '../lib/log';
-import { PROJECT_ROOT } from './support/processes';
+import { PROJECT_ROOT, startServiceProcess, stopAllServiceProcesses } from './support/processes';
 import { Receiver } from './support/receiver';
-import { useStack, type TestStack } from './support/stack';
+import { freePort, useStack, type TestStack } from './support/stack';
+import { sharedPostgres } from './support/stores';
 
 /**
  * Observability (docs/observability.md): after real deliveries on the shared stack (delivered,
@@ -289,6 +292,86 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
     } finally {
       redirectLogs(undefined);
       configureLogging(previous);
+    }
+  });
+
+  it('splits: a worker alone serves its metrics on ALERTS_METRICS_PORT and logs JSON lines of its attempts to its pipe; the API serves its own part', async function () {
+    this.timeout(240_000);
+    const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshhook-alerts-observability-'));
+    try {
+      const databaseUrl = await (await sharedPostgres()).createDatabase();
+      const token = `mha_${randomBytes(24).toString('base64url')}`;
+      const [apiPort, metricsPort] = [await freePort(), await freePort()];
+      const env = {
+        TEMPORAL_ADDRESS: stack.service.temporalAddress,
+        TEMPORAL_NAMESPACE: 'default',
+        // its own task queue: the stack's worker never takes these deliveries
+        TEMPORAL_TASK_QUEUE: `alerts-observability-${uid()}`,
+        DATABASE_URL: databaseUrl,
+        ALERTS_ENCRYPTION_KEYS: newKeySpec(),
+        ALERTS_API_TOKENS: `${token}:default`,
+        ALERTS_EGRESS_ALLOW: '127.0.0.1',
+        ALERTS_ALLOW_PRIVATE_NETWORKS: '',
+        DATA_DIR: path.join(tempDir, 'data'),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+        LOG_FORMAT: 'auto',
+      };
+      const worker = startServiceProcess('worker', 'worker.ts', { ...env, ALERTS_METRICS_PORT: String(metricsPort) });
+      const api = startServiceProcess('api', 'api/server.ts', { ...env, PORT: String(apiPort), ALERTS_METRICS_PORT: '' });
+      await worker.waitForOutput(/worker running[\s\S]*ready; press Ctrl-C/, 180_000);
+      await api.waitForOutput(/ready; press Ctrl-C/, 180_000);
+
+      const call = async (method: string, urlPath: string, body?: unknown) => {
+        const res = await fetch(`http://127.0.0.1:${apiPort}${urlPath}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+        return { status: res.status, body: (await res.json()) as any };
+      };
+      const workflowId = `wf_obs_split_${uid()}`;
+      const hook = `/obs-split-${uid()}`;
+      const queryToken = `qtok${uid()}`;
+      const headerValue = `hdr${uid()}`;
+      const secret = `whsec_${randomBytes(32).toString('base64')}`;
+      receiver.on(hook, () => ({ status: 200 }));
+      const created = await call('POST', '/api/alerts/config', { config: { workflowId, name: 'split', conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${hook}?token=${queryToken}`, headers: { 'X-Api-Key': headerValue } } }, secret });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const event = failedEvent(workflowId);
+      const accepted = await call('POST', '/api/events', event);
+      assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
+      const deliveryId = accepted.body.deliveries[0].deliveryId as string;
+      await receiver.waitFor(hook, 1, 60_000);
+
+      // the worker's attempt line, as JSON on its pipe
+      await worker.waitForOutput(new RegExp(`"deliveryId":"${deliveryId}"[^\n]*"outcome":"delivered"`), 30_000);
+      const lines = worker.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const attempt = lines.find((l) => l.deliveryId === deliveryId && l.outcome === 'delivered')!;
+      assert.deepEqual(
+        { configId: attempt.configId, projectId: attempt.projectId, runId: attempt.runId, attempt: attempt.attempt, component: attempt.component, level: attempt.level },
+        { configId: created.body.config.id, projectId: 'default', runId: event.runId, attempt: 1, component: 'delivery', level: 'info' },
+      );
+      assert.equal(typeof attempt.durationMs, 'number');
+      const output = worker.output() + api.output();
+      for (const hidden of [queryToken, headerValue, secret, secret.slice('whsec_'.length), token]) assert.ok(!output.includes(hidden), `${hidden} is in the processes' output`);
+
+      // the worker's metrics on its own port: its attempts and the SDK's worker metrics
+      const workerMetrics = await eventually('the worker counted the delivery', async () => {
+        const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+        assert.equal(res.status, 200);
+        const samples = parseExposition(await res.text());
+        return total(samples, 'alerts_deliveries_finished_total', { condition: 'failure', status: 'delivered' }) === 1 && samples;
+      });
+      assert.equal(total(workerMetrics, 'alerts_delivery_attempts_total', { condition: 'failure', outcome: 'delivered' }), 1);
+      assert.equal(total(workerMetrics, 'alerts_end_to_end_latency_seconds_count', { condition: 'failure' }), 1);
+      assert.ok(has(workerMetrics, 'temporal_worker_task_slots_available', { worker_type: 'WorkflowWorker' }));
+      assert.ok(has(workerMetrics, 'alerts_held_alerts'), 'the store gauges, read from the shared store');
+      assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/other`)).status, 404);
+      // the API's part: the event it accepted, its requests; no attempts (it has no worker)
+      const apiMetrics = parseExposition(await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text());
+      assert.equal(total(apiMetrics, 'alerts_events_accepted_total', { type: 'run.failed' }), 1);
+      assert.equal(total(apiMetrics, 'alerts_delivery_attempts_total'), 0);
+      assert.ok(has(apiMetrics, 'temporal_request'), "the API's Temporal client metrics");
+    } finally {
+      await stopAllServiceProcesses();
+      fs.rmSync(tempDir, { recursive: true, force: true });
     }
   });
 
