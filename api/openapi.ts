@@ -25,7 +25,11 @@ import {
   heldPageSchema,
   heldQuerySchema,
   logsQuerySchema,
+  operatorAlertPageSchema,
+  operatorAlertsQuerySchema,
   overviewSchema,
+  projectSettingsSchema,
+  projectSettingsUpdateSchema,
   previewRequestSchema,
   previewResultSchema,
   readinessSchema,
@@ -272,6 +276,28 @@ export function buildOpenApi(): object {
         summary: "A config's deliveries per hour over the last hours (default 24, at most 168): delivered, failed, retried attempts, success rate, p50/p95 attempt latency",
         parameters: [...parametersOf(configIdPathSchema, 'path'), ...parametersOf(statsQuerySchema, 'query')],
         responses: { '200': answer('hourly buckets, oldest first, and the totals', configStatsSchema), ...queryErrors, ...authErrors, '404': error('no config with that id in this project') },
+      },
+    },
+    '/api/project/settings': {
+      get: {
+        operationId: 'getProjectSettings',
+        summary: "The project's operating settings, effective values: its operator webhook (URL only), endpoint health and failure-rate thresholds (its overrides over the deployment's)",
+        responses: { '200': answer('the settings', projectSettingsSchema), ...authErrors },
+      },
+      put: {
+        operationId: 'putProjectSettings',
+        summary:
+          "Set the project's operator webhook (null removes it; a secret is generated when none is given and none is kept, and answered once as operatorSecret) and override health and failure-rate thresholds field by field (null: the deployment's); audited as project.settings_updated",
+        ...body(projectSettingsUpdateSchema),
+        responses: { '200': answer('the settings as saved, effective values', projectSettingsSchema), ...bodyErrors, '400': error('invalid body, or the operator webhook URL is refused by the egress policy; error.details.issues names the field'), ...authErrors },
+      },
+    },
+    '/api/operator/alerts': {
+      get: {
+        operationId: 'listOperatorAlerts',
+        summary: "The project's operator alerts (delivery.exhausted, config.failing, …) to each operator webhook, newest first, with how their delivery went",
+        parameters: parametersOf(operatorAlertsQuerySchema, 'query'),
+        responses: { '200': answer('one page of operator alerts', operatorAlertPageSchema), ...queryErrors, ...authErrors },
       },
     },
     '/api/project/erase': {
