@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { configStatsSchema, overviewSchema } from '../api/schemas';
 import { Receiver, type Reply } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
 
@@ -86,6 +87,17 @@ describe('web UI insight: overview, charts, held alerts (Chromium)', function ()
     }
   }
 
+  /** Waits until `check` passes on the project's operator alerts, with a deadline. */
+  async function waitOperatorAlerts(check: (alerts: any[]) => boolean, what: string, timeoutMs = 30_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const res = await api('GET', '/api/operator/alerts?limit=50');
+      if (res.status === 200 && check(res.body.alerts)) return res.body.alerts;
+      if (Date.now() > deadline) throw new Error(`operator alerts: ${what} not reached within ${timeoutMs} ms: ${res.status} ${JSON.stringify(res.body).slice(0, 500)}`);
+      await sleep(200);
+    }
+  }
+
   before(async function () {
     this.timeout(5 * 60_000);
     if (!fs.existsSync(CHROMIUM)) {
@@ -96,11 +108,15 @@ describe('web UI insight: overview, charts, held alerts (Chromium)', function ()
     [stack, receiver] = await Promise.all([useStack(), Receiver.start()]);
     // a project of its own: its overview holds this test's workflows only
     token = await stack.tokenFor(projectId);
+    // and its own operator webhook: the 410 below raises config.disabled, the failure delivery.exhausted
+    const settings = await api('PUT', '/api/project/settings', { operatorWebhook: { url: receiver.on('/operator', () => ({ status: 200 })) } });
+    assert.equal(settings.status, 200, JSON.stringify(settings.body));
 
     // steady: answers 200 after a short wait (a latency worth drawing)
     const steady = receiver.on('/steady', (): Reply => ({ status: 200, after: sleep(25) }));
     // mixed: a run whose id says "fail" gets 500 on every attempt (failed for good after one retry), others 200
-    const mixed = receiver.on('/mixed', (_n, req): Reply => (req.body.includes('run_fail') ? { status: 500, body: 'CRM down' } : { status: 200, after: sleep(5) }));
+    // (answering in 5 to 60 ms, by the request's number: latencies worth drawing)
+    const mixed = receiver.on('/mixed', (n, req): Reply => (req.body.includes('run_fail') ? { status: 500, body: 'CRM down' } : { status: 200, after: sleep([5, 30, 12, 60, 8, 20][n % 6]) }));
     const gone = receiver.on('/gone', (): Reply => ({ status: goneAnswer }));
     ids.steady = await saveConfig(workflowId, 'Orders failures to on-call', steady);
     ids.mixed = await saveConfig(workflowId, 'Orders failures to the CRM', mixed);
@@ -108,16 +124,24 @@ describe('web UI insight: overview, charts, held alerts (Chromium)', function ()
     ids.gone = await saveConfig(workflowId, 'Orders cancels to the old pager', gone, 'canceled');
     ids.quiet = await saveConfig(quietWorkflowId, 'Invoice failures to finance', receiver.on('/quiet', () => ({ status: 200 })));
 
-    // real deliveries: 3 to steady; to mixed 2 delivered and 1 failed for good (the last); a cancel's 410 disables gone
+    // real deliveries, one run after the other: 9 to steady; to mixed 6 delivered and 3 failed for good (the last
+    // one too: mixed is failing); then a cancel's 410 disables gone. Mixed's attempt rows are aged by the hours
+    // beside each run (the test's clock), so that its chart has a day to draw.
     const started: string[] = [];
-    for (const runId of ['run_ok_1', 'run_ok_2', 'run_fail_3']) {
+    const runs: [string, number][] = [['run_ok_1', 20], ['run_fail_1', 17], ['run_ok_2', 14], ['run_ok_3', 14], ['run_fail_2', 9], ['run_ok_4', 5], ['run_ok_5', 2], ['run_ok_6', 0], ['run_fail_3', 0]];
+    for (const [runId, hoursAgo] of runs) {
       const { deliveries } = await sendEvent('run.failed', workflowId, runId);
       started.push(...deliveries.map((d) => d.deliveryId));
-      await waitEnded(deliveries.filter((d) => d.configId === ids.mixed).map((d) => d.deliveryId)); // in order: the failure is the last
+      const toMixed = deliveries.filter((d) => d.configId === ids.mixed).map((d) => d.deliveryId);
+      assert.equal(toMixed.length, 1);
+      await waitEnded(toMixed);
+      await stack.service.db.query(`UPDATE alert_logs SET created_at = created_at - make_interval(hours => $2::int) WHERE delivery_id = $1`, [toMixed[0], hoursAgo]);
     }
     started.push(...(await sendEvent('run.canceled', workflowId, 'run_cancel_0')).deliveries.map((d) => d.deliveryId));
     await waitEnded(started);
     await waitConfig(ids.gone, (c) => !c.enabled, 'disabled by the 410');
+    const sent = (alerts: any[], type: string) => alerts.filter((a) => a.type === type && a.status === 'delivered').length;
+    await waitOperatorAlerts((alerts) => sent(alerts, 'config.disabled') === 1 && sent(alerts, 'delivery.exhausted') === 4, 'config.disabled and 4 delivery.exhausted sent');
 
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -154,29 +178,68 @@ describe('web UI insight: overview, charts, held alerts (Chromium)', function ()
     assert.equal(await row(ids.mixed).getByTestId('last-status').innerText(), 'failed');
     assert.equal(await row(ids.gone).getByTestId('last-status').innerText(), 'failed');
     assert.match(await row(ids.quiet).innerText(), /No delivery yet/);
-    // the page agrees with the API it reads
+    // the page agrees with the API it reads, whose answer is the one described
     const { body } = await api('GET', '/api/alerts/overview');
+    overviewSchema.parse(body);
     assert.deepEqual(body.workflows.map((w: any) => [w.workflowId, w.configs.map((c: any) => c.name)]), [
       [workflowId, ['Orders failures to on-call', 'Orders failures to the CRM', 'Orders cancels to the old pager']],
       [quietWorkflowId, ['Invoice failures to finance']],
     ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))));
     assert.match(await page.getByTestId('overview-summary').innerText(), /2 workflows · 4 alert configs · 1 failing · 1 disabled/);
-    await page.getByTestId('operator-alerts').waitFor();
+    // the operator panel: what the service raised about itself, and the project's operator webhook
+    const operator = page.getByTestId('operator-alerts');
+    await operator.locator('li[data-type="config.disabled"][data-status="delivered"]').waitFor();
+    assert.match(await operator.locator('li[data-type="config.disabled"]').innerText(), /config disabled: Orders cancels to the old pager/);
+    assert.deepEqual(
+      (await operator.locator('li[data-type="delivery.exhausted"]').allInnerTexts()).map((t) => t.match(/delivery failed for good: ([^\n]+?)\s*delivery/)?.[1]).sort(),
+      ['Orders cancels to the old pager', 'Orders failures to the CRM', 'Orders failures to the CRM', 'Orders failures to the CRM'],
+    );
+    assert.equal(await operator.getByLabel('Operator webhook URL').inputValue(), receiver.url + '/operator');
     await shot('overview');
+  });
+
+  it('sets the project’s operator webhook from the overview', async () => {
+    const operator = page.getByTestId('operator-alerts');
+    const url = receiver.on('/operator-new', () => ({ status: 200 }));
+    await operator.getByLabel('Operator webhook URL').fill(url);
+    await operator.getByRole('button', { name: 'Save' }).click();
+    await operator.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+    assert.equal((await api('GET', '/api/project/settings')).body.operatorWebhook.url, url);
+    // a refused URL is named beside the field
+    await operator.getByLabel('Operator webhook URL').fill('http://10.255.255.1/ops');
+    await operator.getByRole('button', { name: 'Save' }).click();
+    await operator.locator('#operator-error').filter({ hasText: /egress policy/ }).waitFor();
+    assert.equal((await api('GET', '/api/project/settings')).body.operatorWebhook.url, url, 'not saved');
+    await page.reload();
+    await page.getByRole('heading', { name: 'Project overview' }).waitFor();
   });
 
   it('opens a config from the overview: its success-rate and latency charts draw the stats API’s numbers', async () => {
     await page.locator(`[data-config-id="${ids.mixed}"]`).getByRole('link', { name: 'Orders failures to the CRM' }).click();
     await page.getByRole('heading', { name: /Orders failures to the CRM/ }).waitFor();
-    const stats = (await api('GET', `/api/alerts/config/by-id/${ids.mixed}/stats?hours=24`)).body;
-    assert.equal(stats.buckets.length, 24);
-    assert.deepEqual({ ...stats.totals, latencyMs: undefined }, { delivered: 2, failed: 1, retried: 1, attempts: 4, successRate: 2 / 3, latencyMs: undefined });
-    assert.ok(stats.totals.latencyMs.p50 > 0 && stats.totals.latencyMs.p95 >= stats.totals.latencyMs.p50, JSON.stringify(stats.totals));
-
     const bars = page.getByTestId('success-bar');
     await bars.first().waitFor();
-    const drawn = await bars.evaluateAll((els) =>
-      els.map((e) => ({ start: e.getAttribute('data-start'), delivered: Number(e.getAttribute('data-delivered')), failed: Number(e.getAttribute('data-failed')), retried: Number(e.getAttribute('data-retried')), ok: e.querySelector('.bar-ok')?.getAttribute('height') ?? null })),
+    const readBars = () =>
+      bars.evaluateAll((els) =>
+        els.map((e) => ({ start: e.getAttribute('data-start'), delivered: Number(e.getAttribute('data-delivered')), failed: Number(e.getAttribute('data-failed')), retried: Number(e.getAttribute('data-retried')), ok: e.querySelector('.bar-ok')?.getAttribute('height') ?? null })),
+      );
+    let drawn = await readBars();
+    let stats = (await api('GET', `/api/alerts/config/by-id/${ids.mixed}/stats?hours=24`)).body;
+    if (stats.from !== drawn[0].start) {
+      // an hour began between the page's request and this one: both again, in the same hour now
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await page.locator(`[data-testid="success-bar"][data-start="${stats.buckets[23].start}"]`).waitFor();
+      drawn = await readBars();
+    }
+    stats = (await api('GET', `/api/alerts/config/by-id/${ids.mixed}/stats?hours=24`)).body;
+    configStatsSchema.parse(stats);
+    assert.equal(stats.buckets.length, 24);
+    assert.deepEqual({ ...stats.totals, latencyMs: undefined }, { delivered: 6, failed: 3, retried: 3, attempts: 12, successRate: 2 / 3, latencyMs: undefined });
+    assert.ok(stats.totals.latencyMs.p50 > 0 && stats.totals.latencyMs.p95 >= stats.totals.latencyMs.p50, JSON.stringify(stats.totals));
+    // the hours the runs were aged into
+    assert.deepEqual(
+      stats.buckets.flatMap((b: any, i: number) => (b.attempts ? [[23 - i, b.delivered, b.failed]] : [])),
+      [[20, 1, 0], [17, 0, 1], [14, 2, 0], [9, 0, 1], [5, 1, 0], [2, 1, 0], [0, 1, 1]],
     );
     assert.deepEqual(
       drawn.map(({ ok: _ok, ...b }) => b),
@@ -190,7 +253,7 @@ describe('web UI insight: overview, charts, held alerts (Chromium)', function ()
     const points = await page.getByTestId('latency-point').evaluateAll((els) => els.map((e) => ({ start: e.getAttribute('data-start'), p50: Number(e.getAttribute('data-p50')), p95: Number(e.getAttribute('data-p95')) })));
     assert.deepEqual(points, stats.buckets.filter((b: any) => b.latencyMs.p50 !== null).map((b: any) => ({ start: b.start, ...b.latencyMs })));
     assert.ok(points.length >= 1);
-    assert.match(await page.getByTestId('stats-totals').innerText(), /67 % delivered · 2 delivered, 1 failed, 1 attempt retried/);
+    assert.match(await page.getByTestId('stats-totals').innerText(), /67 % delivered · 6 delivered, 3 failed, 3 attempts retried/);
     assert.match((await page.getByTestId('success-chart').getAttribute('aria-labelledby')) ?? '', /title/);
     assert.equal(await page.getByTestId('health-badge').innerText(), 'failing (1)');
     await shot('config-insight');
@@ -258,6 +321,25 @@ describe('web UI insight: overview, charts, held alerts (Chromium)', function ()
     assert.deepEqual([body.count, body.held], [0, []]);
     await sleep(1_000); // a discarded alert would have been sent by now
     assert.equal(receiver.at('/gone').length, before, 'nothing sent');
+  });
+
+  it('labels every control, and the charts say what they show', async () => {
+    const unlabelled = `[...document.querySelectorAll('main input, main textarea, main select, main button, main summary')]
+      .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || (['BUTTON', 'SUMMARY'].includes(el.tagName) && el.textContent.trim())))
+      .map((el) => el.outerHTML.slice(0, 120))`;
+    await page.goto(`${stack.apiUrl}/#/`);
+    await page.getByTestId('operator-alerts').getByLabel('Operator webhook URL').waitFor();
+    assert.deepEqual(await page.evaluate(unlabelled), []);
+    await page.goto(`${stack.apiUrl}/#/w/${workflowId}/c/${ids.mixed}/insight`);
+    await page.getByTestId('held-alerts').waitFor();
+    assert.deepEqual(await page.evaluate(unlabelled), []);
+    assert.equal(await page.evaluate('document.activeElement.tagName + " " + document.activeElement.textContent.trim()'), 'H1 Orders failures to the CRM insight', 'focus on the heading');
+    for (const chart of ['success-chart', 'latency-chart']) {
+      const svg = page.getByTestId(chart);
+      assert.equal(await svg.getAttribute('role'), 'img');
+      const title = await page.locator(`#${await svg.getAttribute('aria-labelledby')}`).textContent();
+      assert.match(title ?? '', chart === 'success-chart' ? /^Success rate per hour: 67 % of 9 deliveries delivered over the last 24 hours$/ : /^Attempt latency per hour: p50 \d+ ms, p95 \d+ ms over the last 24 hours$/);
+    }
   });
 
   it('fits a narrow screen (390 px): the overview and the insight page are no wider than the screen', async () => {
