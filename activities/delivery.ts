@@ -1,7 +1,8 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
-import { deliveriesFinished, dispatchLatency, noteDeliveryFinished } from '../lib/metrics';
+import { logger } from '../lib/log';
+import { dispatchLatency, noteDeliveryFinished } from '../lib/metrics';
 import { buildTemplateContext } from '../lib/render';
 import type { DeliveryRef } from '../lib/schemas';
 import { TemplateError } from '../lib/templates';
@@ -9,8 +10,8 @@ import type { ServiceDeps } from '../runtime/deps';
 import { renderAlertSandboxed } from '../runtime/template-sandbox';
 import { noteDeliveryOutcome } from '../dispatch/endpoint-health';
 import { findConfig, signingSecrets } from '../store/configs';
-import { holdAlert } from '../store/held';
-import { finishDelivery, logAttempt, recordLostAttempts, recordScheduledDelivery, startFirstAttempt, type RenderedRequest } from '../store/deliveries';
+import { holdAlert, serviceDisabledReason } from '../store/held';
+import { deliveryEvent, finishDelivery, logAttempt, recordLostAttempts, recordScheduledDelivery, startFirstAttempt, type RenderedRequest } from '../store/deliveries';
 import type { AlertDeliveryInput, AlertDeliveryStatus } from '../workflows/types';
 import { makeAttempt, type AttemptRequest } from './webhook-attempt';
 
@@ -41,19 +42,29 @@ const deliveryRef = (input: AlertDeliveryInput): DeliveryRef => ({
   condition: input.condition,
 });
 
+const deliveryLog = logger('delivery');
+
 /** A delivery reached its final status: metrics, and its config's endpoint health (which raises delivery.exhausted for a failed one). */
 async function noteFinished(deps: ServiceDeps, input: AlertDeliveryInput, status: AlertDeliveryStatus, error: string | null): Promise<void> {
   noteDeliveryFinished(input, status);
   if (status === 'failed') {
-    // An exhausted or refused delivery is an operator event, not only a log row.
-    console.warn(`[alerts] delivery ${input.deliveryId} failed for config ${input.configId}: ${error}`);
+    const { deliveryId, projectId, configId, condition } = input;
+    deliveryLog.warn({ deliveryId, projectId, configId, runId: input.event.runId, condition, outcome: status, error }, `delivery ${deliveryId} failed`);
   }
+  // an exhausted or refused delivery is also an operator event (delivery.exhausted), raised here
   await noteDeliveryOutcome(deps, input, status, error);
 }
 
-/** Why a delivery that found its config disabled by the service did not send: it is held (docs/endpoint-health.md). */
-const heldError = (reason: string) =>
-  `held: the alert config is disabled by the service (${reason}); re-enabling it sends or discards its held alerts`;
+/**
+ * Why a delivery that found its config disabled by the service did not send: it is held
+ * (docs/endpoint-health.md). The prefix tells finishDelivery that the delivery's failure is not the
+ * endpoint's (the workflow hands it the attempt's failure message).
+ */
+const HELD_PREFIX = 'held: ';
+const heldError = (reason: string) => `${HELD_PREFIX}the alert config is disabled by the service (${reason}); re-enabling it sends or discards its held alerts`;
+
+/** The failure type of a retried attempt that found its config disabled by the service: the alert is held. */
+const ALERT_HELD = 'AlertHeld';
 
 /** The activities of the AlertDelivery workflow, in the order it runs them. */
 export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
@@ -112,7 +123,7 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
         const error = held && disabledBy !== null ? heldError(disabledBy) : (configRefusal ?? renderError ?? 'the alert could not be rendered');
         await recordLostAttempts(deps.db, ref, attempt);
         await logAttempt(deps.db, ref, { attempt, outcome: 'failed', error }, { status: 'failed', error });
-        if (held) deliveriesFinished.inc({ status: 'failed' });
+        if (held) noteDeliveryFinished(input, 'failed');
         else await noteFinished(deps, input, 'failed', error);
         return { kind: 'finished', status: 'failed', httpStatus: null, error };
       }
@@ -138,6 +149,18 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
         await logAttempt(deps.db, req.ref, { attempt, outcome: 'failed', error: 'the alert config was deleted' });
         throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: 'the alert config was deleted', nonRetryable: true });
       });
+      // disabled by the service since the first attempt (a 410 or the failing streak of another delivery):
+      // held, not sent to the failing receiver again
+      const disabledBy = req.ref.condition === 'test' ? null : await serviceDisabledReason(deps.db, req.ref.projectId, req.ref.configId);
+      if (disabledBy !== null) {
+        const { event } = await deliveryEvent(deps.db, deps.keyring, req.ref.projectId, req.ref.deliveryId);
+        if ((await holdAlert(deps.db, deps.keyring, { projectId: req.ref.projectId, configId: req.ref.configId, condition: req.ref.condition, deliveryId: req.ref.deliveryId }, event)) !== 'not_disabled') {
+          const error = heldError(disabledBy);
+          await recordLostAttempts(deps.db, req.ref, attempt);
+          await logAttempt(deps.db, req.ref, { attempt, outcome: 'failed', error });
+          throw ApplicationFailure.create({ type: ALERT_HELD, message: error, nonRetryable: true });
+        }
+      }
       const v = await makeAttempt(deps, dispatcher, req, secrets, { attempt, elapsedMs: Date.now() - req.firstAttemptAtMs });
       if (v.outcome === 'delivered') return { httpStatus: v.httpStatus!, attempt };
       throw ApplicationFailure.create({
@@ -151,7 +174,8 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
     /** Records the final outcome of a retried delivery or a suppressed delay watch. */
     async finishDelivery(input: AlertDeliveryInput, result: { status: AlertDeliveryStatus; httpStatus: number | null; error: string | null }): Promise<void> {
       await finishDelivery(deps.db, input.deliveryId, result);
-      await noteFinished(deps, input, result.status, result.error);
+      if (result.status === 'failed' && result.error?.startsWith(HELD_PREFIX)) noteDeliveryFinished(input, 'failed');
+      else await noteFinished(deps, input, result.status, result.error);
     },
   };
 }

@@ -128,3 +128,12 @@ export async function firstAttemptDone(db: Queryable, deliveryId: string): Promi
   );
   return rows[0].done;
 }
+
+/** The config's disable reason when the service disabled it (its alerts are held), else null; null too for a deleted config. */
+export async function serviceDisabledReason(db: Queryable, projectId: string, configId: string): Promise<string | null> {
+  const rows = await db.query<{ disabled_reason: string }>(
+    'SELECT disabled_reason FROM alert_configs WHERE project_id = $1 AND id = $2 AND NOT enabled AND disabled_reason IS NOT NULL',
+    [projectId, configId],
+  );
+  return rows[0]?.disabled_reason ?? null;
+}

@@ -388,6 +388,48 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
     verifyAlert(sent.body, sent.headers as Record<string, string>, res.body.secret);
   });
 
+  it('holds a retried alert whose config the service disabled since its first attempt, without sending it again', async function () {
+    const wf = `wf_health_retry_${uid()}`;
+    const path = `/retry-${uid()}`;
+    let releaseFirst!: () => void;
+    const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve));
+    const retried = failedEvent(wf);
+    // the retried alert's first attempt is answered (500) only once the other delivery's 410 has disabled the config
+    receiver.on(path, (_n, r) => (eventIdOf(r) === retried.id ? { status: 500, after: firstHeld } : { status: 410 }));
+    const res = await api('POST', '/api/alerts/config', {
+      config: {
+        workflowId: wf,
+        name: 'retried while disabled',
+        conditions: [{ type: 'failure' }],
+        webhook: { url: `${receiver.url}${path}`, headers: {}, timeoutMs: 30_000 },
+        payload: { template: { eventId: '{{ event.id }}', condition: '{{ condition }}' } },
+        retry: { maxAttempts: 5, initialIntervalMs: 100, backoffCoefficient: 1, maxIntervalMs: 100, maxDurationMs: 60_000 },
+      },
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const configId: string = res.body.config.id;
+    const [retriedDelivery] = (await postEvents(retried)).deliveries;
+    await receiver.waitFor(path, 1);
+    await deliverOne(wf, 'failed'); // the 410
+    assert.equal((await getConfig(wf, configId)).enabled, false);
+    releaseFirst();
+
+    const ended = await waitForStatus(retriedDelivery.deliveryId, 'failed');
+    assert.match(ended.error, /^held: the alert config is disabled by the service \(receiver answered 410 Gone/);
+    assert.deepEqual(ended.attempts.map((a: { attempt: number; outcome: string; httpStatus: number | null }) => [a.attempt, a.outcome, a.httpStatus]), [[1, 'retrying', 500], [2, 'failed', null]]);
+    assert.equal(receiver.at(path).filter((r) => eventIdOf(r) === retried.id).length, 1, 'not POSTed again once disabled');
+    const held = await api('GET', `/api/alerts/config/by-id/${configId}/held`);
+    assert.deepEqual(held.body.held.map((h: { eventId: string; deliveryId: string }) => [h.eventId, h.deliveryId]), [[retried.id, retriedDelivery.deliveryId]]);
+    assert.equal((await getConfig(wf, configId)).health.consecutiveFailures, 1, 'only the 410 counted');
+    // once its workflow has completed, whatever it raised has been recorded
+    await stack.service.apiDeps!.temporal.client.workflow.getHandle(retriedDelivery.deliveryId).result();
+    const listed = await api('GET', '/api/operator/alerts?limit=100');
+    assert.equal(listed.status, 200, JSON.stringify(listed.body));
+    const exhausted = listed.body.alerts.filter((a: { type: string; event: OperatorAlert }) => a.type === 'delivery.exhausted' && a.event.data.configId === configId);
+    assert.ok(exhausted.length >= 1, 'the 410 delivery is exhausted');
+    assert.equal(exhausted.some((a: { event: OperatorAlert }) => a.event.data.deliveryId === retriedDelivery.deliveryId), false, 'a held alert is not exhausted');
+  });
+
   it('counts two failures that end at the same moment once each, and warns once', async function () {
     const wf = `wf_health_pair_${uid()}`;
     const path = `/pair-${uid()}`;
