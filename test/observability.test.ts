@@ -4,7 +4,9 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Koa from 'koa';
 import YAML from 'yaml';
+import { errorMiddleware } from '../api/errors';
 import { newKeySpec } from '../lib/crypto';
 import { configureLogging, redirectLogs } from '../lib/log';
 import { PROJECT_ROOT, startServiceProcess, stopAllServiceProcesses } from './support/processes';
@@ -372,6 +374,48 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
     } finally {
       await stopAllServiceProcesses();
       fs.rmSync(tempDir, { recursive: true, force: true });
+    }
+  });
+
+  it('logs an API 5xx with its request id, method and route, never the body, the query string or a header value', async () => {
+    const app = new Koa();
+    app.use(errorMiddleware);
+    app.use(async (ctx) => {
+      // an error whose message quotes a URL with a token, as a dependency's error might
+      if (ctx.path === '/boom') throw new Error('the store said no to https://db.example.com/x?password=urlsecret');
+      ctx.body = { ok: true };
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    const lines: string[] = [];
+    const previous = configureLogging({ level: 'info', format: 'json' });
+    redirectLogs((line) => lines.push(line));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const bodyMarker = `body${uid()}`;
+      const headerMarker = `hdr${uid()}`;
+      const queryMarker = `q${uid()}`;
+      const res = await fetch(`${base}/boom?token=${queryMarker}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': headerMarker }, body: JSON.stringify({ marker: bodyMarker }) });
+      assert.equal(res.status, 500);
+      const requestId = res.headers.get('x-request-id');
+      assert.match(requestId ?? '', /^[0-9a-f-]{36}$/);
+      const given = await fetch(`${base}/fine`, { headers: { 'x-request-id': 'req-42.abc' } });
+      assert.equal(given.headers.get('x-request-id'), 'req-42.abc', "a caller's plain request id is kept");
+      const odd = await fetch(`${base}/fine`, { headers: { 'x-request-id': 'has spaces and "quotes"' } });
+      assert.notEqual(odd.headers.get('x-request-id'), 'has spaces and "quotes"');
+
+      const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      const logged = entries.find((e) => e.requestId === requestId);
+      assert.ok(logged, `a line with the request id: ${lines.join('\n')}`);
+      assert.deepEqual({ level: logged.level, component: logged.component, method: logged.method, route: logged.route, status: logged.status, code: logged.code }, { level: 'error', component: 'api', method: 'POST', route: '/boom', status: 500, code: 'internal' });
+      assert.match(String(logged.error), /the store said no to https:\/\/db\.example\.com\/x$/);
+      const everything = lines.join('\n');
+      for (const hidden of [bodyMarker, headerMarker, queryMarker, 'urlsecret']) assert.ok(!everything.includes(hidden), `${hidden} is in the log`);
+      assert.equal(entries.filter((e) => e.component === 'api').length, 1, 'only the 5xx is logged');
+    } finally {
+      redirectLogs(undefined);
+      configureLogging(previous);
+      server.close();
     }
   });
 
