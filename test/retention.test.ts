@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { WorkflowNotFoundError, type Client, type ScheduleHandle } from '@temporalio/client';
+import { configureLogging, redirectLogs } from '../lib/log';
 import { AlertProjectId } from '../lib/search-attributes';
 import { ensureRetentionSchedule, retentionScheduleId } from '../runtime/schedules';
 import type { Queryable } from '../store/db';
@@ -298,7 +299,20 @@ describe('retention schedule and project erasure (real Temporal, real deliveries
     const before: Record<string, string[]> = {};
     for (const [table, key] of Object.entries(keys)) before[table] = await keysOf(db, table, key, [projectA, projectB]);
 
-    const result = await runSchedule({ batchSize: 5 });
+    const lines: string[] = [];
+    const previous = configureLogging({ level: 'info', format: 'json' });
+    redirectLogs((line) => lines.push(line));
+    let result: RetentionSweepResult;
+    try {
+      result = await runSchedule({ batchSize: 5 });
+    } finally {
+      redirectLogs(undefined);
+      configureLogging(previous);
+    }
+    const logged = lines.map((l) => JSON.parse(l)).filter((l) => l.component === 'retention' && l.before === result.before);
+    assert.equal(logged.length, 1, lines.join('\n'));
+    assert.equal(logged[0].msg, `retention sweep deleted ${result.deleted} expired rows`);
+    assert.deepEqual(logged[0].deleted, Object.fromEntries(Object.entries(result.tables).map(([t, s]) => [t, s.deleted])), 'the log line counts rows per table');
 
     for (const [table, key] of Object.entries(keys)) {
       assert.deepEqual(await keysOf(db, table, key, [projectA, projectB]), without(before[table], expired[table]), `${table}: exactly the expired rows are gone`);
