@@ -9,12 +9,14 @@ import type { OperatorEvent } from '../lib/operator-events';
 import { verifyAlert } from '../lib/verify';
 import { startService, type RunningService } from '../runtime/boot';
 import type { ServiceDeps } from '../runtime/deps';
-import { getOperatorAlert } from '../store/operator-alerts';
-import { projectHealthSettings } from '../store/project-settings';
+import { getOperatorAlert, listOperatorAlerts, recordOperatorAlert, reopenUnstartedOperatorAlert, updateOperatorAlert } from '../store/operator-alerts';
+import { failureRateOverrides, getProjectSettings, projectFailureRateSettings, projectHealthSettings, projectOperatorWebhook, saveProjectSettings } from '../store/project-settings';
 import { createToken } from '../store/tokens';
 import { Receiver, type Received, type Script } from './support/receiver';
 import { freePort, useStack } from './support/stack';
-import { sharedPostgres } from './support/stores';
+import { sharedPostgres, STORE_KINDS, useStore } from './support/stores';
+import { defaultOperations } from '../runtime/deps';
+import { parseKeyring } from '../lib/crypto';
 import { tcpForward, type TcpForward } from './support/tcp-forward';
 
 /**
@@ -321,6 +323,15 @@ describe('operator alerts (signed, durable, once, never recursive)', function ()
     // the only operator alerts of the project are the event's own two, and the deployment got only the event itself
     const listed = await api(p.token, 'GET', '/api/operator/alerts');
     assert.deepEqual(listed.body.alerts.map((r: { alertId: string }) => r.alertId).sort(), [`op:deployment:${event.id}`, `op:project:${event.id}`]);
+    // one page at a time
+    const first = await api(p.token, 'GET', '/api/operator/alerts?limit=1');
+    assert.equal(first.body.alerts.length, 1);
+    assert.ok(first.body.nextCursor);
+    const second = await api(p.token, 'GET', `/api/operator/alerts?limit=1&before=${first.body.nextCursor}`);
+    assert.equal(second.body.alerts.length, 1);
+    assert.equal(second.body.nextCursor, null);
+    assert.notEqual(second.body.alerts[0].alertId, first.body.alerts[0].alertId);
+    assert.equal((await api(p.token, 'GET', '/api/operator/alerts?limit=0')).status, 400);
     const aboutProject = receiver.at(DEPLOYMENT_PATH).slice(deploymentBefore).map((r) => JSON.parse(r.body) as OperatorEvent).filter((e) => e.projectId === p.projectId);
     assert.deepEqual(aboutProject.map((e) => e.id), [event.id]);
     assert.equal(receiver.at(p.path).length, 10);
@@ -400,3 +411,67 @@ describe('operator alerts (signed, durable, once, never recursive)', function ()
     assert.equal(received(DEPLOYMENT_PATH, event.id).length, 1);
   });
 });
+
+for (const kind of STORE_KINDS) {
+  describe(`operator alert and project settings store (${kind})`, () => {
+    const store = useStore(kind);
+    const keyring = parseKeyring(newKeySpec('k1'));
+    const ops = defaultOperations();
+    const event = (projectId: string): OperatorEvent => ({ id: `delivery.exhausted:dlv_${uid()}`, type: 'delivery.exhausted', projectId, occurredAt: new Date().toISOString(), data: { deliveryId: 'd' } });
+
+    it('records an alert once, moves it on, never moves a final status back, and pages newest first', async () => {
+      const projectId = `prj_${uid()}`;
+      const e = event(projectId);
+      const input = { alertId: `op:project:${e.id}`, target: 'project' as const, event: e };
+      assert.equal(await recordOperatorAlert(store.db, input), true);
+      assert.equal(await recordOperatorAlert(store.db, input), false);
+      assert.equal(await updateOperatorAlert(store.db, input.alertId, { status: 'in_progress', attempts: 1, httpStatus: 503, error: 'HTTP 503' }), true);
+      assert.equal(await updateOperatorAlert(store.db, input.alertId, { status: 'delivered', attempts: 2, httpStatus: 200, error: null }), true);
+      assert.equal(await updateOperatorAlert(store.db, input.alertId, { status: 'failed', error: 'late' }), false);
+      const row = await getOperatorAlert(store.db, input.alertId);
+      assert.deepEqual({ ...row, createdAt: undefined, updatedAt: undefined }, {
+        alertId: input.alertId, type: 'delivery.exhausted', projectId, target: 'project', status: 'delivered', attempts: 2, httpStatus: 200, error: null, event: e, createdAt: undefined, updatedAt: undefined,
+      });
+
+      // a start that failed (failed, no attempt) is in progress again once a later raise starts it
+      const unstarted = { alertId: `op:deployment:${e.id}`, target: 'deployment' as const, event: e };
+      await recordOperatorAlert(store.db, unstarted);
+      await updateOperatorAlert(store.db, unstarted.alertId, { status: 'failed', error: 'could not start its delivery' });
+      await reopenUnstartedOperatorAlert(store.db, unstarted.alertId);
+      assert.equal((await getOperatorAlert(store.db, unstarted.alertId))?.status, 'in_progress');
+
+      const page1 = await listOperatorAlerts(store.db, projectId, { limit: 1 });
+      assert.deepEqual(page1.alerts.map((a) => a.alertId), [unstarted.alertId]);
+      const page2 = await listOperatorAlerts(store.db, projectId, { limit: 1, before: page1.nextCursor! });
+      assert.deepEqual(page2.alerts.map((a) => a.alertId), [input.alertId]);
+      assert.equal(page2.nextCursor, null);
+      assert.deepEqual((await listOperatorAlerts(store.db, `prj_other_${uid()}`, { limit: 10 })).alerts, []);
+    });
+
+    it('keeps the operator webhook sealed, bound to its project, and merges threshold overrides field by field', async () => {
+      const projectId = `prj_${uid()}`;
+      const saved = await saveProjectSettings(store.db, keyring, projectId, { operatorWebhook: { url: 'https://ops.example.com/hook?key=abc' }, failureRate: { windowSeconds: 60 } }, ops);
+      assert.match(saved.operatorSecret!, /^whsec_/);
+      const [row] = await store.db.query<{ operator_sealed: string }>('SELECT operator_sealed FROM project_settings WHERE project_id = $1', [projectId]);
+      assert.ok(!row.operator_sealed.includes('ops.example.com') && !row.operator_sealed.includes(saved.operatorSecret!), 'sealed');
+      assert.deepEqual(await projectOperatorWebhook(store.db, keyring, projectId), { url: 'https://ops.example.com/hook?key=abc', secret: saved.operatorSecret });
+      // copied onto another project's row, it does not open
+      const other = `prj_${uid()}`;
+      await store.db.query(`INSERT INTO project_settings (project_id, key_id, operator_sealed) SELECT $2, key_id, operator_sealed FROM project_settings WHERE project_id = $1`, [projectId, other]);
+      await assert.rejects(projectOperatorWebhook(store.db, keyring, other));
+
+      await saveProjectSettings(store.db, keyring, projectId, { failureRate: { threshold: 0.9 } }, ops);
+      assert.deepEqual(await projectFailureRateSettings(store.db, projectId, ops.failureRate), { ...ops.failureRate, windowSeconds: 60, threshold: 0.9 });
+      assert.deepEqual((await failureRateOverrides(store.db)).get(projectId), { windowSeconds: 60, threshold: 0.9 });
+      assert.deepEqual(await projectHealthSettings(store.db, projectId, ops.health), ops.health);
+      assert.deepEqual((await getProjectSettings(store.db, keyring, projectId, ops)).operatorWebhook, { url: 'https://ops.example.com/hook?key=abc' });
+      // a new URL without a secret keeps the secret
+      const moved = await saveProjectSettings(store.db, keyring, projectId, { operatorWebhook: { url: 'https://ops.example.com/other' } }, ops);
+      assert.equal(moved.operatorSecret, undefined);
+      assert.equal((await projectOperatorWebhook(store.db, keyring, projectId))?.secret, saved.operatorSecret);
+      const audit = await store.db.query<{ changes: { field: string; from?: string; to?: string }[] }>(`SELECT changes FROM alert_audit_log WHERE project_id = $1 ORDER BY id`, [projectId]);
+      assert.equal(audit.length, 3);
+      assert.deepEqual(audit[2].changes, [{ field: 'operatorWebhook.url', from: 'https://ops.example.com/***', to: 'https://ops.example.com/***' }]);
+    });
+  });
+}
