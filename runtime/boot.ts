@@ -165,7 +165,9 @@ async function installTemporalRuntime(env: Env): Promise<void> {
       log.warn(errorFields(err), 'the Temporal runtime was made before the service started: its metrics are not in /metrics');
       return;
     }
-    throw err;
+    // the exporter's port was taken between freePort() and its bind: run without the SDK's metrics rather than not at all
+    log.warn(errorFields(err), `the Temporal SDK's metrics exporter could not start on ${bindAddress}: its metrics are not in /metrics`);
+    Runtime.install({ logger: temporalLogger(level), telemetryOptions: { logging } });
   }
 }
 
