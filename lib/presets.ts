@@ -32,6 +32,8 @@ const WHAT =
   '{% when "delay" %}is running longer than expected{% when "recovered" %}recovered{% else %}test alert{% endcase %}';
 
 const WHO = 'workflow.name | default: workflow.id';
+/** the name, or the id when there is none (an empty name stays: the default payload's rule) */
+const WHO_OR_ID = '{% if workflow.name == nil %}{{ workflow.id }}{% else %}{{ workflow.name }}{% endif %}';
 
 /** a one-line title of at most 125 characters (Opsgenie's message: 130; Slack's header: 150; Discord's title: 256) */
 const TITLE = `{% if condition == "test" %}Test alert: {{ config.name | truncate: 90 }}{% else %}{{ ${WHO} | truncate: 90 }} ${WHAT}{% endif %}`;
@@ -57,10 +59,7 @@ const SLACK_ESCAPE = '| replace: "&", "&amp;" | replace: "<", "&lt;" | replace: 
 /** lib/render.ts's defaultPayload as a template: the same body, now customisable. */
 const generic: JsonValue = {
   type: 'alert.{{ condition }}',
-  text: isTest(
-    `Test alert for "{{ config.name }}" ({{ ${WHO} }})`,
-    `{{ ${WHO} }} run {{ run.id }} ${WHAT}{% if error.message %}: {{ error.message }}{% endif %}`,
-  ),
+  text: isTest(`Test alert for "{{ config.name }}" (${WHO_OR_ID})`, `${WHO_OR_ID} run {{ run.id }} ${WHAT}{% if error.message != blank %}: {{ error.message }}{% endif %}`),
   condition: '{{ condition }}',
   workflow: '{{ workflow }}',
   run: '{{ run }}',
@@ -73,7 +72,7 @@ const generic: JsonValue = {
 
 /** Slack incoming webhook: `text` (the notification's fallback) and Block Kit `blocks`. */
 const slack: JsonValue = {
-  text: `${TITLE}{% if error.message %}: {{ error.message ${SLACK_ESCAPE}| truncate: 1000 }}{% endif %}`,
+  text: `${TITLE}{% if error.message != blank %}: {{ error.message ${SLACK_ESCAPE}| truncate: 1000 }}{% endif %}`,
   blocks: [
     // header: plain_text, at most 150 characters
     { type: 'header', text: { type: 'plain_text', text: TITLE, emoji: true } },
@@ -84,7 +83,7 @@ const slack: JsonValue = {
         type: 'mrkdwn',
         text:
           sentence((s) => `*${s}*`, (s) => `\`${s}\``, SLACK_ESCAPE) +
-          `{% if error.message %}\n*Error*{% if error.step %} in step \`{{ error.step ${SLACK_ESCAPE}| truncate: 100 }}\`{% endif %}:\n` +
+          `{% if error.message != blank %}\n*Error*{% if error.step != blank %} in step \`{{ error.step ${SLACK_ESCAPE}| truncate: 100 }}\`{% endif %}:\n` +
           `\`\`\`{{ error.message ${SLACK_ESCAPE}| truncate: 2000 }}\`\`\`{% endif %}`,
       },
     },
@@ -112,7 +111,7 @@ const discord: JsonValue = {
       title: TITLE,
       description:
         sentence((s) => `**${s}**`, (s) => `\`${s}\``) +
-        '{% if error.message %}\n\n**Error**{% if error.step %} in step `{{ error.step | truncate: 100 }}`{% endif %}:\n```\n{{ error.message | truncate: 3000 }}\n```{% endif %}',
+        '{% if error.message != blank %}\n\n**Error**{% if error.step != blank %} in step `{{ error.step | truncate: 100 }}`{% endif %}:\n```\n{{ error.message | truncate: 3000 }}\n```{% endif %}',
       color: DISCORD_COLOR,
       fields: [
         { name: 'Workflow', value: '`{{ workflow.id }}`', inline: true },
@@ -158,7 +157,7 @@ const teams: JsonValue = {
           },
           {
             type: 'TextBlock',
-            text: '{% if error.message %}{{ error.message | truncate: 3000 }}{% else %}No error reported.{% endif %}',
+            text: '{% if error.message != blank %}{{ error.message | truncate: 3000 }}{% else %}No error reported.{% endif %}',
             wrap: true,
             fontType: 'Monospace',
           },
@@ -176,12 +175,12 @@ const teams: JsonValue = {
  */
 const pagerduty: JsonValue = {
   event_action: '{% if condition == "recovered" %}resolve{% else %}trigger{% endif %}',
-  // at most 255 characters: workflow ids are at most 200, config ids 28
+  // at most 255 characters: workflow ids are at most 200, config ids 20
   dedup_key: INCIDENT_KEY,
   client: 'MeshHook Alerts',
   payload: {
     // at most 1024 characters
-    summary: `${TITLE}{% if error.message %}: {{ error.message | truncate: 800 }}{% endif %}`,
+    summary: `${TITLE}{% if error.message != blank %}: {{ error.message | truncate: 800 }}{% endif %}`,
     source: '{{ workflow.id }}',
     severity: '{% case condition %}{% when "failure" %}error{% when "delay", "manual_intervention" %}warning{% else %}info{% endcase %}',
     timestamp: '{{ event.occurredAt }}',
@@ -211,7 +210,7 @@ const opsgenie: JsonValue = {
   // at most 15000
   description:
     sentence((s) => s, (s) => s) +
-    '{% if error.message %}\n\nError{% if error.step %} in step {{ error.step | truncate: 200 }}{% endif %}:\n{{ error.message | truncate: 10000 }}{% endif %}' +
+    '{% if error.message != blank %}\n\nError{% if error.step != blank %} in step {{ error.step | truncate: 200 }}{% endif %}:\n{{ error.message | truncate: 10000 }}{% endif %}' +
     '\n\nConfig {{ config.name | truncate: 200 }}, delivery {{ delivery.id }}',
   // at most 20 tags of 50 characters
   tags: ['meshhook', '{{ condition }}'],

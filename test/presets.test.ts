@@ -338,8 +338,8 @@ describe('payload presets (real deliveries to stand-ins of each receiver)', func
     });
   });
 
-  describe('PagerDuty recoveries (a later issue sends condition `recovered`)', () => {
-    it('renders event_action resolve with the trigger\'s dedup_key, which the receiver accepts', async () => {
+  describe('rendering', () => {
+    it('PagerDuty: renders event_action resolve for condition recovered (a later issue sends it) with the trigger\'s dedup_key, which the receiver accepts', async () => {
       const config = { webhook: { url: receivers.url('pagerduty'), headers: {}, timeoutMs: 5000 }, payload: { preset: 'pagerduty' as const, template: { routing_key: ROUTING_KEY } } };
       const event = failedEvent('wf_recovery', { type: 'run.succeeded', error: undefined });
       const render = (condition: string) => JSON.parse(renderAlert(config, buildTemplateContext(event, { id: 'cfg_r', name: 'r' }, condition as never, 'dlv-r')).body);
@@ -355,6 +355,23 @@ describe('payload presets (real deliveries to stand-ins of each receiver)', func
       const res = await fetch(config.webhook.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ routing_key: ROUTING_KEY, event_action: 'resolve' }) });
       assert.equal(res.status, 400);
       assert.match(((await res.json()) as { errors: string[] }).errors.join(), /dedup_key' is required to resolve/);
+    });
+
+    it('generic renders byte for byte the default payload, for every condition and odd events (no name, an empty name or message, no error)', () => {
+      const base = { id: 'evt_g', type: 'run.failed', workflowId: 'wf_g', runId: 'run_g' } as ExecutionEvent;
+      const events: ExecutionEvent[] = [
+        base,
+        { ...base, workflow: { name: '' }, error: { message: '' } },
+        { ...base, workflow: { name: 'Orders', version: 'v2' }, error: { step: 'send' } },
+        failedEvent('wf_g', { data: { list: [1, null, { a: 'b' }] } }),
+      ];
+      for (const event of events) {
+        for (const condition of ['failure', 'success', 'manual_intervention', 'canceled', 'delay', 'test'] as const) {
+          const ctx = buildTemplateContext(event, { id: 'cfg_g', name: 'g' }, condition, 'dlv-g');
+          const config = { webhook: { url: 'https://hooks.example.com/x', headers: {}, timeoutMs: 1000 }, payload: { preset: 'generic' as const, template: null } };
+          assert.equal(renderAlert(config, ctx).body, JSON.stringify(defaultPayload(ctx)), `${condition} ${JSON.stringify(event)}`);
+        }
+      }
     });
 
     it('every preset template parses and renders for every condition', () => {
