@@ -310,8 +310,15 @@ describe('web UI insight: overview, charts, held alerts (Chromium)', function ()
     const held = page.getByTestId('held-alerts');
     await held.getByTestId('held-list').waitFor();
     assert.equal(await held.getByTestId('held-count').innerText(), '2');
-    await held.getByRole('button', { name: 'Re-enable…' }).click();
+    // a modal dialog: focus starts on the chosen option, Escape closes it and changes nothing
     const dialog = page.getByRole('dialog', { name: /Re-enable/ });
+    await held.getByRole('button', { name: 'Re-enable…' }).click();
+    await dialog.waitFor();
+    assert.equal(await page.evaluate('document.activeElement.value'), 'send');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal((await api('GET', `/api/alerts/config/by-id/${ids.gone}/held`)).body.count, 2);
+    await held.getByRole('button', { name: 'Re-enable…' }).click();
     await dialog.getByLabel('Discard them').check();
     await dialog.getByRole('button', { name: 'Re-enable' }).click();
     await page.getByTestId('enable-result').filter({ hasText: '2 held alerts discarded' }).waitFor();
