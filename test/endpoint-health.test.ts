@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { configListSchema, enableConfigResultSchema, eventsAcceptedSchema, heldPageSchema } from '../api/schemas';
 import { newKeySpec, parseKeyring } from '../lib/crypto';
-import { alertConfigInputSchema } from '../lib/schemas';
+import { alertConfigInputSchema, errorSchema } from '../lib/schemas';
 import { verifyAlert } from '../lib/verify';
 import { getConfig as getStoredConfig, saveConfig } from '../store/configs';
 import { countFailure, countSuccess, lockForReenable, reenableConfig } from '../store/health';
@@ -101,6 +102,7 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
   async function postEvents(...events: unknown[]): Promise<{ deliveries: { deliveryId: string; configId: string; duplicate: boolean }[]; held: { configId: string; condition: string }[] }> {
     const res = await api('POST', '/api/events', events.length === 1 ? events[0] : { events });
     assert.equal(res.status, 202, JSON.stringify(res.body));
+    eventsAcceptedSchema.parse(res.body); // the answer is the one the OpenAPI document describes
     return res.body;
   }
 
@@ -123,6 +125,7 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
   async function getConfig(workflowId: string, configId: string): Promise<any> {
     const res = await api('GET', `/api/alerts/config/${workflowId}`);
     assert.equal(res.status, 200, JSON.stringify(res.body));
+    configListSchema.parse(res.body);
     const config = res.body.configs.find((c: { id: string }) => c.id === configId);
     assert.ok(config, `config ${configId} is listed`);
     return config;
@@ -221,6 +224,7 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
     await postEvents(heldEvents[0]); // the same event again
     const page = await api('GET', `/api/alerts/config/by-id/${config.id}/held?limit=2`);
     assert.equal(page.status, 200, JSON.stringify(page.body));
+    heldPageSchema.parse(page.body);
     assert.equal(page.body.count, 3);
     assert.deepEqual(page.body.held.map((h: { eventId: string }) => h.eventId), heldEvents.slice(0, 2).map((e) => e.id));
     assert.equal(page.body.held[0].workflowId, workflowId);
@@ -238,6 +242,7 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
   it('refuses to re-enable without a choice about the held alerts (409 held_alerts_pending)', async function () {
     const enable = await api('POST', `/api/alerts/config/by-id/${config.id}/enable`, {});
     assert.equal(enable.status, 409, JSON.stringify(enable.body));
+    errorSchema.parse(enable.body);
     assert.equal(enable.body.error.code, 'held_alerts_pending');
     assert.match(enable.body.error.message, /3 held alerts.*"send".*"discard"/);
     assert.deepEqual(enable.body.error.details, { heldCount: 3, choices: ['send', 'discard'] });
@@ -256,6 +261,7 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
     const requestedAt = Math.floor(Date.now() / 1000);
     const res = await api('POST', `/api/alerts/config/by-id/${config.id}/enable`, { held: 'send' });
     assert.equal(res.status, 200, JSON.stringify(res.body));
+    enableConfigResultSchema.parse(res.body);
     assert.equal(res.body.held.action, 'send');
     assert.equal(res.body.held.count, 3);
     assert.equal(res.body.held.deliveries.length, 3);
@@ -428,6 +434,23 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
     const exhausted = listed.body.alerts.filter((a: { type: string; event: OperatorAlert }) => a.type === 'delivery.exhausted' && a.event.data.configId === configId);
     assert.ok(exhausted.length >= 1, 'the 410 delivery is exhausted');
     assert.equal(exhausted.some((a: { event: OperatorAlert }) => a.event.data.deliveryId === retriedDelivery.deliveryId), false, 'a held alert is not exhausted');
+  });
+
+  it('answers bad input with a 400 naming the field, and another project\'s or an unknown config with a 404', async function () {
+    const bad = await api('POST', `/api/alerts/config/by-id/${config.id}/enable`, { held: 'later' });
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+    assert.deepEqual(bad.body.error.details.issues.map((i: { path: string }) => i.path), ['held']);
+    const badSave = await api('POST', '/api/alerts/config', { config: { workflowId, name: 'x', conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}/x` } }, held: 'keep' });
+    assert.equal(badSave.status, 400);
+    assert.deepEqual(badSave.body.error.details.issues.map((i: { path: string }) => i.path), ['held']);
+    const badQuery = await api('GET', `/api/alerts/config/by-id/${config.id}/held?limit=0`);
+    assert.equal(badQuery.status, 400);
+    assert.match(badQuery.body.error.message, /limit/);
+    for (const [method, path] of [['GET', `/api/alerts/config/by-id/${config.id}/held`], ['POST', `/api/alerts/config/by-id/${config.id}/enable`], ['GET', '/api/alerts/config/by-id/cfg_nope/held']]) {
+      // the default project's token does not see this project's config
+      const res = await stack.api(method, path, method === 'POST' ? { held: 'discard' } : undefined, path.includes('cfg_nope') ? token : stack.token);
+      assert.equal(res.status, 404, `${method} ${path}: ${JSON.stringify(res.body)}`);
+    }
   });
 
   it('counts two failures that end at the same moment once each, and warns once', async function () {
