@@ -11,6 +11,8 @@ const WORKFLOW_SOURCES = [
   'workflows/**/*.ts',
   'lib/conditions.ts',
   'lib/failure-converter.ts',
+  'lib/operator-delivery.ts',
+  'lib/operator-events.ts',
   'lib/retry.ts',
   'lib/schemas.ts',
   'lib/search-attributes.ts',
