@@ -50,3 +50,12 @@ export async function eraseProjectRows(db: Db, projectId: string, actor: Actor, 
     return erased;
   });
 }
+
+/**
+ * The workflow ids of the project's operator alerts (an operator alert's id is its workflow's,
+ * `op:<target>:<event id>`): those workflows carry no search attributes, so the erasure finds them here.
+ */
+export async function operatorAlertWorkflowIds(db: Queryable, projectId: string): Promise<string[]> {
+  if (!(await tableExists(db, 'operator_alerts'))) return [];
+  return (await db.query<{ alert_id: string }>('SELECT alert_id FROM operator_alerts WHERE project_id = $1 ORDER BY seq', [projectId])).map((r) => r.alert_id);
+}

@@ -347,15 +347,34 @@ describe('retention schedule and project erasure (real Temporal, real deliveries
 
   it("erases one project's configs, logs, deliveries, held alerts, settings, operator alerts and workflows, keeps the audit entry, and leaves the other project's data", async () => {
     const db = stack.service.db;
+    // a real operator alert of project A: its own operator webhook gets delivery.exhausted for a delivery that failed for good
+    const opHook = `/retention-operator-${uid()}`;
+    receiver.on(opHook, () => ({ status: 200 }));
+    const settings = await stack.api('PUT', '/api/project/settings', { operatorWebhook: { url: `${receiver.url}${opHook}` } }, tokens[projectA]);
+    assert.equal(settings.status, 200, JSON.stringify(settings.body));
+    const failingHook = `/retention-failing-${uid()}`;
+    receiver.on(failingHook, () => ({ status: 500 }));
+    const failingWorkflow = `wf_ret_failing_${uid()}`;
+    const failing = await stack.api('POST', '/api/alerts/config', { config: { workflowId: failingWorkflow, name: 'failing', conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${failingHook}` }, retry: { maxAttempts: 1 } } }, tokens[projectA]);
+    assert.equal(failing.status, 201, JSON.stringify(failing.body));
+    const sent = await stack.api('POST', '/api/events', { id: `evt_${uid()}`, type: 'run.failed', workflowId: failingWorkflow, runId: `run_${uid()}` }, tokens[projectA]);
+    const operatorAlertId = `op:project:delivery.exhausted:${sent.body.deliveries[0].deliveryId}`;
+    await receiver.waitFor(opHook, 1, 30_000);
+    await waitUntil('the operator alert recorded as delivered', async () => {
+      const rows = await db.query(`SELECT 1 FROM operator_alerts WHERE alert_id = $1 AND status = 'delivered'`, [operatorAlertId]);
+      return rows.length === 1;
+    });
+    await client.workflow.getHandle(operatorAlertId).result();
+
     const tables = { configs: 'alert_configs', deliveries: 'alert_deliveries', logs: 'alert_logs', held: 'alert_held', settings: 'project_settings', operatorAlerts: 'operator_alerts' };
     const counts = async (projectId: string) => Object.fromEntries(await Promise.all(Object.entries(tables).map(async ([name, table]) => [name, await countOf(db, table, projectId)])));
     const [beforeA, beforeB] = [await counts(projectA), await counts(projectB)];
     for (const name of Object.keys(tables)) assert.ok(beforeA[name] > 0 && beforeB[name] > 0, `both projects have ${name}`);
     // Temporal's visibility lists a workflow a moment after it starts: erase once every one is listed
     let listed: string[] = [];
-    const workflowsA = await waitUntil('the seven workflows of project A listed', async () => {
+    const workflowsA = await waitUntil('the eight alert workflows of project A listed', async () => {
       const ids = (listed = await projectWorkflows(projectA));
-      return ids.length === 7 && ids;
+      return ids.length === 8 && ids;
     }).catch((err) => { throw new Error(`${err.message}: ${JSON.stringify(listed)}`); });
     const workflowsB = await waitUntil('the seven workflows of project B listed', async () => {
       const ids = await projectWorkflows(projectB);
@@ -368,7 +387,8 @@ describe('retention schedule and project erasure (real Temporal, real deliveries
 
     const res = await stack.api('POST', '/api/project/erase', { confirm: projectA }, tokens[projectA]);
     assert.equal(res.status, 200, JSON.stringify(res.body));
-    assert.deepEqual(res.body, { erased: { ...beforeA, workflows: 7 } });
+    // the eight alert workflows and the operator alert's
+    assert.deepEqual(res.body, { erased: { ...beforeA, workflows: 9 } });
 
     assert.deepEqual(await counts(projectA), Object.fromEntries(Object.keys(tables).map((n) => [n, 0])), 'nothing of project A is left in the store');
     assert.deepEqual(await counts(projectB), beforeB, "project B's data is untouched");
@@ -386,7 +406,7 @@ describe('retention schedule and project erasure (real Temporal, real deliveries
 
     // Temporal deletes executions asynchronously (the dev server within about half a minute): gone from visibility and from describe
     await waitUntil('project A has no workflow left in Temporal', async () => (await projectWorkflows(projectA)).length === 0, 120_000);
-    for (const id of workflowsA) {
+    for (const id of [...workflowsA, operatorAlertId]) {
       await waitUntil(`${id} deleted`, async () => client.workflow.getHandle(id).describe().then(() => false, (err) => err instanceof WorkflowNotFoundError), 120_000);
     }
     assert.deepEqual((await projectWorkflows(projectB)).sort(), workflowsB.sort(), "project B's workflows stay");

@@ -4,7 +4,7 @@ import { AlertsError, invalid } from '../../lib/errors';
 import { logger } from '../../lib/log';
 import { AlertProjectId } from '../../lib/search-attributes';
 import type { ServiceDeps } from '../../runtime/deps';
-import { eraseProjectRows } from '../../store/erasure';
+import { eraseProjectRows, operatorAlertWorkflowIds } from '../../store/erasure';
 import type { AuthState } from '../auth';
 import { readJson } from '../body';
 import { parseInput } from '../errors';
@@ -22,7 +22,7 @@ export function erasureRoutes(router: Router<AuthState>, deps: ServiceDeps): voi
       const message = `confirm must be this API token's project id, "${projectId}"`;
       throw invalid(`confirm: ${message}`, { issues: [{ path: 'confirm', message }] });
     }
-    const executions = await projectWorkflows(deps.temporal.client, projectId);
+    const executions = await projectWorkflows(deps, projectId);
     await terminateRunning(deps.temporal.client, executions);
     // after the terminations: no delivery of the project writes a row any more (but one attempt in flight: docs/retention.md)
     const erased = await eraseProjectRows(deps.db, projectId, { tokenId }, executions.length);
@@ -38,15 +38,30 @@ interface Execution {
   running: boolean;
 }
 
-/** Every workflow execution of the project Temporal still keeps, open or closed, found by its AlertProjectId search attribute. */
-async function projectWorkflows(client: Client, projectId: string): Promise<Execution[]> {
+/**
+ * Every workflow execution of the project Temporal still keeps, open or closed: the alert workflows by
+ * their AlertProjectId search attribute, and the project's operator alerts by the ids the store knows.
+ */
+async function projectWorkflows(deps: ServiceDeps, projectId: string): Promise<Execution[]> {
+  const { client } = deps.temporal;
   // project ids come from API tokens; one with a quote or backslash could not be written into the query safely
   if (/["\\]/.test(projectId)) throw new AlertsError('internal', 'this project id cannot be written into a Temporal visibility query');
-  const executions: Execution[] = [];
+  const executions = new Map<string, Execution>();
   for await (const wf of client.workflow.list({ query: `${AlertProjectId.name} = "${projectId}"` })) {
-    executions.push({ workflowId: wf.workflowId, runId: wf.runId, running: wf.status.name === 'RUNNING' });
+    executions.set(`${wf.workflowId}\0${wf.runId}`, { workflowId: wf.workflowId, runId: wf.runId, running: wf.status.name === 'RUNNING' });
   }
-  return executions;
+  for (const workflowId of await operatorAlertWorkflowIds(deps.db, projectId)) {
+    const described = await client.workflow
+      .getHandle(workflowId)
+      .describe()
+      .catch((err) => {
+        // never started, or already gone
+        if (err instanceof WorkflowNotFoundError) return undefined;
+        throw err;
+      });
+    if (described) executions.set(`${workflowId}\0${described.runId}`, { workflowId, runId: described.runId, running: described.status.name === 'RUNNING' });
+  }
+  return [...executions.values()];
 }
 
 async function terminateRunning(client: Client, executions: Execution[]): Promise<void> {
