@@ -45,14 +45,14 @@ const deliveryRef = (input: AlertDeliveryInput): DeliveryRef => ({
 const deliveryLog = logger('delivery');
 
 /** A delivery reached its final status: metrics, and its config's endpoint health (which raises delivery.exhausted for a failed one). */
-async function noteFinished(deps: ServiceDeps, input: AlertDeliveryInput, status: AlertDeliveryStatus, error: string | null): Promise<void> {
+async function noteFinished(deps: ServiceDeps, input: AlertDeliveryInput, status: AlertDeliveryStatus, error: string | null, options?: { endpoint?: boolean }): Promise<void> {
   noteDeliveryFinished(input, status);
   if (status === 'failed') {
     const { deliveryId, projectId, configId, condition } = input;
     deliveryLog.warn({ deliveryId, projectId, configId, runId: input.event.runId, condition, outcome: status, error }, `delivery ${deliveryId} failed`);
   }
   // an exhausted or refused delivery is also an operator event (delivery.exhausted), raised here
-  await noteDeliveryOutcome(deps, input, status, error);
+  await noteDeliveryOutcome(deps, input, status, error, options);
 }
 
 /**
@@ -124,7 +124,8 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
         await recordLostAttempts(deps.db, ref, attempt);
         await logAttempt(deps.db, ref, { attempt, outcome: 'failed', error }, { status: 'failed', error });
         if (held) noteDeliveryFinished(input, 'failed');
-        else await noteFinished(deps, input, 'failed', error);
+        // nothing reached the receiver: not a failure of the endpoint
+        else await noteFinished(deps, input, 'failed', error, { endpoint: false });
         return { kind: 'finished', status: 'failed', httpStatus: null, error };
       }
       const request: AttemptRequest = { ref, ...kept, timeoutMs: config.webhook.timeoutMs, retry: config.retry };

@@ -39,16 +39,24 @@ export interface EndedDelivery {
 /**
  * Counts a delivery's final outcome into its config's health. Test alerts and suppressed delay
  * watches do not count; neither does an alert held because the config was disabled (the caller does
- * not call this for it).
+ * not call this for it). `endpoint: false`: the delivery failed before reaching the receiver (its
+ * config deleted or turned off, its template failing): delivery.exhausted, but no failure of the
+ * endpoint.
  */
-export async function noteDeliveryOutcome(deps: Deps, delivery: EndedDelivery, status: 'delivered' | 'failed' | 'suppressed', error: string | null): Promise<void> {
+export async function noteDeliveryOutcome(
+  deps: Deps,
+  delivery: EndedDelivery,
+  status: 'delivered' | 'failed' | 'suppressed',
+  error: string | null,
+  { endpoint = true }: { endpoint?: boolean } = {},
+): Promise<void> {
   if (delivery.condition === 'test' || status === 'suppressed') return;
   const { projectId, configId, deliveryId } = delivery;
   if (status === 'delivered') {
     await countSuccess(deps.db, projectId, configId);
     return;
   }
-  const counted = await countFailure(deps.db, deps.operations.health, projectId, configId);
+  const counted = endpoint ? await countFailure(deps.db, deps.operations.health, projectId, configId) : undefined;
   const now = new Date().toISOString();
   const attempts = (await findDelivery(deps.db, projectId, deliveryId))?.attempts ?? null;
   await raise(deps, {
@@ -57,7 +65,7 @@ export async function noteDeliveryOutcome(deps: Deps, delivery: EndedDelivery, s
     projectId,
     occurredAt: now,
     data: {
-      deliveryId, configId, configName: counted?.configName ?? null, workflowId: delivery.event.workflowId, runId: delivery.event.runId,
+      deliveryId, configId, configName: counted?.configName ?? (await configName(deps, projectId, configId)), workflowId: delivery.event.workflowId, runId: delivery.event.runId,
       condition: delivery.condition, attempts, error,
     },
   });
@@ -88,6 +96,11 @@ export async function noteDeliveryOutcome(deps: Deps, delivery: EndedDelivery, s
       data: { ...config, reason: counted.disabled.reason, disabledAt: counted.disabled.at, cause: 'failing', consecutiveFailures: counted.consecutiveFailures, failingSince: counted.failingSince },
     });
   }
+}
+
+async function configName(deps: Deps, projectId: string, configId: string): Promise<string | null> {
+  const rows = await deps.db.query<{ name: string }>('SELECT name FROM alert_configs WHERE project_id = $1 AND id = $2', [projectId, configId]);
+  return rows[0]?.name ?? null;
 }
 
 /** A receiver answered 410 Gone: the config is disabled at once, with an audit entry, and config.disabled is raised. */
