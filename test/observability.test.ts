@@ -9,6 +9,7 @@ import YAML from 'yaml';
 import { errorMiddleware } from '../api/errors';
 import { newKeySpec } from '../lib/crypto';
 import { configureLogging, redirectLogs } from '../lib/log';
+import { dispatchLatency, endToEndLatency, noteDeliveryFinished, noteFirstAttemptSent } from '../lib/metrics';
 import { PROJECT_ROOT, startServiceProcess, stopAllServiceProcesses } from './support/processes';
 import { Receiver } from './support/receiver';
 import { freePort, useStack, type TestStack } from './support/stack';
@@ -240,6 +241,28 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
     assert.ok(ruleReading('alerts_deliveries_finished_total').some((e) => e.includes('status="failed"')), 'exhausted deliveries');
     assert.ok(ruleReading('alerts_held_alerts').some((e) => />\s*0/.test(e)), 'held alerts > 0');
     assert.ok(ruleReading('alerts_configs_disabled').some((e) => e.includes('by="service"')), 'a config the service disabled');
+  });
+
+  it("times a delay alert from its deadline, another from its event's time (end to end) and arrival (dispatch), and a redelivery not at all", async () => {
+    const sumOf = async (metric: typeof dispatchLatency | typeof endToEndLatency, labels: Record<string, string> = {}) =>
+      (await metric.get()).values.filter((v) => v.metricName?.endsWith('_sum') && Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l)).reduce((sum, v) => sum + v.value, 0);
+    const occurredAt = '2026-12-01T10:00:00.000Z';
+    const at = Date.parse(occurredAt);
+    const delay = { condition: 'delay', event: { occurredAt }, receivedAt: '2026-12-01T10:00:01.000Z', delaySeconds: 60 };
+    const failure = { condition: 'failure', event: { occurredAt }, receivedAt: '2026-12-01T10:00:02.000Z' };
+
+    const [d0, e0, f0] = [await sumOf(dispatchLatency), await sumOf(endToEndLatency, { condition: 'delay' }), await sumOf(endToEndLatency, { condition: 'failure' })];
+    noteFirstAttemptSent(delay, at + 60_000 + 40); // 40 ms after its deadline
+    noteDeliveryFinished(delay, 'delivered', at + 60_000 + 250);
+    noteFirstAttemptSent(failure, at + 2_000 + 10); // 10 ms after its arrival
+    noteDeliveryFinished(failure, 'delivered', at + 3_000); // 3 s after it happened
+    noteFirstAttemptSent({ ...failure, redeliveryOf: 'dlv-x' }, at + 99_000);
+    noteDeliveryFinished({ ...failure, redeliveryOf: 'dlv-x' }, 'delivered', at + 99_000);
+    noteDeliveryFinished(failure, 'failed', at + 99_000);
+    const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-9, `${a} is not ${b}`);
+    close((await sumOf(dispatchLatency)) - d0, 0.04 + 0.01);
+    close((await sumOf(endToEndLatency, { condition: 'delay' })) - e0, 0.25);
+    close((await sumOf(endToEndLatency, { condition: 'failure' })) - f0, 3);
   });
 
   it('finds the metric names of PromQL expressions (and only those)', () => {
