@@ -21,7 +21,7 @@ export const envSchema = z.object({
   PORT: port(3000).describe('API port'),
   HOST: z.string().default('127.0.0.1').describe('API listen address (`0.0.0.0` in the container image)'),
   DATA_DIR: z.string().default('./data').describe('embedded mode: PGlite files, dev server database and log, generated key and token'),
-  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('`debug`, `info`, `warn` or `error`'),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('`debug`, `info`, `warn` or `error`; the lines of a start and a stop (waiting for a dependency, `ready`, `stopped`) show at every level ([observability](observability.md#logs))'),
   LOG_FORMAT: z
     .enum(['auto', 'json', 'pretty'])
     .default('auto')
