@@ -58,25 +58,17 @@ const POLL_MS = 25;
  */
 export async function releaseHeld(deps: Deps, projectId: string, configId: string, action: HeldAction, actor: Actor = SERVICE_ACTOR): Promise<HeldOutcome> {
   const config = await getConfig(deps.db, deps.keyring, projectId, configId);
-  const audit = (n: number) =>
-    recordAudit(deps.db, {
-      projectId,
-      actor,
-      action: action === 'send' ? 'config.held_sent' : 'config.held_discarded',
-      configId,
-      workflowId: config.workflowId,
-      changes: [{ field: 'heldAlerts', from: n, to: 0 }],
-    });
+  const entry = (n: number) => ({ projectId, actor, configId, workflowId: config.workflowId, changes: [{ field: 'heldAlerts', from: n, to: 0 }] });
   if (action === 'discard') {
     const count = await deps.db.transaction(async (tx) => {
       const n = await discardHeld(tx, projectId, configId);
-      if (n > 0) await recordAudit(tx, { projectId, actor, action: 'config.held_discarded', configId, workflowId: config.workflowId, changes: [{ field: 'heldAlerts', from: n, to: 0 }] });
+      if (n > 0) await recordAudit(tx, { ...entry(n), action: 'config.held_discarded' });
       return n;
     });
     return { action, count, deliveries: [] };
   }
   const count = await countHeld(deps.db, projectId, configId);
-  if (count > 0) await audit(count);
+  if (count > 0) await recordAudit(deps.db, { ...entry(count), action: 'config.held_sent' });
   const deliveries: StartedDelivery[] = [];
   for (;;) {
     const batch = await oldestHeld(deps.db, deps.keyring, projectId, configId, BATCH);
