@@ -150,6 +150,14 @@ describe('operator alerts (signed, durable, once, never recursive)', function ()
       return row?.status === status && row;
     }, timeoutMs);
 
+  /** alerts_operator_alerts_total{type,outcome} as GET /metrics shows it */
+  async function operatorAlertsCounted(type: string, outcome: string): Promise<number> {
+    const text = await (await fetch(`${service.apiUrl}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('alerts_operator_alerts_total{') && l.includes(`type="${type}"`) && l.includes(`outcome="${outcome}"`));
+    assert.ok(line, `alerts_operator_alerts_total{type="${type}",outcome="${outcome}"} is in /metrics`);
+    return Number(line.split(' ').pop());
+  }
+
   const exhaustedEvent = (projectId: string, deliveryId = `dlv_${uid()}`): OperatorEvent => ({
     id: `delivery.exhausted:${deliveryId}`,
     type: 'delivery.exhausted',
@@ -313,6 +321,7 @@ describe('operator alerts (signed, durable, once, never recursive)', function ()
     const p = await project(() => ({ status: 500, headers: { 'retry-after': '1' } }));
     const event = exhaustedEvent(p.projectId);
     const deploymentBefore = receiver.at(DEPLOYMENT_PATH).length;
+    const failedBefore = await operatorAlertsCounted('delivery.exhausted', 'failed');
     await raiseOperatorAlert(deps, event);
     const row = await waitForStatus(`op:project:${event.id}`, 'failed', 90_000);
     assert.equal(row.attempts, 10);
@@ -335,6 +344,9 @@ describe('operator alerts (signed, durable, once, never recursive)', function ()
     const aboutProject = receiver.at(DEPLOYMENT_PATH).slice(deploymentBefore).map((r) => JSON.parse(r.body) as OperatorEvent).filter((e) => e.projectId === p.projectId);
     assert.deepEqual(aboutProject.map((e) => e.id), [event.id]);
     assert.equal(receiver.at(p.path).length, 10);
+    // counted in /metrics, and logged (component operator) rather than raised
+    assert.ok((await operatorAlertsCounted('delivery.exhausted', 'failed')) >= failedBefore + 1);
+    assert.ok((await operatorAlertsCounted('delivery.exhausted', 'delivered')) >= 1);
   });
 
   // ------------------------------------------------------------ delivery.failure_rate
