@@ -26,7 +26,7 @@ export interface RetentionScheduleOptions {
 /**
  * Creates the retention schedule, or brings an existing one up to this process's settings (periods,
  * interval, batch size), so every worker start is idempotent and the last deployed settings win. A
- * schedule paused in the Web UI stays paused.
+ * schedule paused in the Web UI stays paused, with its note; otherwise the note (the Web UI's Notes) says what it does.
  *
  * The schedule is written with Temporal's default data converter, not the encrypting one: its memo,
  * summary and input (periods and a batch size, nothing secret) are then readable in the Web UI.
@@ -52,7 +52,8 @@ export async function ensureRetentionSchedule(deps: Pick<ServiceDeps, 'temporal'
   const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: intervalSeconds * 1000 };
   const plain = new Client({ connection: deps.temporal.client.connection, namespace: deps.temporal.namespace });
   try {
-    const handle = await plain.schedule.create({ scheduleId, spec, action, policies, memo: { description: RETENTION_MEMO } });
+    // the note is what the Web UI's schedule page shows as Notes: what the schedule does (a pause replaces it with its reason)
+    const handle = await plain.schedule.create({ scheduleId, spec, action, policies, memo: { description: RETENTION_MEMO }, state: { note: what } });
     log.info({ scheduleId, intervalSeconds, ...input }, `created the retention schedule ${scheduleId} (every ${intervalSeconds} s)`);
     return handle;
   } catch (err) {
@@ -63,7 +64,7 @@ export async function ensureRetentionSchedule(deps: Pick<ServiceDeps, 'temporal'
     spec,
     action,
     policies,
-    state: { paused: previous.state.paused, note: previous.state.note, remainingActions: previous.state.remainingActions },
+    state: { paused: previous.state.paused, note: previous.state.paused ? previous.state.note : what, remainingActions: previous.state.remainingActions },
   }));
   log.debug({ scheduleId, intervalSeconds, ...input }, `updated the retention schedule ${scheduleId}`);
   return handle;

@@ -237,6 +237,8 @@ describe('retention schedule and project erasure (real Temporal, real deliveries
     assert.match(String(description.action.staticSummary), /retention sweep: older than 30 days \(audit: 365 days\)/);
     assert.match(String(description.memo?.description), /deletes attempt logs, finished deliveries, held alerts and operator alerts older than ALERTS_RETENTION_DAYS/);
     assert.equal(description.state.paused, false);
+    // the Web UI's schedule page shows the note as Notes
+    assert.equal(description.state.note, 'Deletes attempt logs, finished deliveries, held alerts and operator alerts older than 30 days, and audit entries older than 365 days, in batches of 1000 rows');
   });
 
   it('creates or updates the schedule idempotently, and a pause made in the Web UI survives the next worker start', async () => {
