@@ -52,7 +52,8 @@ const POLL_MS = 25;
 /**
  * Sends (one new delivery each, oldest first) or discards the config's held alerts, with the audit
  * entry. Each alert goes once its predecessor's first attempt has an outcome, so the receiver gets
- * them in order (a retried one's later attempts may come after the next). A held alert is deleted
+ * them in order (a retried one's later attempts may come after the next); once a first attempt
+ * takes longer than the receiver's timeout, the rest are started without waiting. A held alert is deleted
  * once its delivery started; a request cut off half-way (Temporal unreachable: 503) leaves the rest
  * held, and repeating it starts nothing twice (deterministic delivery ids).
  */
@@ -70,6 +71,7 @@ export async function releaseHeld(deps: Deps, projectId: string, configId: strin
   const count = await countHeld(deps.db, projectId, configId);
   if (count > 0) await recordAudit(deps.db, { ...entry(count), action: 'config.held_sent' });
   const deliveries: StartedDelivery[] = [];
+  let inOrder = true;
   for (;;) {
     const batch = await oldestHeld(deps.db, deps.keyring, projectId, configId, BATCH);
     for (const held of batch) {
@@ -84,8 +86,16 @@ export async function releaseHeld(deps: Deps, projectId: string, configId: strin
       });
       await deleteHeld(deps.db, projectId, held.id);
       deliveries.push(started);
+      if (!inOrder) continue;
       const deadline = Date.now() + config.webhook.timeoutMs + FIRST_ATTEMPT_MARGIN_MS;
-      while (!(await firstAttemptDone(deps.db, deliveryId)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      while (!(await firstAttemptDone(deps.db, deliveryId))) {
+        // a receiver that does not answer in time: the rest go without waiting (the request must end)
+        if (Date.now() >= deadline) {
+          inOrder = false;
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      }
     }
     if (batch.length < BATCH) break;
   }
