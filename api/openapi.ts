@@ -31,6 +31,7 @@ import {
   projectSettingsSchema,
   projectSettingsUpdateSchema,
   previewRequestSchema,
+  presetListSchema,
   previewResultSchema,
   readinessSchema,
   redeliverySchema,
@@ -204,6 +205,13 @@ export function buildOpenApi(): object {
           '415': error('body is not application/json'),
           ...authErrors,
         },
+      },
+    },
+    '/api/alerts/presets': {
+      get: {
+        operationId: 'listPayloadPresets',
+        summary: 'The built-in payload presets (payload.preset) with their templates, to start a customisation from',
+        responses: { '200': answer('every preset', presetListSchema), ...authErrors },
       },
     },
     '/api/alerts/retry-schedule': {

@@ -11,6 +11,8 @@ import {
   heldActionSchema,
   idSchema,
   isoTime,
+  jsonValueSchema,
+  presetNameSchema,
   retrySettingsSchema,
   startedDeliverySchema,
   failureRateSettingsFields,
@@ -228,6 +230,20 @@ export const previewResultSchema = z
       .meta({ description: 'why the egress policy refuses the webhook URL (`refused by the egress policy: …`, as a save would answer), or null; decided as at save: an IP literal, or a name that resolves now' }),
   })
   .meta({ id: 'PreviewResult', description: 'An alert rendered by the same renderer as deliveries use; nothing is sent or stored' });
+
+export const presetListSchema = z
+  .object({
+    presets: z.array(
+      z.object({
+        name: presetNameSchema,
+        label: z.string(),
+        url: z.string().nullable().meta({ description: "the receiver's API URL, used when webhook.url is omitted; null where the URL is the user's" }),
+        // (JsonValue is one named schema: described here, not with a copy of it)
+        template: jsonValueSchema,
+      }),
+    ).meta({ description: "each preset with its payload template, over which a config's payload.template is merged (objects key by key, anything else replaced)" }),
+  })
+  .meta({ id: 'PresetList', description: 'The built-in payload presets (docs/presets.md)' });
 
 export const redeliverySchema = z
   .object({

@@ -465,6 +465,15 @@ describe('the preset picker of the config editor (Chromium)', function () {
     await page.getByLabel('Receiver preset').selectOption('opsgenie');
     await page.getByLabel('Opsgenie API key').fill('abc123');
     await page.getByLabel(/Webhook URL/).fill(url);
+    // a customisation starts from a small example, or from the preset's whole template (GET /api/alerts/presets)
+    await page.getByLabel('My own template, merged over the preset').check();
+    assert.deepEqual(JSON.parse(await page.getByLabel(/Payload template/).inputValue()), { priority: 'P1', tags: ['meshhook', '{{ condition }}', 'payments'] });
+    await page.getByRole('button', { name: 'Start from the whole preset template' }).click();
+    // (a string: the test's TypeScript has no DOM types)
+    await page.waitForFunction(`document.querySelector('#template').value.includes('"alias"')`);
+    const presets = (await stack.api('GET', '/api/alerts/presets')).body.presets;
+    assert.deepEqual(JSON.parse(await page.getByLabel(/Payload template/).inputValue()), presets.find((p: any) => p.name === 'opsgenie').template);
+    await page.getByLabel('The Opsgenie preset as it is').check();
     await page.getByRole('button', { name: 'Create alert' }).click();
     await page.getByTestId('secret').waitFor();
     const stored = (await stack.api('GET', `/api/alerts/config/${workflowId}`)).body.configs.find((c: any) => c.name === 'Orders to Opsgenie');
