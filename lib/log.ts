@@ -180,13 +180,22 @@ const TEMPORAL_LEVELS: Record<TemporalLogLevel, number> = { TRACE: 0, DEBUG: 1, 
 
 /**
  * The Temporal SDK's logger (Runtime.install({ logger })): its lines, and the native core's when they
- * are forwarded, become pino lines of component "temporal" at or above `minLevel`.
+ * are forwarded, become pino lines of component "temporal" at or above `minLevel`. An error in their
+ * metadata shows its type and message. `expectedFailures`: ApplicationFailure types our own code
+ * logs already (a webhook attempt that failed has its own line): the SDK's "Activity failed" warning
+ * about one of them is debug.
  */
-export function temporalLogger(minLevel: TemporalLogLevel): TemporalLogger {
+export function temporalLogger(minLevel: TemporalLogLevel, options: { expectedFailures?: string[] } = {}): TemporalLogger {
   const log = logger('temporal');
-  const write = (level: TemporalLogLevel, message: string, meta?: LogMetadata) => {
+  const expected = new Set(options.expectedFailures ?? []);
+  const write = (given: TemporalLogLevel, message: string, meta?: LogMetadata) => {
+    const failureType = (meta?.error as { type?: unknown } | undefined)?.type;
+    const level = given === 'WARN' && typeof failureType === 'string' && expected.has(failureType) ? 'DEBUG' : given;
     if (TEMPORAL_LEVELS[level] < TEMPORAL_LEVELS[minLevel]) return;
-    const fields: Record<string, unknown> = { ...(meta ?? {}) };
+    const fields: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(meta ?? {})) {
+      fields[key] = value instanceof Error ? { name: value.name, message: value.message, ...((value as { type?: string }).type ? { type: (value as { type?: string }).type } : {}) } : value;
+    }
     const method = level === 'ERROR' ? log.error : level === 'WARN' ? log.warn : level === 'INFO' ? log.info : log.debug;
     method(fields, message);
   };

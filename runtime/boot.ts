@@ -156,8 +156,10 @@ async function installTemporalRuntime(env: Env): Promise<void> {
   const level = env.LOG_LEVEL === 'debug' ? 'DEBUG' : env.LOG_LEVEL === 'error' ? 'ERROR' : 'WARN';
   const logging = { forward: {}, filter: { core: level, other: 'ERROR' } } as const;
   const bindAddress = `127.0.0.1:${await freePort()}`;
+  // a webhook attempt or an operator alert that failed has its own log line (activities/webhook-attempt.ts, activities/operator.ts)
+  const sdkLogger = temporalLogger(level, { expectedFailures: ['WebhookAttemptFailed', 'OperatorAlertAttemptFailed'] });
   try {
-    Runtime.install({ logger: temporalLogger(level), telemetryOptions: { logging, metrics: { prometheus: { bindAddress, useSecondsForDurations: true } } } });
+    Runtime.install({ logger: sdkLogger, telemetryOptions: { logging, metrics: { prometheus: { bindAddress, useSecondsForDurations: true } } } });
     setTemporalMetricsUrl(`http://${bindAddress}/metrics`);
   } catch (err) {
     // another part of this process (a test harness) made the runtime first: keep it, without our exporter
@@ -167,7 +169,7 @@ async function installTemporalRuntime(env: Env): Promise<void> {
     }
     // the exporter's port was taken between freePort() and its bind: run without the SDK's metrics rather than not at all
     log.warn(errorFields(err), `the Temporal SDK's metrics exporter could not start on ${bindAddress}: its metrics are not in /metrics`);
-    Runtime.install({ logger: temporalLogger(level), telemetryOptions: { logging } });
+    Runtime.install({ logger: sdkLogger, telemetryOptions: { logging } });
   }
 }
 

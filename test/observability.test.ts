@@ -356,24 +356,25 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
       const queryToken = `qtok${uid()}`;
       const headerValue = `hdr${uid()}`;
       const secret = `whsec_${randomBytes(32).toString('base64')}`;
-      receiver.on(hook, () => ({ status: 200 }));
-      const created = await call('POST', '/api/alerts/config', { config: { workflowId, name: 'split', conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${hook}?token=${queryToken}`, headers: { 'X-Api-Key': headerValue } } }, secret });
+      // two 503s: the second is a retried attempt (an activity) that fails, which the SDK would also log
+      receiver.on(hook, (n) => ({ status: n <= 2 ? 503 : 200 }));
+      const created = await call('POST', '/api/alerts/config', { config: { workflowId, name: 'split', retry: FAST_RETRY, conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${hook}?token=${queryToken}`, headers: { 'X-Api-Key': headerValue } } }, secret });
       assert.equal(created.status, 201, JSON.stringify(created.body));
       const event = failedEvent(workflowId);
       const accepted = await call('POST', '/api/events', event);
       assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
       const deliveryId = accepted.body.deliveries[0].deliveryId as string;
-      await receiver.waitFor(hook, 1, 60_000);
+      await receiver.waitFor(hook, 3, 60_000);
 
-      // the worker's attempt line, as JSON on its pipe
+      // the worker's attempt lines, as JSON on its pipe
       await worker.waitForOutput(new RegExp(`"deliveryId":"${deliveryId}"[^\n]*"outcome":"delivered"`), 30_000);
       const lines = worker.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-      const attempt = lines.find((l) => l.deliveryId === deliveryId && l.outcome === 'delivered')!;
+      const attempts = lines.filter((l) => l.deliveryId === deliveryId && typeof l.attempt === 'number');
       assert.deepEqual(
-        { configId: attempt.configId, projectId: attempt.projectId, runId: attempt.runId, attempt: attempt.attempt, component: attempt.component, level: attempt.level },
-        { configId: created.body.config.id, projectId: 'default', runId: event.runId, attempt: 1, component: 'delivery', level: 'info' },
+        attempts.map((a) => ({ configId: a.configId, projectId: a.projectId, runId: a.runId, attempt: a.attempt, outcome: a.outcome, component: a.component, level: a.level, timed: typeof a.durationMs })),
+        [1, 2, 3].map((n) => ({ configId: created.body.config.id, projectId: 'default', runId: event.runId, attempt: n, outcome: n < 3 ? 'retrying' : 'delivered', component: 'delivery', level: n < 3 ? 'warn' : 'info', timed: 'number' })),
       );
-      assert.equal(typeof attempt.durationMs, 'number');
+      assert.ok(!lines.some((l) => l.component === 'temporal' && l.msg === 'Activity failed'), "a failed attempt is one line, not another from the SDK");
       const output = worker.output() + api.output();
       for (const hidden of [queryToken, headerValue, secret, secret.slice('whsec_'.length), token]) assert.ok(!output.includes(hidden), `${hidden} is in the processes' output`);
 
@@ -385,6 +386,8 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
         return total(samples, 'alerts_deliveries_finished_total', { condition: 'failure', status: 'delivered' }) === 1 && samples;
       });
       assert.equal(total(workerMetrics, 'alerts_delivery_attempts_total', { condition: 'failure', outcome: 'delivered' }), 1);
+      assert.equal(total(workerMetrics, 'alerts_delivery_attempts_total', { condition: 'failure', outcome: 'retrying' }), 2);
+      assert.ok(has(workerMetrics, 'temporal_activity_execution_latency_bucket'), 'the retried attempts ran as activities of this worker');
       assert.equal(total(workerMetrics, 'alerts_end_to_end_latency_seconds_count', { condition: 'failure' }), 1);
       assert.ok(has(workerMetrics, 'temporal_worker_task_slots_available', { worker_type: 'WorkflowWorker' }));
       assert.ok(has(workerMetrics, 'alerts_held_alerts'), 'the store gauges, read from the shared store');
