@@ -24,7 +24,7 @@ export function retentionActivities(deps: Pick<ServiceDeps, 'db'>) {
         const deleted = await deleteExpiredBatch(deps.db, input.table, before, input.batchSize);
         sweep.deleted += deleted;
         sweep.batches += 1;
-        context.heartbeat(sweep);
+        context.heartbeat({ ...sweep });
         if (deleted < input.batchSize) return sweep;
       }
     },

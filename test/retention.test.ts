@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { WorkflowNotFoundError, type Client, type ScheduleHandle } from '@temporalio/client';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { retentionActivities } from '../activities/retention';
 import { configureLogging, redirectLogs } from '../lib/log';
 import { AlertProjectId } from '../lib/search-attributes';
 import { ensureRetentionSchedule, retentionScheduleId } from '../runtime/schedules';
@@ -126,6 +128,20 @@ for (const kind of STORE_KINDS) {
         await store.db.exec('SET enable_seqscan = on');
         assert.match(plan, /Index Scan/, `${table}: ${plan}`);
       }
+    });
+
+    it('heartbeats its counts after every batch, and a retried activity goes on counting from the last heartbeat', async () => {
+      const project = `ret_heartbeat_${uid()}`;
+      await age(store.db, 'alert_held', 'id', await insertHeld(store.db, project, 5), 40);
+      // the activity's previous attempt deleted 8 rows in 3 batches before its worker died
+      const env = new MockActivityEnvironment({ heartbeatDetails: { deleted: 8, batches: 3 } });
+      const beats: unknown[] = [];
+      env.on('heartbeat', (details) => beats.push(details));
+      const { deleteExpiredRows } = retentionActivities({ db: store.db });
+      const sweep = await env.run(deleteExpiredRows, { table: 'alert_held' as const, before: new Date(Date.now() - 30 * 86_400_000).toISOString(), batchSize: 2 });
+      assert.deepEqual(sweep, { deleted: 13, batches: 6 });
+      assert.deepEqual(beats, [{ deleted: 10, batches: 4 }, { deleted: 12, batches: 5 }, { deleted: 13, batches: 6 }]);
+      assert.equal(await countOf(store.db, 'alert_held', project), 0);
     });
 
     it('erases one project in one transaction and writes project.erased with the counts', async () => {
