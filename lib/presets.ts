@@ -45,7 +45,9 @@ const sentence = (bold: (s: string) => string, code: (s: string) => string, esca
   isTest(
     `This is a test alert from MeshHook Alerts for the config ${bold(`{{ config.name ${escape}| truncate: 200 }}`)}.`,
     `Run ${code('{{ run.id }}')} of ${bold(`{{ ${WHO} ${escape}| truncate: 150 }}`)} ${WHAT}` +
-      '{% if run.durationMs %} after {{ run.durationMs | divided_by: 1000.0 | round: 1 }} s{% endif %}.',
+      // a finished run took its time; a delayed or paused one started that long ago
+      '{% if run.durationMs %}{% assign seconds = run.durationMs | divided_by: 1000.0 | round: 1 %}' +
+      '{% case condition %}{% when "failure", "success", "canceled" %} after {{ seconds }} s{% else %} (started {{ seconds }} s ago){% endcase %}{% endif %}.',
   );
 
 /** the dedup key / alias of an incident: one per config and workflow, so a recovery resolves what a failure opened; a test alert has its own */

@@ -335,6 +335,12 @@ describe('payload presets (real deliveries to stand-ins of each receiver)', func
       for (const secret of [ROUTING_KEY, GENIE_KEY.split(' ')[1], 'pagerduty', 'opsgenie']) assert.ok(!raw.includes(secret), `${secret} is not in the row in clear`);
       const listed = await stack.api('GET', `/api/alerts/config/${w}`);
       assert.deepEqual(listed.body.configs.map((c: any) => c.payload.preset).sort(), ['opsgenie', 'pagerduty']);
+      // the audit log names the preset, and masks the template and header that hold the keys
+      const audit = await stack.api('GET', `/api/alerts/audit?configId=${pd.id}`);
+      const changes = audit.body.entries.find((e: any) => e.action === 'config.created').changes;
+      assert.deepEqual(changes.find((c: any) => c.field === 'payload.preset'), { field: 'payload.preset', to: 'pagerduty' });
+      assert.deepEqual(changes.find((c: any) => c.field === 'payload.template'), { field: 'payload.template', to: '***' });
+      assert.ok(!JSON.stringify(audit.body).includes(ROUTING_KEY));
     });
   });
 
