@@ -211,15 +211,15 @@ export const heldAlerts = new Gauge({
 
 export const disabledConfigs = new Gauge({
   name: 'alerts_configs_disabled',
-  help: 'Disabled alert configs (read from the store): by="service" (a 410, or failing for too long; their alerts are held), by="user"',
-  labelNames: ['by'] as const,
+  help: 'Disabled alert configs (read from the store): disabled_by="service" (a 410, or failing for too long; their alerts are held), disabled_by="user"',
+  labelNames: ['disabled_by'] as const,
   registers: [registry],
   async collect() {
     const now = await storeGauges();
     this.reset();
     if (!now) return;
-    this.set({ by: 'service' }, now.disabledConfigs.service);
-    this.set({ by: 'user' }, now.disabledConfigs.user);
+    this.set({ disabled_by: 'service' }, now.disabledConfigs.service);
+    this.set({ disabled_by: 'user' }, now.disabledConfigs.user);
   },
 });
 

@@ -191,8 +191,8 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
     assert.ok(has(after, 'alerts_end_to_end_latency_seconds_bucket', { condition: 'delay', le: '+Inf' }));
     assert.ok(grew(after, 'alerts_delivery_attempt_duration_seconds_count') >= 7);
     // the store's gauges, read at scrape time
-    assert.ok(total(after, 'alerts_configs_disabled', { by: 'service' }) >= 1, 'the config that got a 410');
-    assert.ok(total(after, 'alerts_configs_disabled', { by: 'user' }) >= 1, 'the config created disabled');
+    assert.ok(total(after, 'alerts_configs_disabled', { disabled_by: 'service' }) >= 1, 'the config that got a 410');
+    assert.ok(total(after, 'alerts_configs_disabled', { disabled_by: 'user' }) >= 1, 'the config created disabled');
     assert.ok(has(after, 'alerts_held_alerts'), 'held alerts, at zero too');
     assert.ok(has(after, 'alerts_deliveries_retrying', { condition: 'failure' }));
     // operator alerts: every type and outcome exists before the first one
@@ -240,7 +240,7 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
     assert.ok(ruleReading('alerts_delivery_attempts_total').length >= 1, 'a failure rate');
     assert.ok(ruleReading('alerts_deliveries_finished_total').some((e) => e.includes('status="failed"')), 'exhausted deliveries');
     assert.ok(ruleReading('alerts_held_alerts').some((e) => />\s*0/.test(e)), 'held alerts > 0');
-    assert.ok(ruleReading('alerts_configs_disabled').some((e) => e.includes('by="service"')), 'a config the service disabled');
+    assert.ok(ruleReading('alerts_configs_disabled').some((e) => e.includes('disabled_by="service"')), 'a config the service disabled');
   });
 
   it("times a delay alert from its deadline, another from its event's time (end to end) and arrival (dispatch), and a redelivery not at all", async () => {
@@ -268,7 +268,7 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
   it('finds the metric names of PromQL expressions (and only those)', () => {
     assert.deepEqual(metricNamesOf('histogram_quantile(0.99, sum by (le, condition) (rate(alerts_x_bucket{a="b",c=~"d|e"}[$__rate_interval]))) > 0.5'), ['alerts_x_bucket']);
     assert.deepEqual(metricNamesOf('sum(rate(a_total{outcome=~"retrying|failed"}[5m])) / sum(rate(a_total[5m])) > 0.5 and sum(increase(a_total[5m])) >= 20'), ['a_total']);
-    assert.deepEqual(metricNamesOf('max by (by) (alerts_configs_disabled)'), ['alerts_configs_disabled']);
+    assert.deepEqual(metricNamesOf('max by (disabled_by) (alerts_configs_disabled)'), ['alerts_configs_disabled']);
     assert.deepEqual(metricNamesOf('min by (instance) (up{job="x"}) == 0 unless on (instance) other_metric'), ['up', 'other_metric']);
   });
 
