@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { WorkflowNotFoundError, type Client, type ScheduleHandle } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import Ajv2020 from 'ajv/dist/2020';
+import addFormats from 'ajv-formats';
 import { retentionActivities } from '../activities/retention';
 import { configureLogging, redirectLogs } from '../lib/log';
 import { AlertProjectId } from '../lib/search-attributes';
@@ -192,6 +194,17 @@ describe('retention schedule and project erasure (real Temporal, real deliveries
     await receiver?.close();
   });
 
+  /** The errors of validating an answer against its schema in GET /openapi.json ('' when it passes). */
+  async function describedBy(method: string, path: string, answer: { status: number; body: unknown }): Promise<string> {
+    const doc = (await stack.api('GET', '/openapi.json', undefined, null)).body;
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    addFormats(ajv);
+    ajv.addSchema(doc, 'openapi');
+    const validate = ajv.getSchema(`openapi#/paths/${path.replaceAll('/', '~1')}/${method}/responses/${answer.status}/content/application~1json/schema`);
+    assert.ok(validate, `the document describes ${method} ${path} ${answer.status}`);
+    return validate(answer.body) ? '' : ajv.errorsText(validate.errors);
+  }
+
   const projectWorkflows = async (projectId: string) => {
     const ids: string[] = [];
     for await (const wf of client.workflow.list({ query: `${AlertProjectId.name} = "${projectId}"` })) ids.push(wf.workflowId);
@@ -359,6 +372,7 @@ describe('retention schedule and project erasure (real Temporal, real deliveries
       assert.equal(res.body.error.code, 'invalid_request');
       const path = body.confirm === projectA ? 'also' : 'confirm';
       assert.equal(res.body.error.details.issues[0].path, path, JSON.stringify(res.body));
+      assert.equal(await describedBy('post', '/api/project/erase', res), '', 'GET /openapi.json describes the 400');
     }
     assert.ok((await countOf(stack.service.db, 'alert_configs', projectA)) > 0, 'nothing was erased');
   });
@@ -405,6 +419,7 @@ describe('retention schedule and project erasure (real Temporal, real deliveries
 
     const res = await stack.api('POST', '/api/project/erase', { confirm: projectA }, tokens[projectA]);
     assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(await describedBy('post', '/api/project/erase', res), '', 'GET /openapi.json describes the answer');
     // the eight alert workflows and the operator alert's
     assert.deepEqual(res.body, { erased: { ...beforeA, workflows: 9 } });
 
