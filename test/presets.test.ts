@@ -7,6 +7,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { PRESETS, mergeTemplate } from '../lib/presets';
 import { buildTemplateContext, defaultPayload, renderAlert } from '../lib/render';
 import { alertConfigInputSchema, type ExecutionEvent } from '../lib/schemas';
+import { SAMPLE_EVENT } from '../api/schemas';
 import { PresetReceivers, type Service, type ServiceRequest } from './support/preset-receivers';
 import { useStack, type TestStack } from './support/stack';
 
@@ -377,6 +378,19 @@ describe('payload presets (real deliveries to stand-ins of each receiver)', func
           const config = { webhook: { url: 'https://hooks.example.com/x', headers: {}, timeoutMs: 1000 }, payload: { preset: 'generic' as const, template: null } };
           assert.equal(renderAlert(config, ctx).body, JSON.stringify(defaultPayload(ctx)), `${condition} ${JSON.stringify(event)}`);
         }
+      }
+    });
+
+    it("docs/presets.md's sample bodies are what the presets render for the editor's sample event", () => {
+      const doc = fs.readFileSync(path.join(__dirname, '..', 'docs', 'presets.md'), 'utf8');
+      const samples = doc.slice(doc.indexOf('## What each preset sends'));
+      const ctx = buildTemplateContext(SAMPLE_EVENT as ExecutionEvent, { id: 'cfg_7Hq2cXbVw9LmPa0R', name: 'Orders failures to on-call' }, 'failure', 'dlv-cfg_7Hq2cXbVw9LmPa0R-evt_sample');
+      for (const name of Object.keys(PRESETS)) {
+        const block = new RegExp(`### ${name}\\n[\\s\\S]*?\`\`\`json\\n([\\s\\S]*?)\\n\`\`\``).exec(samples);
+        assert.ok(block, `a sample for ${name}`);
+        const template = name === 'pagerduty' ? { routing_key: 'f0e1d2c3b4a5968778695a4b3c2d1e0f' } : null;
+        const rendered = renderAlert({ webhook: { url: 'https://hooks.example.com/x', headers: {}, timeoutMs: 1000 }, payload: { preset: name as never, template } }, ctx);
+        assert.deepEqual(JSON.parse(block[1]), JSON.parse(rendered.body), name);
       }
     });
 
