@@ -166,9 +166,16 @@ let lastRead: { at: number; value: Promise<StoreGauges | undefined> } | undefine
 const STORE_READ_REUSE_MS = 1_000;
 const log = logger('metrics');
 
-/** Where the store gauges come from (boot: the service's store); undefined: no store, no samples. */
-export function readGaugesFrom(read: (() => Promise<StoreGauges>) | undefined): void {
+/** Where the store gauges come from (boot: the service's store). */
+export function readGaugesFrom(read: () => Promise<StoreGauges>): void {
   readStore = read;
+  lastRead = undefined;
+}
+
+/** The store behind `read` is closing: its gauges go (unless another service of this process has taken over since). */
+export function stopReadingGauges(read: () => Promise<StoreGauges>): void {
+  if (readStore !== read) return;
+  readStore = undefined;
   lastRead = undefined;
 }
 

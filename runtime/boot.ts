@@ -7,7 +7,7 @@ import { createApp } from '../api/app';
 import { newKeySpec, parseKeyring, type Keyring } from '../lib/crypto';
 import { loadEnv, parseTokenSeeds, type Env } from '../lib/env';
 import { configureLogging, errorFields, logger, printBanner, temporalLogger } from '../lib/log';
-import { metricsText, readGaugesFrom, setTemporalMetricsUrl } from '../lib/metrics';
+import { metricsText, readGaugesFrom, setTemporalMetricsUrl, stopReadingGauges } from '../lib/metrics';
 import { readStoreGauges } from '../store/gauges';
 import { openDatabase, postgresNotUpReason, postgresTarget, probePostgres, type Db } from '../store/db';
 import { migrate } from '../store/migrate';
@@ -216,8 +216,9 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
     }
     const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: env.dataDir });
     cleanups.push(() => db.close());
-    readGaugesFrom(() => readStoreGauges(db));
-    cleanups.push(async () => readGaugesFrom(undefined));
+    const readGauges = () => readStoreGauges(db);
+    readGaugesFrom(readGauges);
+    cleanups.push(async () => stopReadingGauges(readGauges));
     await migrate(db, lineLogger('migrate'), { keyring });
     const apiToken = await prepareTokens(env, db);
 
