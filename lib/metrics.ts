@@ -17,7 +17,8 @@ collectDefaultMetrics({ register: registry, prefix: 'alerts_process_' });
 /** every condition a delivery can have, so that each label set exists (at zero) before its first alert */
 const CONDITIONS = [...CONDITION_TYPES, 'test'] as const;
 const ATTEMPT_OUTCOMES = ['delivered', 'retrying', 'failed'] as const;
-const FINAL_STATUSES = ['delivered', 'failed', 'suppressed'] as const;
+/** held: the delivery found its config disabled by the service and its alert was held, not sent (nor exhausted) */
+const FINAL_STATUSES = ['delivered', 'failed', 'suppressed', 'held'] as const;
 /** outcomes of an operator alert: raised (a delivery started, or it was already), then delivered or failed; skipped when no operator webhook is set */
 export const OPERATOR_ALERT_OUTCOMES = ['raised', 'delivered', 'failed', 'skipped'] as const;
 export type OperatorAlertOutcome = (typeof OPERATOR_ALERT_OUTCOMES)[number];
@@ -45,7 +46,7 @@ export const deliveryAttempts = new Counter({
 
 export const deliveriesFinished = new Counter({
   name: 'alerts_deliveries_finished_total',
-  help: 'Deliveries that reached a final status (delivered, failed, suppressed), by condition; failed ones are exhausted or refused alerts an operator should look at',
+  help: 'Deliveries that reached a final status (delivered, failed, suppressed, held), by condition; failed ones are exhausted or refused alerts an operator should look at, held ones wait for their config to be re-enabled',
   labelNames: ['condition', 'status'] as const,
   registers: [registry],
 });
