@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
 import { logger } from '../lib/log';
-import { dispatchLatency, noteDeliveryFinished } from '../lib/metrics';
+import { noteDeliveryFinished, noteFirstAttemptSent } from '../lib/metrics';
 import { buildTemplateContext } from '../lib/render';
 import type { DeliveryRef } from '../lib/schemas';
 import { TemplateError } from '../lib/templates';
@@ -123,14 +123,14 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
         const error = held && disabledBy !== null ? heldError(disabledBy) : (configRefusal ?? renderError ?? 'the alert could not be rendered');
         await recordLostAttempts(deps.db, ref, attempt);
         await logAttempt(deps.db, ref, { attempt, outcome: 'failed', error }, { status: 'failed', error });
-        if (held) noteDeliveryFinished(input, 'failed');
+        if (held) noteDeliveryFinished(input, 'held');
         // nothing reached the receiver: not a failure of the endpoint
         else await noteFinished(deps, input, 'failed', error, { endpoint: false });
         return { kind: 'finished', status: 'failed', httpStatus: null, error };
       }
       const request: AttemptRequest = { ref, ...kept, timeoutMs: config.webhook.timeoutMs, retry: config.retry };
       const firstAttemptAtMs = Date.now();
-      if (input.receivedAt && attempt === 1) dispatchLatency.observe((firstAttemptAtMs - Date.parse(input.receivedAt)) / 1000);
+      if (attempt === 1) noteFirstAttemptSent(input, firstAttemptAtMs);
       const v = await makeAttempt(deps, dispatcher, request, config.secrets, { attempt, elapsedMs: 0, movesDelivery: true });
       if (v.outcome === 'retrying') return { kind: 'retry', attempt, error: v.message, delayMs: v.delayMs, firstAttemptAtMs, request };
       const error = v.outcome === 'failed' ? v.message : null;
@@ -175,7 +175,7 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
     /** Records the final outcome of a retried delivery or a suppressed delay watch. */
     async finishDelivery(input: AlertDeliveryInput, result: { status: AlertDeliveryStatus; httpStatus: number | null; error: string | null }): Promise<void> {
       await finishDelivery(deps.db, input.deliveryId, result);
-      if (result.status === 'failed' && result.error?.startsWith(HELD_PREFIX)) noteDeliveryFinished(input, 'failed');
+      if (result.status === 'failed' && result.error?.startsWith(HELD_PREFIX)) noteDeliveryFinished(input, 'held');
       else await noteFinished(deps, input, result.status, result.error);
     },
   };
