@@ -2,16 +2,28 @@ import type { RetentionTable } from '../workflows/retention';
 import type { Queryable } from './db';
 
 /**
- * Which rows of each table expire, and by which time. Finished deliveries only: a scheduled delay
- * watch or a delivery still retrying keeps its row however old it is. Each has an index on its time
- * column (migrations/009_retention.sql), so a batch reads just the rows it deletes.
+ * The held alerts of a config the service still has disabled are waiting for its re-enable (send or
+ * discard), however old: the issue asks for them held, not dropped. Those of a config deleted, turned
+ * off by its user, or re-enabled (the rows somehow left) wait for nothing, and expire.
  */
-const EXPIRY: Record<RetentionTable, { time: string; finished?: string }> = {
+const HELD_FOR_NOTHING = `NOT EXISTS (
+  SELECT 1 FROM alert_configs c
+  WHERE c.id = alert_held.config_id AND c.project_id = alert_held.project_id AND NOT c.enabled AND c.disabled_reason IS NOT NULL
+)`;
+
+/**
+ * Which rows of each table expire: older than the cutoff by `time`, and `also` true. Finished
+ * deliveries only: a scheduled delay watch or a delivery still retrying keeps its row however old it
+ * is. Each has an index on its time column (migrations/009_retention.sql), so a batch reads just the
+ * rows it deletes (and, for alert_held, the old rows it keeps: those of configs still disabled by the
+ * service).
+ */
+const EXPIRY: Record<RetentionTable, { time: string; also?: string }> = {
   alert_logs: { time: 'created_at' },
-  alert_deliveries: { time: 'updated_at', finished: `status IN ('delivered', 'failed', 'suppressed')` },
-  alert_held: { time: 'created_at' },
+  alert_deliveries: { time: 'updated_at', also: `status IN ('delivered', 'failed', 'suppressed')` },
+  alert_held: { time: 'created_at', also: HELD_FOR_NOTHING },
   // migration 008 (operator alerts, indexed by created_at there); a store without it has nothing to delete there
-  operator_alerts: { time: 'created_at', finished: `status IN ('delivered', 'failed')` },
+  operator_alerts: { time: 'created_at', also: `status IN ('delivered', 'failed')` },
   alert_audit_log: { time: 'created_at' },
 };
 
@@ -30,8 +42,8 @@ export async function tableExists(db: Queryable, table: string): Promise<boolean
  * nothing older is left.
  */
 export async function deleteExpiredBatch(db: Queryable, table: RetentionTable, before: Date, limit: number): Promise<number> {
-  const { time, finished } = EXPIRY[table];
-  const expired = `${time} < $1${finished ? ` AND ${finished}` : ''}`;
+  const { time, also } = EXPIRY[table];
+  const expired = `${time} < $1${also ? ` AND ${also}` : ''}`;
   const [row] = await db.query<{ deleted: number }>(
     `WITH deleted AS (
        DELETE FROM ${table}

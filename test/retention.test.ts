@@ -5,11 +5,15 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import { retentionActivities } from '../activities/retention';
+import { eraseProject } from '../api/routes/erasure';
+import { newKeySpec, parseKeyring } from '../lib/crypto';
 import { configureLogging, redirectLogs } from '../lib/log';
+import { alertConfigInputSchema } from '../lib/schemas';
 import { AlertProjectId } from '../lib/search-attributes';
 import { ensureRetentionSchedule, retentionScheduleId } from '../runtime/schedules';
+import { saveConfig } from '../store/configs';
 import type { Queryable } from '../store/db';
-import { eraseProjectRows } from '../store/erasure';
+import { eraseProjectRows, NOTHING_ERASED } from '../store/erasure';
 import { deleteExpiredBatch } from '../store/retention';
 import type { RetentionSweepInput, RetentionSweepResult } from '../workflows/retention';
 import { Receiver } from './support/receiver';
@@ -56,13 +60,14 @@ async function insertDelivery(db: Queryable, projectId: string, status: string):
   return deliveryId;
 }
 
-async function insertHeld(db: Queryable, projectId: string, count: number): Promise<string[]> {
+/** Held alerts of `configId` (by default one no config row has: a config deleted since). */
+async function insertHeld(db: Queryable, projectId: string, count: number, configId = 'cfg_direct'): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < count; i++) {
     const [row] = await db.query<{ id: string }>(
       `INSERT INTO alert_held (project_id, config_id, workflow_id, run_id, event_id, condition, key_id, event_sealed)
-       VALUES ($1, 'cfg_direct', 'wf_direct', 'run_direct', $2, 'failure', 'k1', 'sealed') RETURNING id::text AS id`,
-      [projectId, `evt_${uid()}`],
+       VALUES ($1, $3, 'wf_direct', 'run_direct', $2, 'failure', 'k1', 'sealed') RETURNING id::text AS id`,
+      [projectId, `evt_${uid()}`, configId],
     );
     ids.push(row.id);
   }
@@ -121,7 +126,7 @@ for (const kind of STORE_KINDS) {
       for (const [table, where] of [
         ['alert_logs', 'created_at < now()'],
         ['alert_deliveries', `updated_at < now() AND status IN ('delivered', 'failed', 'suppressed')`],
-        ['alert_held', 'created_at < now()'],
+        ['alert_held', `created_at < now() AND NOT EXISTS (SELECT 1 FROM alert_configs c WHERE c.id = alert_held.config_id AND c.project_id = alert_held.project_id AND NOT c.enabled AND c.disabled_reason IS NOT NULL)`],
         ['alert_audit_log', 'created_at < now()'],
         ['operator_alerts', `created_at < now() AND status IN ('delivered', 'failed')`],
       ]) {
@@ -130,6 +135,35 @@ for (const kind of STORE_KINDS) {
         await store.db.exec('SET enable_seqscan = on');
         assert.match(plan, /Index Scan/, `${table}: ${plan}`);
       }
+    });
+
+    it('keeps the aged held alerts of a config the service still has disabled, and expires those of a config deleted, turned off by its user or re-enabled', async () => {
+      const project = `ret_held_${uid()}`;
+      const keyring = parseKeyring(newKeySpec('k1'));
+      const config = async (name: string, enabled: boolean, disabledReason: string | null) => {
+        const { config: saved } = await saveConfig(store.db, keyring, project, alertConfigInputSchema.parse({ workflowId: 'wf_direct', name, conditions: [{ type: 'failure' }], webhook: { url: 'https://hooks.example.com/a' } }));
+        await store.db.query('UPDATE alert_configs SET enabled = $2, disabled_reason = $3 WHERE id = $1', [saved.id, enabled, disabledReason]);
+        return saved.id;
+      };
+      const [serviceDisabled, userDisabled, reenabled] = [await config('410', false, 'the receiver answered 410 Gone'), await config('off', false, null), await config('back', true, null)];
+      const held = {
+        serviceDisabled: await insertHeld(store.db, project, 3, serviceDisabled),
+        deleted: await insertHeld(store.db, project, 2, `cfg_gone_${uid()}`),
+        userDisabled: await insertHeld(store.db, project, 1, userDisabled),
+        reenabled: await insertHeld(store.db, project, 1, reenabled),
+      };
+      const young = await insertHeld(store.db, project, 1, `cfg_gone_${uid()}`);
+      await age(store.db, 'alert_held', 'id', Object.values(held).flat(), 40);
+      const cutoff = new Date(Date.now() - 30 * 86_400_000);
+      // batches of 2: the kept rows are as old as the expired ones, and each batch looks past them
+      const batches: number[] = [];
+      for (let n = 2; n === 2; ) batches.push((n = await deleteExpiredBatch(store.db, 'alert_held', cutoff, 2)));
+      assert.deepEqual(batches, [2, 2, 0]);
+      assert.deepEqual(await keysOf(store.db, 'alert_held', 'id', [project]), [...held.serviceDisabled, ...young].sort());
+      // the config is re-enabled and its rows somehow left behind: the next sweep takes them
+      await store.db.query('UPDATE alert_configs SET enabled = true, disabled_reason = NULL WHERE id = $1', [serviceDisabled]);
+      assert.equal(await deleteExpiredBatch(store.db, 'alert_held', cutoff, 10), 3);
+      assert.deepEqual(await keysOf(store.db, 'alert_held', 'id', [project]), young);
     });
 
     it('heartbeats its counts after every batch, and a retried activity goes on counting from the last heartbeat', async () => {
@@ -155,7 +189,7 @@ for (const kind of STORE_KINDS) {
         await insertOperatorAlert(store.db, p, 'delivered');
         await store.db.query('INSERT INTO project_settings (project_id) VALUES ($1)', [p]);
       }
-      const erased = await eraseProjectRows(store.db, mine, { tokenId: null }, 0);
+      const { erased } = await eraseProjectRows(store.db, mine, { actor: { tokenId: null }, before: NOTHING_ERASED });
       assert.deepEqual(erased, { configs: 0, deliveries: 1, logs: 2, held: 1, settings: 1, operatorAlerts: 1, workflows: 0 });
       for (const table of ['alert_logs', 'alert_deliveries', 'alert_held', 'operator_alerts', 'project_settings']) {
         assert.equal(await countOf(store.db, table, mine), 0, `${table} of the erased project`);
@@ -375,6 +409,51 @@ describe('retention schedule and project erasure (real Temporal, real deliveries
       assert.equal(await describedBy('post', '/api/project/erase', res), '', 'GET /openapi.json describes the 400');
     }
     assert.ok((await countOf(stack.service.db, 'alert_configs', projectA)) > 0, 'nothing was erased');
+  });
+
+  it('erases again, and counts, the attempt log row a delivery in flight wrote after the first pass had deleted its rows', async () => {
+    const db = stack.service.db;
+    const projectC = `ret_c_${uid()}`;
+    const token = await stack.tokenFor(projectC);
+    // the first attempt fails; the receiver holds its answer to the second until the test releases it
+    const path = `/retention-in-flight-${uid()}`;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    receiver.on(path, (n) => (n === 1 ? { status: 503 } : { status: 200, after: released }));
+    const workflowId = `wf_ret_in_flight_${uid()}`;
+    const created = await stack.api(
+      'POST',
+      '/api/alerts/config',
+      { config: { workflowId, name: 'in flight', conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${path}`, timeoutMs: 30_000 }, retry: { maxAttempts: 2, initialIntervalMs: 100, maxIntervalMs: 100 } } },
+      token,
+    );
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const sent = await stack.api('POST', '/api/events', { id: `evt_${uid()}`, type: 'run.failed', workflowId, runId: `run_${uid()}` }, token);
+    assert.equal(sent.status, 202, JSON.stringify(sent.body));
+    await receiver.waitFor(path, 2, 30_000);
+    await waitUntil('the delivery listed by visibility', async () => (await projectWorkflows(projectC)).length === 1);
+    const logs = () => countOf(db, 'alert_logs', projectC);
+    assert.equal(await logs(), 1, 'the first attempt is logged; the second is in flight');
+
+    const settled: number[] = [];
+    const erased = await eraseProject(stack.service.apiDeps!, projectC, { tokenId: null }, async (pass) => {
+      settled.push(pass);
+      if (pass > 1) return;
+      // the first pass terminated the delivery and deleted its rows, but its attempt in flight goes on: answered now, it logs itself
+      assert.equal(await countOf(db, 'alert_configs', projectC), 0);
+      assert.equal(await logs(), 0);
+      release();
+      await waitUntil('the attempt in flight logged after the first pass', async () => (await logs()) === 1);
+    });
+    assert.deepEqual(settled, [1], 'the second pass found no new workflow: it was the last');
+    assert.deepEqual(erased, { configs: 1, deliveries: 1, logs: 2, held: 0, settings: 0, operatorAlerts: 0, workflows: 1 });
+    for (const table of ['alert_configs', 'alert_deliveries', 'alert_logs', 'alert_held', 'project_settings', 'operator_alerts']) {
+      assert.equal(await countOf(db, table, projectC), 0, `${table} of the erased project`);
+    }
+    const entries = await db.query<{ action: string; changes: unknown }>('SELECT action, changes FROM alert_audit_log WHERE project_id = $1', [projectC]);
+    const erasures = entries.filter((e) => e.action === 'project.erased');
+    assert.equal(erasures.length, 1, 'one audit entry for the erase, written by its last pass');
+    assert.deepEqual(erasures[0].changes, Object.entries(erased).map(([field, n]) => ({ field, from: n, to: 0 })));
   });
 
   it("erases one project's configs, logs, deliveries, held alerts, settings, operator alerts and workflows, keeps the audit entry, and leaves the other project's data", async () => {
