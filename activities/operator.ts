@@ -1,7 +1,8 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
-import { logger, safeUrl } from '../lib/log';
+import { maskUrl } from '../lib/audit';
+import { logger } from '../lib/log';
 import { noteOperatorAlert } from '../lib/metrics';
 import { OPERATOR_RETRY, OPERATOR_TIMEOUT_MS, operatorWebhookId, type OperatorAlertInput } from '../lib/operator-delivery';
 import { afterRetryableFailure, classifyStatus, retryingIn } from '../lib/retry';
@@ -47,7 +48,7 @@ export function operatorActivities(deps: Pick<ServiceDeps, 'db' | 'keyring' | 'o
       const body = JSON.stringify(input.event);
       const signature = signatureHeaders([webhook.secret], operatorWebhookId(input.alertId), body);
       const sent = await postSigned(dispatcher, { url: webhook.url, headers: {}, body, timeoutMs: OPERATOR_TIMEOUT_MS }, signature);
-      const fields = { alertId: input.alertId, type: input.event.type, projectId: input.event.projectId, target: input.target, url: safeUrl(webhook.url), attempt, httpStatus: sent.httpStatus, durationMs: sent.durationMs };
+      const fields = { alertId: input.alertId, type: input.event.type, projectId: input.event.projectId, target: input.target, url: maskUrl(webhook.url), attempt, httpStatus: sent.httpStatus, durationMs: sent.durationMs };
       const verdict = sent.refusal ? 'refused' : sent.httpStatus === null ? 'retryable' : classifyStatus(sent.httpStatus);
       if (verdict === 'delivered') {
         log.info({ ...fields, outcome: 'delivered' }, 'operator alert delivered');

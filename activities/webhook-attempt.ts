@@ -1,6 +1,7 @@
 import { request, type Dispatcher } from 'undici';
 import { egressRefusalOf } from '../lib/egress';
-import { logger, safeUrl } from '../lib/log';
+import { maskUrl } from '../lib/audit';
+import { logger } from '../lib/log';
 import { noteAttempt } from '../lib/metrics';
 import { afterRetryableFailure, classifyStatus, parseRetryAfter, retryingIn, type RetrySettings } from '../lib/retry';
 import type { DeliveryRef } from '../lib/schemas';
@@ -145,10 +146,10 @@ export async function makeAttempt(
 
   const verdict = await judge();
   noteAttempt(req.ref.condition, verdict.outcome, durationMs);
-  // one line per attempt; the URL without its query string, never a header value, the body or a secret
+  // one line per attempt; the URL's scheme and host only (its path may be its secret), never a header value, the body or a secret
   const { deliveryId, configId, projectId, runId, condition } = req.ref;
   attemptLog[verdict.outcome === 'delivered' ? 'info' : 'warn'](
-    { deliveryId, configId, projectId, runId, condition, attempt, outcome: verdict.outcome, durationMs, httpStatus, error: verdict.error, url: safeUrl(req.url) },
+    { deliveryId, configId, projectId, runId, condition, attempt, outcome: verdict.outcome, durationMs, httpStatus, error: verdict.error, url: maskUrl(req.url) },
     `webhook attempt ${attempt} ${verdict.outcome}: ${verdict.message}`,
   );
   await logAttempt(

@@ -5,6 +5,7 @@ import {
   attemptLogSchema,
   auditEntrySchema,
   conditionNameSchema,
+  configHealthSchema,
   deliverySchema,
   deliveryStatusSchema,
   executionEventSchema,
@@ -19,6 +20,7 @@ import {
   failureRateSettingsSchema,
   healthSettingsFields,
   healthSettingsSchema,
+  plainWebhookUrlSchema,
   secretSchema,
 } from '../lib/schemas';
 import { operatorEventSchema, operatorEventTypeSchema } from '../lib/operator-events';
@@ -342,15 +344,6 @@ export const statsQuerySchema = z
   })
   .meta({ id: 'StatsQuery' });
 
-const overviewHealthSchema = z.object({
-  consecutiveFailures: z.number().int().meta({ description: 'failed deliveries since the last delivered one' }),
-  failingSince: isoTime.nullable().meta({ description: 'when that streak began' }),
-  lastSuccessAt: isoTime.nullable(),
-  lastFailureAt: isoTime.nullable(),
-  warnedAt: isoTime.nullable().meta({ description: 'when config.failing was sent for this streak' }),
-  heldCount: z.number().int().meta({ description: 'alerts held while the service has the config disabled' }),
-});
-
 export const overviewSchema = z
   .object({
     workflows: z
@@ -363,7 +356,7 @@ export const overviewSchema = z
               name: z.string(),
               enabled: z.boolean(),
               disabledReason: z.string().nullable().meta({ description: 'set when the service disabled the config (a 410, or failing too long)' }),
-              health: overviewHealthSchema,
+              health: configHealthSchema,
               lastDelivery: z
                 .object({
                   deliveryId: z.string(),
@@ -441,7 +434,7 @@ export const projectSettingsUpdateSchema = z
   .strictObject({
     operatorWebhook: z
       .strictObject({
-        url: z.string().min(1, 'operatorWebhook.url is required').max(2048, 'operatorWebhook.url is too long').meta({ description: "the project's operator webhook; checked against the egress policy like a config's URL" }),
+        url: plainWebhookUrlSchema.meta({ description: "the project's operator webhook: an http(s) URL without templates (it is sent as it is), checked against the egress policy like a config's URL" }),
         secret: secretSchema.optional().meta({ description: 'whsec_… that signs its operator alerts; absent: the current one is kept, or one is generated and answered once' }),
       })
       .nullable()
@@ -489,8 +482,8 @@ export const operatorAlertSchema = z
     target: z.enum(['deployment', 'project']).meta({ description: "deployment: ALERTS_OPERATOR_WEBHOOK_URL; project: the project's own operator webhook" }),
     status: z.enum(['in_progress', 'delivered', 'failed']),
     attempts: z.number().int(),
-    httpStatus: z.number().int().nullable(),
-    error: z.string().nullable(),
+    httpStatus: z.number().int().nullable().meta({ description: "the last attempt's HTTP status; always null for target deployment (the deployment operator's webhook: its answers are not shown to a project)" }),
+    error: z.string().nullable().meta({ description: 'why the last attempt did not deliver; always null for target deployment (its errors can name the operator\'s host)' }),
     event: operatorEventSchema,
     createdAt: isoTime,
     updatedAt: isoTime,

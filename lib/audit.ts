@@ -12,12 +12,19 @@ export const MASK = '***';
 /** The parts of a config the audit log compares. */
 export type AuditedConfig = Pick<AlertConfig, 'workflowId' | 'name' | 'enabled' | 'disabledReason' | 'conditions' | 'webhook' | 'payload' | 'retry'>;
 
-/** `https://hooks.example.com/***`: where alerts go, without the path, query or user info that may hold a credential. */
+/**
+ * `https://hooks.example.com/***`: where a URL goes, its scheme and host, without the path, query,
+ * fragment or user info that may hold a credential (a Slack, Discord or Teams webhook's path is its
+ * secret). The one rule for URLs in the audit log and in log lines (lib/log.ts); `/***` says that
+ * something was cut. Not a URL: `***`.
+ */
 export function maskUrl(url: string): string {
-  const match = /^(https?):\/\/([^/?#]*)/i.exec(url);
+  // the authority ends where a WHATWG parser ends it: at / \ ? or #
+  const match = /^([a-z][a-z0-9+.-]*):\/\/([^/\\?#]*)([\s\S]*)$/i.exec(url);
   if (!match) return MASK;
-  const host = match[2].slice(match[2].lastIndexOf('@') + 1);
-  return `${match[1].toLowerCase()}://${host}/${MASK}`;
+  const at = match[2].lastIndexOf('@');
+  const cut = at >= 0 || !/^\/?$/.test(match[3]);
+  return `${match[1].toLowerCase()}://${match[2].slice(at + 1)}${cut ? `/${MASK}` : ''}`;
 }
 
 /** The audited fields of a config, flattened to `field -> value`, secrets masked. */

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { parseEgressPolicy, type EgressPolicy } from './egress';
+import { plainWebhookUrlSchema, secretSchema } from './schemas';
 
 /**
  * Every environment variable the service reads, parsed and validated once.
@@ -101,10 +102,10 @@ export const envSchema = z.object({
     .min(0)
     .default(DEFAULT_RATE_LIMIT_PER_MINUTE)
     .describe('requests a minute per API token, in bursts of up to a minute\'s worth; `0` turns the limit off ([rate limit](security.md#rate-limit))'),
-  ALERTS_OPERATOR_WEBHOOK_URL: optionalText.describe(
-    "the deployment's operator webhook: every project's operator alerts (`delivery.exhausted`, `config.failing`, `config.disabled`, …) go there, signed with `ALERTS_OPERATOR_WEBHOOK_SECRET` ([operator alerts](operator-alerts.md)); unset: only projects' own operator webhooks",
+  ALERTS_OPERATOR_WEBHOOK_URL: optionalText.pipe(plainWebhookUrlSchema.optional()).describe(
+    "the deployment's operator webhook, an `https://` or `http://` URL without templates: every project's operator alerts (`delivery.exhausted`, `config.failing`, `config.disabled`, …) go there, signed with `ALERTS_OPERATOR_WEBHOOK_SECRET` ([operator alerts](operator-alerts.md)); unset: only projects' own operator webhooks",
   ),
-  ALERTS_OPERATOR_WEBHOOK_SECRET: optionalText.describe('`whsec_…` secret that signs the deployment\'s operator alerts; required with `ALERTS_OPERATOR_WEBHOOK_URL`'),
+  ALERTS_OPERATOR_WEBHOOK_SECRET: optionalText.pipe(secretSchema.optional()).describe('`whsec_…` secret that signs the deployment\'s operator alerts; required with `ALERTS_OPERATOR_WEBHOOK_URL`'),
   ALERTS_ENDPOINT_WARN_AFTER_FAILURES: z
     .coerce.number()
     .int()

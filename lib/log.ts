@@ -2,14 +2,16 @@ import { Writable } from 'node:stream';
 import type { Logger as TemporalLogger, LogLevel as TemporalLogLevel, LogMetadata } from '@temporalio/common';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { maskUrl } from './audit';
 
 /**
  * The service's structured log: pino, one JSON object per line when the output is not a terminal
  * (or LOG_FORMAT=json), readable lines in a terminal. Every line names its component; delivery lines
  * carry deliveryId, configId, projectId, runId, attempt, outcome and durationMs (docs/observability.md).
- * Secrets, header values and URLs' query strings are never logged: a field named `url` is cut to
- * scheme, host and path (safeUrl), any URL inside a message or another string field loses its user info
- * and query string (scrubUrls), and the redaction below masks the fields that hold secrets whatever
+ * Secrets, header values and the parts of a URL that may hold a credential are never logged: every
+ * URL in a line, in a field named `url`, in a message or in any other string (nested ones included),
+ * shows as its scheme and host only (maskUrl, the audit log's rule: a Slack, Discord or Teams
+ * webhook's path is its secret), and the redaction below masks the fields that hold secrets whatever
  * a caller passes.
  */
 
@@ -20,29 +22,32 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const SENSITIVE = ['secret', 'secrets', 'headers', 'authorization', 'token', 'apiToken', 'password', 'body', 'signature', 'cookie'];
 const REDACTED = [...SENSITIVE, ...SENSITIVE.map((key) => `*.${key}`)];
 
-/** A URL as a log line may show it: scheme, host and path; no user info, query string or fragment. */
-export function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return '(invalid URL)';
-  }
-}
-
-/** `text` with the user info, query string and fragment of every URL in it cut off. */
+/** `text` with every URL in it cut to its scheme and host (maskUrl). */
 export function scrubUrls(text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)(?:[^\s/@"'<>]*@)?([^\s/?#"'<>]*)([^\s?#"'<>]*)(?:[?#][^\s"'<>]*)?/gi, '$1$2$3');
+  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]*/gi, (url) => maskUrl(url));
 }
 
-const scrubFields = (fields: Record<string, unknown>): Record<string, unknown> => {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(fields)) {
-    if (typeof value !== 'string') out[key] = value;
-    else out[key] = key === 'url' ? safeUrl(value) : scrubUrls(value);
+/** A field's value with every URL in its strings masked, however deep (an error's message and stack too). */
+function scrubValue(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return scrubUrls(value);
+  if (depth > 5 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => scrubValue(v, depth + 1));
+  if (value instanceof Error) {
+    // a copy of the same class (pino names its type), its message, stack, cause and fields masked
+    const copy = Object.assign(Object.create(Object.getPrototypeOf(value) as object) as Error, scrubValue({ ...value }, depth + 1));
+    copy.message = scrubUrls(value.message);
+    if (value.stack) copy.stack = scrubUrls(value.stack);
+    if (value.cause !== undefined) copy.cause = scrubValue(value.cause, depth + 1);
+    return copy;
   }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) out[key] = key === 'url' && typeof v === 'string' ? maskUrl(v) : scrubValue(v, depth + 1);
   return out;
-};
+}
+
+const scrubFields = (fields: Record<string, unknown>): Record<string, unknown> => scrubValue(fields, 0) as Record<string, unknown>;
 
 interface Settings {
   level: LogLevel;

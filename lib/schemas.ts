@@ -163,6 +163,28 @@ export const webhookSchema = z
   })
   .meta({ id: 'Webhook' });
 
+/**
+ * A webhook URL the service sends to as it is, never rendered (an operator webhook: the project's,
+ * and the deployment's ALERTS_OPERATOR_WEBHOOK_URL): a config's URL rules, with a template refused
+ * at save rather than sent as braces.
+ */
+export const plainWebhookUrlSchema = z
+  .string()
+  .min(1, 'the URL must not be empty')
+  .max(2048, 'the URL must be at most 2048 characters')
+  .superRefine((url, ctx) => {
+    const issue = (message: string) => ctx.addIssue({ code: 'custom', message });
+    if (!/^https?:\/\//i.test(url)) return issue('the URL must start with https:// or http://');
+    if (/\{[{%]/.test(url)) return issue('the URL must not contain a template ({{ … }} or {% … %}): it is sent as it is, not rendered');
+    const authority = literalAuthority(url);
+    if (authority === null || /[{}%]/.test(authority)) return issue('the URL\'s user info, host and port must be fixed text, without braces or percent-encoding');
+    try {
+      new URL(url);
+    } catch {
+      issue('the URL is not a valid URL');
+    }
+  });
+
 /** A built-in payload preset (lib/presets.ts, docs/presets.md). */
 export const presetNameSchema = z
   .enum(PRESET_NAMES, { error: () => `payload.preset must be one of ${PRESET_NAMES.join(', ')}` })

@@ -2,7 +2,7 @@ import { raiseOperatorAlert } from '../dispatch/operator-alert';
 import { logger } from '../lib/log';
 import type { OperatorEvent } from '../lib/operator-events';
 import type { FailureRateSettings } from '../lib/schemas';
-import { failureRateOverrides } from '../store/project-settings';
+import { failureRateSettingsByProject } from '../store/project-settings';
 import type { ServiceDeps } from './deps';
 
 const log = logger('operator');
@@ -18,18 +18,29 @@ export interface ProjectAttempts {
 }
 
 /**
- * Every project's attempts over its own window ending at `nowMs` (the deployment's window, or the
- * project's override). One query: a project's window is read from project_settings beside its rows.
+ * The alert_logs rows of held alerts (the delivery found its config disabled by the service and
+ * held the alert): a row, not an attempt, as nothing was sent. activities/delivery.ts marks them
+ * by their error's prefix.
  */
-export async function attemptsOverWindows(deps: Pick<ServiceDeps, 'db'>, defaults: FailureRateSettings, overrides: Map<string, Partial<FailureRateSettings>>, nowMs: number): Promise<ProjectAttempts[]> {
-  const widest = Math.max(defaults.windowSeconds, ...[...overrides.values()].map((o) => o.windowSeconds ?? 0));
+const HELD_ROW = `COALESCE(l.error LIKE 'held: %', false)`;
+
+/**
+ * Every project's attempts over its own window ending at `nowMs`: `settings` are the projects'
+ * effective settings (failureRateSettingsByProject), a project not in it has `defaults`. Held
+ * alerts' rows are not attempts: they count neither as failed nor in the total.
+ */
+export async function attemptsOverWindows(deps: Pick<ServiceDeps, 'db'>, defaults: FailureRateSettings, settings: Map<string, FailureRateSettings>, nowMs: number): Promise<ProjectAttempts[]> {
+  // the projects' own windows, as the rows the query joins
+  const windows = [...settings].map(([projectId, s]) => ({ project_id: projectId, window_seconds: s.windowSeconds }));
+  const widest = Math.max(defaults.windowSeconds, ...windows.map((w) => w.window_seconds));
   const rows = await deps.db.query<{ project_id: string; failed: number; total: number }>(
     `SELECT l.project_id, count(*) FILTER (WHERE l.outcome IN ('failed', 'retrying'))::int AS failed, count(*)::int AS total
-     FROM alert_logs l LEFT JOIN project_settings s ON s.project_id = l.project_id
+     FROM alert_logs l LEFT JOIN jsonb_to_recordset($3::jsonb) AS w(project_id text, window_seconds int) ON w.project_id = l.project_id
      WHERE l.created_at > $1::timestamptz - make_interval(secs => $2)
-       AND l.created_at > $1::timestamptz - make_interval(secs => COALESCE((s.failure_rate->>'windowSeconds')::int, $3))
+       AND l.created_at > $1::timestamptz - make_interval(secs => COALESCE(w.window_seconds, $4::int))
+       AND NOT ${HELD_ROW}
      GROUP BY l.project_id`,
-    [new Date(nowMs).toISOString(), widest, defaults.windowSeconds],
+    [new Date(nowMs).toISOString(), widest, JSON.stringify(windows), defaults.windowSeconds],
   );
   return rows.map((r) => ({ projectId: r.project_id, failed: r.failed, total: r.total }));
 }
@@ -56,8 +67,8 @@ export interface Monitor {
 
 /**
  * The worker's failure-rate monitor: every `checkEveryMs` it computes each project's share of failed
- * attempts (alert_logs) over the project's window and raises delivery.failure_rate above the
- * threshold, at most once per window. Operator alerts are not in alert_logs, so their own failures
+ * attempts (alert_logs, held alerts' rows left out) over the project's window and raises
+ * delivery.failure_rate above the threshold, at most once per window. Operator alerts are not in alert_logs, so their own failures
  * never count (no recursion). Several workers may run it: the event id makes it one alert.
  */
 export function startFailureRateMonitor(deps: ServiceDeps, options: { checkEveryMs?: number } = {}): Monitor {
@@ -70,9 +81,9 @@ export function startFailureRateMonitor(deps: ServiceDeps, options: { checkEvery
   const check = async () => {
     const nowMs = Date.now();
     const defaults = deps.operations.failureRate;
-    const overrides = await failureRateOverrides(deps.db);
-    for (const attempts of await attemptsOverWindows(deps, defaults, overrides, nowMs)) {
-      const event = failureRateEvent(attempts, { ...defaults, ...overrides.get(attempts.projectId) }, nowMs);
+    const settings = await failureRateSettingsByProject(deps.db, defaults);
+    for (const attempts of await attemptsOverWindows(deps, defaults, settings, nowMs)) {
+      const event = failureRateEvent(attempts, settings.get(attempts.projectId) ?? defaults, nowMs);
       if (!event || raised.has(event.id)) continue;
       log.warn({ projectId: attempts.projectId, ...event.data }, 'failure rate above the threshold');
       if (await raiseOperatorAlert(deps, event)) raised.add(event.id);

@@ -80,7 +80,17 @@ export async function getOperatorAlert(db: Queryable, alertId: string): Promise<
   return rows[0] ? toRecord(rows[0]) : null;
 }
 
-/** The project's operator alerts (both targets), newest first; `nextCursor` is the `before` of the next page, null on the last. */
+/**
+ * An operator alert as its project sees it. The deployment's webhook is the operator's, not the
+ * tenant's: its answers and errors (which can name the operator's host) are not shown, only that
+ * the alert went there and how it ended.
+ */
+const asSeenByProject = (alert: OperatorAlertRecord): OperatorAlertRecord => (alert.target === 'deployment' ? { ...alert, httpStatus: null, error: null } : alert);
+
+/**
+ * The project's operator alerts (both targets; the deployment's without httpStatus and error), newest
+ * first; `nextCursor` is the `before` of the next page, null on the last.
+ */
 export async function listOperatorAlerts(
   db: Queryable,
   projectId: string,
@@ -93,5 +103,5 @@ export async function listOperatorAlerts(
     [projectId, page.before ?? null, page.limit + 1],
   );
   const shown = rows.slice(0, page.limit);
-  return { alerts: shown.map(toRecord), nextCursor: rows.length > page.limit ? shown[shown.length - 1].seq : null };
+  return { alerts: shown.map((r) => asSeenByProject(toRecord(r))), nextCursor: rows.length > page.limit ? shown[shown.length - 1].seq : null };
 }

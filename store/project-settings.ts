@@ -46,31 +46,30 @@ export async function projectOperatorWebhook(db: Queryable, keyring: Keyring, pr
   return openWebhook(keyring, await settingsRow(db, projectId));
 }
 
+// The one place a project's thresholds are read: its overrides, field by field, over the deployment's.
+const healthOf = (row: Pick<SettingsRow, 'health'> | undefined, defaults: HealthSettings): HealthSettings => ({ ...defaults, ...(row ? jsonb(row.health) : {}) });
+const failureRateOf = (row: Pick<SettingsRow, 'failure_rate'> | undefined, defaults: FailureRateSettings): FailureRateSettings => ({
+  ...defaults,
+  ...(row ? jsonb(row.failure_rate) : {}),
+});
+
 /** The project's effective endpoint health thresholds: its overrides over the deployment's `defaults`. */
 export async function projectHealthSettings(db: Queryable, projectId: string, defaults: HealthSettings): Promise<HealthSettings> {
-  const row = await settingsRow(db, projectId);
-  return { ...defaults, ...(row ? jsonb(row.health) : {}) };
+  return healthOf(await settingsRow(db, projectId), defaults);
 }
 
-/** The project's effective failure-rate settings: its overrides over the deployment's `defaults`. */
-export async function projectFailureRateSettings(db: Queryable, projectId: string, defaults: FailureRateSettings): Promise<FailureRateSettings> {
-  const row = await settingsRow(db, projectId);
-  return { ...defaults, ...(row ? jsonb(row.failure_rate) : {}) };
-}
-
-/** Every project's failure-rate overrides that has any (the failure-rate monitor reads them once per check). */
-export async function failureRateOverrides(db: Queryable): Promise<Map<string, Partial<FailureRateSettings>>> {
+/**
+ * The effective failure-rate settings of every project that overrides any (the failure-rate monitor
+ * reads them once per check); a project not in the map has the deployment's `defaults`.
+ */
+export async function failureRateSettingsByProject(db: Queryable, defaults: FailureRateSettings): Promise<Map<string, FailureRateSettings>> {
   const rows = await db.query<Pick<SettingsRow, 'project_id' | 'failure_rate'>>(`SELECT project_id, failure_rate FROM project_settings WHERE failure_rate <> '{}'::jsonb`);
-  return new Map(rows.map((r) => [r.project_id, jsonb(r.failure_rate)]));
+  return new Map(rows.map((r) => [r.project_id, failureRateOf(r, defaults)]));
 }
 
 function effective(keyring: Keyring, row: SettingsRow | undefined, defaults: Pick<Operations, 'health' | 'failureRate'>): ProjectSettings {
   const webhook = openWebhook(keyring, row);
-  return {
-    operatorWebhook: webhook ? { url: webhook.url } : null,
-    health: { ...defaults.health, ...(row ? jsonb(row.health) : {}) },
-    failureRate: { ...defaults.failureRate, ...(row ? jsonb(row.failure_rate) : {}) },
-  };
+  return { operatorWebhook: webhook ? { url: webhook.url } : null, health: healthOf(row, defaults.health), failureRate: failureRateOf(row, defaults.failureRate) };
 }
 
 /** The project's settings as GET /api/project/settings answers them: effective values, no secret. */

@@ -8,7 +8,8 @@ import Koa from 'koa';
 import YAML from 'yaml';
 import { errorMiddleware } from '../api/errors';
 import { newKeySpec } from '../lib/crypto';
-import { configureLogging, redirectLogs } from '../lib/log';
+import { maskUrl } from '../lib/audit';
+import { configureLogging, logger, redirectLogs } from '../lib/log';
 import { dispatchLatency, endToEndLatency, noteDeliveryFinished, noteFirstAttemptSent } from '../lib/metrics';
 import { PROJECT_ROOT, startServiceProcess, stopAllServiceProcesses } from './support/processes';
 import { Receiver } from './support/receiver';
@@ -272,19 +273,23 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
     assert.deepEqual(metricNamesOf('min by (instance) (up{job="x"}) == 0 unless on (instance) other_metric'), ['up', 'other_metric']);
   });
 
-  it('logs each webhook attempt as a JSON line with its ids, outcome and duration, and never the secret, the URL query string or a header value', async function () {
+  it("logs each webhook attempt as a JSON line with its ids, outcome and duration, and never the secret, a header value or the URL's path, query string or user info", async function () {
     this.timeout(60_000);
     const lines: string[] = [];
     const previous = configureLogging({ level: 'info', format: 'json' });
     redirectLogs((line) => lines.push(line));
     try {
       const workflowId = `wf_obs_log_${uid()}`;
-      const hook = `/obs-log-${uid()}`;
+      // as a Slack, Discord or Teams webhook's, the path is the credential
+      const pathSecret = `psec${uid()}`;
+      const hook = `/services/obs-log-${uid()}/${pathSecret}`;
       const queryToken = `qtok${uid()}`;
+      const [user, password] = [`usr${uid()}`, `pwd${uid()}`];
       const headerValue = `hdr${uid()}`;
       const secret = `whsec_${randomBytes(32).toString('base64')}`;
       receiver.on(hook, (n) => ({ status: n === 1 ? 503 : 200 }));
-      const configId = await createConfig({ workflowId, conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${hook}?token=${queryToken}`, headers: { 'X-Api-Key': headerValue } } }, secret);
+      const url = `${receiver.url.replace('://', `://${user}:${password}@`)}${hook}?token=${queryToken}`;
+      const configId = await createConfig({ workflowId, conditions: [{ type: 'failure' }], webhook: { url, headers: { 'X-Api-Key': headerValue } } }, secret);
       const event = failedEvent(workflowId);
       const [deliveryId] = await postEvent(event);
       await waitForStatus(deliveryId, 'delivered');
@@ -308,10 +313,19 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
         assert.equal(typeof line.durationMs, 'number');
         assert.equal(line.component, 'delivery');
         assert.match(String(line.time), /^\d{4}-\d\d-\d\dT/);
-        assert.equal(line.url, `${receiver.url}${hook}`, 'the URL without its query string');
+        assert.equal(line.url, `${receiver.url}/***`, "the URL's scheme and host only");
       }
       const everything = lines.join('\n');
-      for (const [what, hidden] of [['the query-string token', queryToken], ['the header value', headerValue], ['the secret', secret], ['the secret\'s key', secret.slice('whsec_'.length)]]) {
+      for (const [what, hidden] of [
+        ['the path', hook],
+        ['the secret in the path', pathSecret],
+        ['the query-string token', queryToken],
+        ['the user name', user],
+        ['the password', password],
+        ['the header value', headerValue],
+        ['the secret', secret],
+        ['the secret\'s key', secret.slice('whsec_'.length)],
+      ]) {
         assert.ok(!everything.includes(hidden), `${what} is in the log`);
       }
     } finally {
@@ -376,7 +390,7 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
       );
       assert.ok(!lines.some((l) => l.component === 'temporal' && l.msg === 'Activity failed'), "a failed attempt is one line, not another from the SDK");
       const output = worker.output() + api.output();
-      for (const hidden of [queryToken, headerValue, secret, secret.slice('whsec_'.length), token]) assert.ok(!output.includes(hidden), `${hidden} is in the processes' output`);
+      for (const hidden of [hook, queryToken, headerValue, secret, secret.slice('whsec_'.length), token]) assert.ok(!output.includes(hidden), `${hidden} is in the processes' output`);
 
       // the worker's metrics on its own port: its attempts and the SDK's worker metrics
       const workerMetrics = await eventually('the worker counted the delivery', async () => {
@@ -408,7 +422,7 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
     app.use(errorMiddleware);
     app.use(async (ctx) => {
       // an error whose message quotes a URL with a token, as a dependency's error might
-      if (ctx.path === '/boom') throw new Error('the store said no to https://db.example.com/x?password=urlsecret');
+      if (ctx.path === '/boom') throw new Error('the store said no to https://dbuser:dbpass@db.example.com/pathsecret?password=urlsecret');
       ctx.body = { ok: true };
     });
     const server = app.listen(0, '127.0.0.1');
@@ -434,9 +448,9 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
       const logged = entries.find((e) => e.requestId === requestId);
       assert.ok(logged, `a line with the request id: ${lines.join('\n')}`);
       assert.deepEqual({ level: logged.level, component: logged.component, method: logged.method, route: logged.route, status: logged.status, code: logged.code }, { level: 'error', component: 'api', method: 'POST', route: '/boom', status: 500, code: 'internal' });
-      assert.match(String(logged.error), /the store said no to https:\/\/db\.example\.com\/x$/);
+      assert.match(String(logged.error), /the store said no to https:\/\/db\.example\.com\/\*\*\*$/);
       const everything = lines.join('\n');
-      for (const hidden of [bodyMarker, headerMarker, queryMarker, 'urlsecret']) assert.ok(!everything.includes(hidden), `${hidden} is in the log`);
+      for (const hidden of [bodyMarker, headerMarker, queryMarker, 'urlsecret', 'pathsecret', 'dbuser', 'dbpass']) assert.ok(!everything.includes(hidden), `${hidden} is in the log`);
       assert.equal(entries.filter((e) => e.component === 'api').length, 1, 'only the 5xx is logged');
     } finally {
       redirectLogs(undefined);
@@ -445,9 +459,47 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
     }
   });
 
+  it('shows every URL anywhere in a line (message, fields, nested objects, arrays, errors) as its scheme and host only, as the audit log does', () => {
+    const lines: string[] = [];
+    const previous = configureLogging({ level: 'info', format: 'json' });
+    redirectLogs((line) => lines.push(line));
+    try {
+      const discord = 'https://discord.com/api/webhooks/123/discordsecret';
+      const teams = 'https://example.webhook.office.com/webhookb2/teamssecret@tenant/IncomingWebhook/x/y';
+      const err = new Error(`POST ${discord}?wait=querysecret failed`);
+      logger('probe').warn(
+        {
+          url: 'https://u:userinfosecret@hooks.slack.com/services/T0/B0/slacksecret#fragmentsecret',
+          target: teams,
+          nested: { webhook: { url: `${discord}`, note: `see ${teams}` }, list: [`postgres://pguser:pgsecret@db.internal:5432/alerts`] },
+          err,
+          origin: 'http://127.0.0.1:3000/',
+        },
+        `could not reach ${discord} (nor https://hooks.slack.com/services/T0/B0/slacksecret)`,
+      );
+      assert.equal(lines.length, 1);
+      const line = JSON.parse(lines[0]);
+      assert.equal(line.url, 'https://hooks.slack.com/***');
+      assert.equal(line.target, 'https://example.webhook.office.com/***');
+      assert.deepEqual(line.nested, { webhook: { url: 'https://discord.com/***', note: 'see https://example.webhook.office.com/***' }, list: ['postgres://db.internal:5432/***'] });
+      assert.equal(line.msg, 'could not reach https://discord.com/*** (nor https://hooks.slack.com/***)');
+      assert.match(JSON.stringify(line.err), /POST https:\/\/discord\.com\/\*\*\* failed/);
+      assert.equal(line.origin, 'http://127.0.0.1:3000', 'nothing to cut: no /***');
+      for (const hidden of ['slacksecret', 'discordsecret', 'teamssecret', 'querysecret', 'userinfosecret', 'fragmentsecret', 'pguser', 'pgsecret', 'webhooks/123']) {
+        assert.ok(!lines[0].includes(hidden), `${hidden} is in the log: ${lines[0]}`);
+      }
+      // one rule for both: the audit log's
+      assert.equal(maskUrl('https://u:p@hooks.slack.com/services/T0/B0/x?y#z'), 'https://hooks.slack.com/***');
+      assert.equal(maskUrl('https://hooks.example.com\\path\\secret'), 'https://hooks.example.com/***');
+    } finally {
+      redirectLogs(undefined);
+      configureLogging(previous);
+    }
+  });
+
   it('writes JSON lines when its output is not a terminal, readable lines with LOG_FORMAT=pretty', function () {
     this.timeout(60_000);
-    const script = "const { logger } = require('./lib/log.ts'); logger('probe').info({ deliveryId: 'd_1', url: 'https://hooks.example.com/x?token=hidden' }, 'attempt done');";
+    const script = "const { logger } = require('./lib/log.ts'); logger('probe').info({ deliveryId: 'd_1', url: 'https://hooks.slack.com/services/T0/B0/hidden?token=hidden' }, 'attempt done');";
     const run = (env: Record<string, string>) => spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 50_000 });
     const auto = run({ LOG_FORMAT: 'auto', LOG_LEVEL: 'info' });
     assert.equal(auto.status, 0, auto.stderr);
@@ -456,7 +508,7 @@ describe('observability: metrics, dashboard, rules and structured logs', functio
     assert.equal(line.level, 'info');
     assert.equal(line.msg, 'attempt done');
     assert.equal(line.deliveryId, 'd_1');
-    assert.equal(line.url, 'https://hooks.example.com/x');
+    assert.equal(line.url, 'https://hooks.slack.com/***');
     const pretty = run({ LOG_FORMAT: 'pretty', LOG_LEVEL: 'info' });
     assert.equal(pretty.status, 0, pretty.stderr);
     assert.throws(() => JSON.parse(pretty.stdout.trim()));

@@ -10,13 +10,15 @@ import { verifyAlert } from '../lib/verify';
 import { startService, type RunningService } from '../runtime/boot';
 import type { ServiceDeps } from '../runtime/deps';
 import { getOperatorAlert, listOperatorAlerts, recordOperatorAlert, reopenUnstartedOperatorAlert, updateOperatorAlert } from '../store/operator-alerts';
-import { failureRateOverrides, getProjectSettings, projectFailureRateSettings, projectHealthSettings, projectOperatorWebhook, saveProjectSettings } from '../store/project-settings';
+import { attemptsOverWindows } from '../runtime/failure-rate-monitor';
+import { failureRateSettingsByProject, getProjectSettings, projectHealthSettings, projectOperatorWebhook, saveProjectSettings } from '../store/project-settings';
 import { createToken } from '../store/tokens';
 import { Receiver, type Received, type Script } from './support/receiver';
 import { freePort, useStack } from './support/stack';
 import { sharedPostgres, STORE_KINDS, useStore } from './support/stores';
 import { defaultOperations } from '../runtime/deps';
 import { parseKeyring } from '../lib/crypto';
+import { loadEnv } from '../lib/env';
 import { tcpForward, type TcpForward } from './support/tcp-forward';
 
 /**
@@ -227,6 +229,20 @@ describe('operator alerts (signed, durable, once, never recursive)', function ()
       assert.equal(bad.status, 400, JSON.stringify(bad.body));
       assert.ok(JSON.stringify(bad.body.error).includes(field), `${JSON.stringify(bad.body.error)} names ${field}`);
     }
+    // an operator webhook is sent as it is: a template, another scheme or a URL that does not parse is refused at save, not when an alert is sent
+    for (const [bad, why] of [
+      [`${receiver.url}/ops/{{ event.id }}`, /^operatorWebhook\.url: the URL must not contain a template/],
+      [`${receiver.url}/ops/{% if x %}a{% endif %}`, /^operatorWebhook\.url: the URL must not contain a template/],
+      ['ftp://127.0.0.1/hook', /^operatorWebhook\.url: the URL must start with https:\/\/ or http:\/\//],
+      ['file:///etc/passwd', /^operatorWebhook\.url: the URL must start with https:\/\/ or http:\/\//],
+      ['127.0.0.1/hook', /^operatorWebhook\.url: the URL must start with https:\/\/ or http:\/\//],
+      ['http://127.0.0.1:99999/hook', /^operatorWebhook\.url: the URL is not a valid URL/],
+    ] as const) {
+      const refused = await api(token, 'PUT', '/api/project/settings', { operatorWebhook: { url: bad } });
+      assert.equal(refused.status, 400, `${bad}: ${JSON.stringify(refused.body)}`);
+      assert.match(refused.body.error.message, why, bad);
+      assert.deepEqual(refused.body.error.details.issues.map((i: { path: string }) => i.path), ['operatorWebhook.url']);
+    }
     assert.deepEqual((await api(token, 'GET', '/api/project/settings')).body, { operatorWebhook: { url }, health: { warnAfterFailures: 2, disableAfterSeconds: 60 }, failureRate: { ...deps.operations.failureRate, threshold: 0.25 } });
 
     // null goes back to the deployment's settings and removes the webhook
@@ -282,10 +298,35 @@ describe('operator alerts (signed, durable, once, never recursive)', function ()
     for (const row of rows) {
       assert.equal(row.status, 'delivered');
       assert.equal(row.attempts, 1);
-      assert.equal(row.httpStatus, 200);
+      // the deployment's webhook is the operator's: its answers are not shown to a project
+      assert.equal(row.httpStatus, row.target === 'project' ? 200 : null);
       assert.equal(row.type, 'delivery.exhausted');
       assert.equal(row.projectId, p.projectId);
     }
+  });
+
+  it("GET /api/operator/alerts shows a project its alerts to the deployment's webhook without that webhook's answer or error", async () => {
+    const p = await project();
+    const event = exhaustedEvent(p.projectId);
+    const operatorHost = `ops-${uid()}.operator.internal`;
+    const toDeployment = { alertId: `op:deployment:${event.id}`, target: 'deployment' as const, event };
+    const toProject = { alertId: `op:project:${event.id}`, target: 'project' as const, event };
+    for (const alert of [toDeployment, toProject]) await recordOperatorAlert(service.db, alert);
+    // as the activity records them: the deployment's error names the operator's host
+    await updateOperatorAlert(service.db, toDeployment.alertId, { status: 'failed', attempts: 3, httpStatus: 502, error: `HTTP 502 from https://${operatorHost}/; giving up after 3 attempts` });
+    await updateOperatorAlert(service.db, toProject.alertId, { status: 'failed', attempts: 2, httpStatus: 404, error: 'HTTP 404' });
+
+    const listed = await api(p.token, 'GET', '/api/operator/alerts');
+    assert.equal(listed.status, 200, JSON.stringify(listed.body));
+    const seen = (target: string) => {
+      const row = listed.body.alerts.find((a: { alertId: string }) => a.alertId === `op:${target}:${event.id}`);
+      return row && { target: row.target, status: row.status, attempts: row.attempts, httpStatus: row.httpStatus, error: row.error, event: row.event };
+    };
+    assert.deepEqual(seen('deployment'), { target: 'deployment', status: 'failed', attempts: 3, httpStatus: null, error: null, event });
+    assert.deepEqual(seen('project'), { target: 'project', status: 'failed', attempts: 2, httpStatus: 404, error: 'HTTP 404', event });
+    assert.ok(!JSON.stringify(listed.body).includes(operatorHost), "the operator's host is not in the answer");
+    // the store keeps the operator's record whole
+    assert.equal((await getOperatorAlert(service.db, toDeployment.alertId))?.error, `HTTP 502 from https://${operatorHost}/; giving up after 3 attempts`);
   });
 
   // ------------------------------------------------------------ retries and once
@@ -473,10 +514,12 @@ for (const kind of STORE_KINDS) {
       await assert.rejects(projectOperatorWebhook(store.db, keyring, other));
 
       await saveProjectSettings(store.db, keyring, projectId, { failureRate: { threshold: 0.9 } }, ops);
-      assert.deepEqual(await projectFailureRateSettings(store.db, projectId, ops.failureRate), { ...ops.failureRate, windowSeconds: 60, threshold: 0.9 });
-      assert.deepEqual((await failureRateOverrides(store.db)).get(projectId), { windowSeconds: 60, threshold: 0.9 });
+      assert.deepEqual((await failureRateSettingsByProject(store.db, ops.failureRate)).get(projectId), { ...ops.failureRate, windowSeconds: 60, threshold: 0.9 });
+      assert.equal((await failureRateSettingsByProject(store.db, ops.failureRate)).has(other), false, 'a project without overrides has the defaults');
       assert.deepEqual(await projectHealthSettings(store.db, projectId, ops.health), ops.health);
-      assert.deepEqual((await getProjectSettings(store.db, keyring, projectId, ops)).operatorWebhook, { url: 'https://ops.example.com/hook?key=abc' });
+      const shown = await getProjectSettings(store.db, keyring, projectId, ops);
+      assert.deepEqual(shown.operatorWebhook, { url: 'https://ops.example.com/hook?key=abc' });
+      assert.deepEqual(shown.failureRate, { ...ops.failureRate, windowSeconds: 60, threshold: 0.9 });
       // a new URL without a secret keeps the secret
       const moved = await saveProjectSettings(store.db, keyring, projectId, { operatorWebhook: { url: 'https://ops.example.com/other' } }, ops);
       assert.equal(moved.operatorSecret, undefined);
@@ -485,5 +528,65 @@ for (const kind of STORE_KINDS) {
       assert.equal(audit.length, 3);
       assert.deepEqual(audit[2].changes, [{ field: 'operatorWebhook.url', from: 'https://ops.example.com/***', to: 'https://ops.example.com/***' }]);
     });
+
+    it("counts each project's attempts over its own window (its settings as project_settings gives them), held alerts' rows left out", async () => {
+      const nowMs = Date.now();
+      const [own, plain] = [`prj_${uid()}`, `prj_${uid()}`];
+      await saveProjectSettings(store.db, keyring, own, { failureRate: { windowSeconds: 60 } }, ops);
+      const row = async (projectId: string, secondsAgo: number, outcome: 'delivered' | 'retrying' | 'failed', error: string | null = null) => {
+        const id = uid();
+        await store.db.query(
+          `INSERT INTO alert_logs (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome, error, created_at)
+           VALUES ($1, $2, 'cfg_rate', 'wf_rate', 'run_rate', $3, 'failure', 1, $4, $5, $6::timestamptz)`,
+          [projectId, `dlv_${id}`, `evt_${id}`, outcome, error, new Date(nowMs - secondsAgo * 1000).toISOString()],
+        );
+      };
+      const held = 'held: the alert config is disabled by the service (receiver answered 410 Gone); re-enabling it sends or discards its held alerts';
+      // its own 60 s window: two attempts in it (one failed), one failed attempt before it
+      await row(own, 10, 'failed', 'HTTP 500');
+      await row(own, 20, 'delivered');
+      await row(own, 120, 'failed', 'HTTP 500');
+      // the deployment's 300 s window: three attempts in it (two failed), one before it
+      await row(plain, 10, 'retrying', 'HTTP 503');
+      await row(plain, 200, 'failed', 'HTTP 503');
+      await row(plain, 250, 'delivered');
+      await row(plain, 400, 'failed', 'HTTP 503');
+      // held alerts: nothing was sent, so no attempt, failed or not
+      for (const projectId of [own, plain]) for (let i = 0; i < 5; i++) await row(projectId, 5, 'failed', held);
+
+      const settings = await failureRateSettingsByProject(store.db, ops.failureRate);
+      const counted = new Map((await attemptsOverWindows({ db: store.db }, ops.failureRate, settings, nowMs)).map((a) => [a.projectId, { failed: a.failed, total: a.total }]));
+      assert.deepEqual(counted.get(own), { failed: 1, total: 2 });
+      assert.deepEqual(counted.get(plain), { failed: 2, total: 3 });
+    });
   });
 }
+
+describe('the deployment operator webhook in the environment (loadEnv)', () => {
+  const secret = newWebhookSecret();
+
+  it('takes an http(s) URL with a whsec_ secret', () => {
+    const env = loadEnv({ ALERTS_OPERATOR_WEBHOOK_URL: 'https://ops.example.com/hook', ALERTS_OPERATOR_WEBHOOK_SECRET: secret });
+    assert.equal(env.ALERTS_OPERATOR_WEBHOOK_URL, 'https://ops.example.com/hook');
+    assert.equal(env.ALERTS_OPERATOR_WEBHOOK_SECRET, secret);
+    assert.equal(loadEnv({ ALERTS_OPERATOR_WEBHOOK_URL: '', ALERTS_OPERATOR_WEBHOOK_SECRET: '' }).ALERTS_OPERATOR_WEBHOOK_URL, undefined, 'empty: none');
+  });
+
+  it("refuses at boot a secret that is not whsec_ and base64 (the API's rule) and a URL that is not a plain http(s) URL, naming the variable and not the value", () => {
+    for (const [vars, why] of [
+      [{ ALERTS_OPERATOR_WEBHOOK_URL: 'https://ops.example.com/hook', ALERTS_OPERATOR_WEBHOOK_SECRET: 'opsvalue-not-a-secret' }, /ALERTS_OPERATOR_WEBHOOK_SECRET: secret must be "whsec_" followed by base64/],
+      [{ ALERTS_OPERATOR_WEBHOOK_URL: 'https://ops.example.com/hook', ALERTS_OPERATOR_WEBHOOK_SECRET: 'whsec_opsvalue' }, /ALERTS_OPERATOR_WEBHOOK_SECRET: secret must be "whsec_" followed by base64/],
+      [{ ALERTS_OPERATOR_WEBHOOK_URL: 'ftp://ops.example.com/opsvalue', ALERTS_OPERATOR_WEBHOOK_SECRET: secret }, /ALERTS_OPERATOR_WEBHOOK_URL: the URL must start with https:\/\/ or http:\/\//],
+      [{ ALERTS_OPERATOR_WEBHOOK_URL: 'ops.example.com/opsvalue', ALERTS_OPERATOR_WEBHOOK_SECRET: secret }, /ALERTS_OPERATOR_WEBHOOK_URL: the URL must start with https:\/\/ or http:\/\//],
+      [{ ALERTS_OPERATOR_WEBHOOK_URL: 'https://ops.example.com/opsvalue/{{ event.id }}', ALERTS_OPERATOR_WEBHOOK_SECRET: secret }, /ALERTS_OPERATOR_WEBHOOK_URL: the URL must not contain a template/],
+      [{ ALERTS_OPERATOR_WEBHOOK_URL: 'https://opsvalue:99999/', ALERTS_OPERATOR_WEBHOOK_SECRET: secret }, /ALERTS_OPERATOR_WEBHOOK_URL: the URL is not a valid URL/],
+      [{ ALERTS_OPERATOR_WEBHOOK_URL: 'https://ops.example.com/opsvalue' }, /ALERTS_OPERATOR_WEBHOOK_URL needs ALERTS_OPERATOR_WEBHOOK_SECRET/],
+    ] as const) {
+      assert.throws(() => loadEnv(vars), (err: Error) => {
+        assert.match(err.message, why);
+        assert.ok(!err.message.includes('opsvalue'), `the value is not in the message: ${err.message}`);
+        return true;
+      });
+    }
+  });
+});
