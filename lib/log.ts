@@ -22,9 +22,9 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const SENSITIVE = ['secret', 'secrets', 'headers', 'authorization', 'token', 'apiToken', 'password', 'body', 'signature', 'cookie'];
 const REDACTED = [...SENSITIVE, ...SENSITIVE.map((key) => `*.${key}`)];
 
-/** `text` with every URL in it cut to its scheme and host (maskUrl). */
+/** `text` with every URL in it cut to its scheme and host (maskUrl); punctuation after a URL (`).,;`) stays. */
 export function scrubUrls(text: string): string {
-  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]*/gi, (url) => maskUrl(url));
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]*?)([.,;:!?)\]}]*)(?=[\s"'<>`]|$)/gi, (_match, url: string, tail: string) => maskUrl(url) + tail);
 }
 
 /** A field's value with every URL in its strings masked, however deep (an error's message and stack too). */
