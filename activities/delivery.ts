@@ -8,11 +8,11 @@ import type { DeliveryRef } from '../lib/schemas';
 import { TemplateError } from '../lib/templates';
 import type { ServiceDeps } from '../runtime/deps';
 import { renderAlertSandboxed } from '../runtime/template-sandbox';
-import { noteDeliveryOutcome } from '../dispatch/endpoint-health';
-import { findConfig, signingSecrets } from '../store/configs';
-import { holdAlert, serviceDisabledReason } from '../store/held';
-import { deliveryEvent, finishDelivery, logAttempt, recordLostAttempts, recordScheduledDelivery, startFirstAttempt, type RenderedRequest } from '../store/deliveries';
-import type { AlertDeliveryInput, AlertDeliveryStatus } from '../workflows/types';
+import { endDelivery, raiseFailedAgain, type DeliveryEnd } from '../dispatch/endpoint-health';
+import { findConfig, signingSecrets, type StoredConfig } from '../store/configs';
+import { deliveryWasHeld, holdAndEndDelivery, serviceDisabledReason } from '../store/held';
+import { deliveryEvent, findDelivery, finishDelivery, logAttempt, recordLostAttempts, recordScheduledDelivery, startFirstAttempt, type RenderedRequest } from '../store/deliveries';
+import { ALERT_HELD, type AlertDeliveryInput, type AlertDeliveryStatus } from '../workflows/types';
 import { makeAttempt, type AttemptRequest } from './webhook-attempt';
 
 /** What the first attempt came to: finished (delivered, or failed for good), or to be retried by the deliverWebhook activity. */
@@ -44,30 +44,91 @@ const deliveryRef = (input: AlertDeliveryInput): DeliveryRef => ({
 
 const deliveryLog = logger('delivery');
 
-/** A delivery reached its final status: metrics, and its config's endpoint health (which raises delivery.exhausted for a failed one). */
-async function noteFinished(deps: ServiceDeps, input: AlertDeliveryInput, status: AlertDeliveryStatus, error: string | null, options?: { endpoint?: boolean }): Promise<void> {
-  noteDeliveryFinished(input, status);
-  if (status === 'failed') {
+/**
+ * Ends the delivery (its final status and its config's health, one transaction: dispatch/endpoint-health.ts)
+ * and raises what follows; metrics and the log line only from the call that ended it.
+ */
+async function endAndNote(deps: ServiceDeps, input: AlertDeliveryInput, end: DeliveryEnd, options?: { endpoint?: boolean }): Promise<void> {
+  const ended = await endDelivery(deps, input, end, options);
+  if (!ended) return;
+  noteDeliveryFinished(input, end.status);
+  if (end.status === 'failed') {
     const { deliveryId, projectId, configId, condition } = input;
-    deliveryLog.warn({ deliveryId, projectId, configId, runId: input.event.runId, condition, outcome: status, error }, `delivery ${deliveryId} failed`);
+    deliveryLog.warn({ deliveryId, projectId, configId, runId: input.event.runId, condition, outcome: end.status, error: end.error }, `delivery ${deliveryId} failed`);
   }
-  // an exhausted or refused delivery is also an operator event (delivery.exhausted), raised here
-  await noteDeliveryOutcome(deps, input, status, error, options);
 }
 
-/**
- * Why a delivery that found its config disabled by the service did not send: it is held
- * (docs/endpoint-health.md). The prefix tells finishDelivery that the delivery's failure is not the
- * endpoint's (the workflow hands it the attempt's failure message).
- */
-const HELD_PREFIX = 'held: ';
-const heldError = (reason: string) => `${HELD_PREFIX}the alert config is disabled by the service (${reason}); re-enabling it sends or discards its held alerts`;
+/** The finishDelivery activity's input: `held`, the delivery's retry found its config disabled by the service (failure type AlertHeld). */
+export interface FinishedDelivery extends DeliveryEnd {
+  held?: boolean;
+}
 
-/** The failure type of a retried attempt that found its config disabled by the service: the alert is held. */
-const ALERT_HELD = 'AlertHeld';
+/** How often a first attempt reads its config again when a re-enable came between its read and its hold. */
+const HOLD_PASSES = 3;
 
 /** The activities of the AlertDelivery workflow, in the order it runs them. */
 export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
+  /** sendFirstAttempt for a config read as enabled (or deleted, or turned off by the user): render, start, POST. */
+  async function attemptFirst(input: AlertDeliveryInput, nowMs: number, config: StoredConfig | undefined): Promise<FirstAttemptResult> {
+    const ref = deliveryRef(input);
+    let rendered: RenderedRequest | null = null;
+    // a config deleted or disabled stops the delivery; a template that fails stops it only when no earlier run rendered it
+    let configRefusal: string | undefined;
+    let renderError: string | undefined;
+    if (!config) configRefusal = 'the alert config was deleted';
+    else if (!config.enabled && input.condition !== 'test') configRefusal = `the alert config is disabled${config.disabledReason ? `: ${config.disabledReason}` : ''}`;
+    else {
+      try {
+        rendered = await renderAlertSandboxed(config, buildTemplateContext(input.event, config, input.condition, input.deliveryId, nowMs));
+      } catch (err) {
+        if (!(err instanceof TemplateError)) throw err;
+        renderError = `template error in ${err.message}`;
+      }
+    }
+    const started = await startFirstAttempt(deps.db, deps.keyring, ref, input.event, rendered, input.redeliveryOf);
+    if (!('attempt' in started)) return afterStarted(input, started);
+    const { attempt } = started;
+    // an earlier run's rendering wins over this one's (the same bytes on every attempt)
+    const kept = started.request ?? rendered;
+    if (!config || configRefusal !== undefined || !kept) {
+      const error = configRefusal ?? renderError ?? 'the alert could not be rendered';
+      await recordLostAttempts(deps.db, ref, attempt);
+      // the log row and the end in one statement; nothing reached the receiver: not a failure of the endpoint
+      await logAttempt(deps.db, ref, { attempt, outcome: 'failed', error }, { status: 'failed', error });
+      noteDeliveryFinished(input, 'failed');
+      deliveryLog.warn({ deliveryId: input.deliveryId, projectId: input.projectId, configId: input.configId, runId: input.event.runId, condition: input.condition, outcome: 'failed', error }, `delivery ${input.deliveryId} failed`);
+      if (input.condition !== 'test') await raiseFailedAgain(deps, input, error, { endpoint: false });
+      return { kind: 'finished', status: 'failed', httpStatus: null, error };
+    }
+    const request: AttemptRequest = { ref, ...kept, timeoutMs: config.webhook.timeoutMs, retry: config.retry };
+    const firstAttemptAtMs = Date.now();
+    if (attempt === 1) noteFirstAttemptSent(input, firstAttemptAtMs);
+    // writes the log row only: the delivery is ended below, with its health, in one transaction
+    const v = await makeAttempt(deps, dispatcher, request, config.secrets, { attempt, elapsedMs: 0 });
+    if (v.outcome === 'retrying') return { kind: 'retry', attempt, error: v.message, delayMs: v.delayMs, firstAttemptAtMs, request };
+    const error = v.outcome === 'failed' ? v.message : null;
+    await endAndNote(deps, input, { status: v.outcome, httpStatus: v.httpStatus, error });
+    return { kind: 'finished', status: v.outcome, httpStatus: v.httpStatus, error };
+  }
+
+  /**
+   * An earlier run of sendFirstAttempt got this far: it ended the delivery (its workflow task was lost
+   * afterwards, or the local activity timed out and is retried), or it POSTed, logged the outcome and
+   * was cut off before it ended the delivery. Nothing is sent or counted again; a failure's operator
+   * alerts are raised again (each is sent once).
+   */
+  async function afterStarted(input: AlertDeliveryInput, started: Exclude<Awaited<ReturnType<typeof startFirstAttempt>>, { attempt: number }>): Promise<FirstAttemptResult> {
+    if ('logged' in started) {
+      const { outcome, httpStatus, error } = started.logged;
+      await endAndNote(deps, input, { status: outcome, httpStatus, error });
+      return { kind: 'finished', status: outcome, httpStatus, error };
+    }
+    const { status, httpStatus, error } = started.finished;
+    if (status !== 'delivered' && status !== 'failed' && status !== 'suppressed') throw new Error(`delivery ${input.deliveryId} is ${status}, not finished`);
+    if (status === 'failed' && input.condition !== 'test' && !(await deliveryWasHeld(deps.db, input.deliveryId))) await raiseFailedAgain(deps, input, error);
+    return { kind: 'finished', status, httpStatus, error };
+  }
+
   return {
     /** Records a delay watch as scheduled. */
     async recordDelivery(input: AlertDeliveryInput): Promise<void> {
@@ -86,56 +147,25 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
      */
     async sendFirstAttempt(input: AlertDeliveryInput, nowMs: number): Promise<FirstAttemptResult> {
       const ref = deliveryRef(input);
-      // Render before the row is written, so that the row keeps this rendering: a run of this step cut
-      // off after it (its worker died) is followed by one that sends the kept bytes, not a new rendering.
-      const config = await findConfig(deps.db, deps.keyring, input.projectId, input.configId);
-      let rendered: RenderedRequest | null = null;
-      // a config deleted or disabled stops the delivery; a template that fails stops it only when no earlier run rendered it
-      let configRefusal: string | undefined;
-      let renderError: string | undefined;
-      if (!config) configRefusal = 'the alert config was deleted';
-      else if (!config.enabled && input.condition !== 'test') configRefusal = `the alert config is disabled${config.disabledReason ? `: ${config.disabledReason}` : ''}`;
-      else {
-        try {
-          rendered = await renderAlertSandboxed(config, buildTemplateContext(input.event, config, input.condition, input.deliveryId, nowMs));
-        } catch (err) {
-          if (!(err instanceof TemplateError)) throw err;
-          renderError = `template error in ${err.message}`;
-        }
-      }
-      const started = await startFirstAttempt(deps.db, deps.keyring, ref, input.event, rendered, input.redeliveryOf);
-      if ('finished' in started) {
-        // this step already ran to its end (its workflow task was lost afterwards): report, do not send again
-        const { status, httpStatus, error } = started.finished;
-        if (status === 'delivered' || status === 'failed' || status === 'suppressed') return { kind: 'finished', status, httpStatus, error };
-        throw new Error(`delivery ${input.deliveryId} is ${status}, not finished`);
-      }
-      const { attempt } = started;
-      // an earlier run's rendering wins over this one's (the same bytes on every attempt)
-      const kept = started.request ?? rendered;
-      if (!config || configRefusal !== undefined || !kept) {
-        // A config the service disabled holds the alert (a delay watch that fired while it was off, a
-        // delivery started just before the disable): the delivery ends failed, saying it is held.
+      for (let pass = 1; ; pass++) {
+        // Render before the row is written, so that the row keeps this rendering: a run of this step cut
+        // off after it (its worker died) is followed by one that sends the kept bytes, not a new rendering.
+        const config = await findConfig(deps.db, deps.keyring, input.projectId, input.configId);
         const disabledBy = config && !config.enabled && input.condition !== 'test' ? config.disabledReason : null;
-        const held =
-          disabledBy !== null &&
-          (await holdAlert(deps.db, deps.keyring, { projectId: input.projectId, configId: input.configId, condition: input.condition, deliveryId: input.deliveryId }, input.event)) !== 'not_disabled';
-        const error = held && disabledBy !== null ? heldError(disabledBy) : (configRefusal ?? renderError ?? 'the alert could not be rendered');
-        await recordLostAttempts(deps.db, ref, attempt);
-        await logAttempt(deps.db, ref, { attempt, outcome: 'failed', error }, { status: 'failed', error });
-        if (held) noteDeliveryFinished(input, 'held');
-        // nothing reached the receiver: not a failure of the endpoint
-        else await noteFinished(deps, input, 'failed', error, { endpoint: false });
-        return { kind: 'finished', status: 'failed', httpStatus: null, error };
+        if (disabledBy === null || pass > HOLD_PASSES) return attemptFirst(input, nowMs, config);
+        // A config the service disabled holds the alert (a delay watch that fired while it was off, a
+        // delivery started just before the disable): its start, the hold and its end are one transaction.
+        const held = await holdAndEndDelivery(deps.db, deps.keyring, ref, input.event, disabledBy, async (tx) => {
+          const started = await startFirstAttempt(tx, deps.keyring, ref, input.event, null, input.redeliveryOf);
+          return 'attempt' in started ? started.attempt : { ended: started };
+        });
+        if ('ended' in held) return afterStarted(input, held.ended);
+        if (held.held) {
+          noteDeliveryFinished(input, 'held');
+          return { kind: 'finished', status: 'failed', httpStatus: null, error: held.error };
+        }
+        // re-enabled since it was read (nothing was written): read it again, and send
       }
-      const request: AttemptRequest = { ref, ...kept, timeoutMs: config.webhook.timeoutMs, retry: config.retry };
-      const firstAttemptAtMs = Date.now();
-      if (attempt === 1) noteFirstAttemptSent(input, firstAttemptAtMs);
-      const v = await makeAttempt(deps, dispatcher, request, config.secrets, { attempt, elapsedMs: 0, movesDelivery: true });
-      if (v.outcome === 'retrying') return { kind: 'retry', attempt, error: v.message, delayMs: v.delayMs, firstAttemptAtMs, request };
-      const error = v.outcome === 'failed' ? v.message : null;
-      await noteFinished(deps, input, v.outcome, error);
-      return { kind: 'finished', status: v.outcome, httpStatus: v.httpStatus, error };
     },
 
     /**
@@ -150,17 +180,19 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
         await logAttempt(deps.db, req.ref, { attempt, outcome: 'failed', error: 'the alert config was deleted' });
         throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: 'the alert config was deleted', nonRetryable: true });
       });
+      // An earlier run of this activity held the alert and ended the delivery (and was cut off before it
+      // threw): held still, whatever a re-enable did with the held alert since; nothing is sent.
+      const current = await findDelivery(deps.db, req.ref.projectId, req.ref.deliveryId);
+      if (current && current.status !== 'scheduled' && current.status !== 'in_progress') {
+        throw ApplicationFailure.create({ type: ALERT_HELD, message: current.error ?? `delivery ${req.ref.deliveryId} has ended`, nonRetryable: true });
+      }
       // disabled by the service since the first attempt (a 410 or the failing streak of another delivery):
-      // held, not sent to the failing receiver again
+      // held, not sent to the failing receiver again; the hold and the delivery's end are one transaction
       const disabledBy = req.ref.condition === 'test' ? null : await serviceDisabledReason(deps.db, req.ref.projectId, req.ref.configId);
       if (disabledBy !== null) {
         const { event } = await deliveryEvent(deps.db, deps.keyring, req.ref.projectId, req.ref.deliveryId);
-        if ((await holdAlert(deps.db, deps.keyring, { projectId: req.ref.projectId, configId: req.ref.configId, condition: req.ref.condition, deliveryId: req.ref.deliveryId }, event)) !== 'not_disabled') {
-          const error = heldError(disabledBy);
-          await recordLostAttempts(deps.db, req.ref, attempt);
-          await logAttempt(deps.db, req.ref, { attempt, outcome: 'failed', error });
-          throw ApplicationFailure.create({ type: ALERT_HELD, message: error, nonRetryable: true });
-        }
+        const held = await holdAndEndDelivery(deps.db, deps.keyring, req.ref, event, disabledBy, async () => attempt);
+        if ('held' in held && held.held) throw ApplicationFailure.create({ type: ALERT_HELD, message: held.error, nonRetryable: true });
       }
       const v = await makeAttempt(deps, dispatcher, req, secrets, { attempt, elapsedMs: Date.now() - req.firstAttemptAtMs });
       if (v.outcome === 'delivered') return { httpStatus: v.httpStatus!, attempt };
@@ -172,11 +204,20 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
       });
     },
 
-    /** Records the final outcome of a retried delivery or a suppressed delay watch. */
-    async finishDelivery(input: AlertDeliveryInput, result: { status: AlertDeliveryStatus; httpStatus: number | null; error: string | null }): Promise<void> {
-      await finishDelivery(deps.db, input.deliveryId, result);
-      if (result.status === 'failed' && result.error?.startsWith(HELD_PREFIX)) noteDeliveryFinished(input, 'held');
-      else await noteFinished(deps, input, result.status, result.error);
+    /**
+     * Records the final outcome of a retried delivery or a suppressed delay watch, and counts it into its
+     * config's health in the same transaction (dispatch/endpoint-health.ts): run again (a retried local
+     * activity), it counts nothing twice and raises the same operator alerts (each sent once).
+     */
+    async finishDelivery(input: AlertDeliveryInput, result: FinishedDelivery): Promise<void> {
+      const { held, ...end } = result;
+      if (held) {
+        // ended with the hold already (store/held.ts): not a failure of the endpoint, not exhausted
+        await finishDelivery(deps.db, input.deliveryId, end);
+        noteDeliveryFinished(input, 'held');
+        return;
+      }
+      await endAndNote(deps, input, end);
     },
   };
 }

@@ -4,6 +4,9 @@ import { AlertsError } from '../lib/errors';
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 export const JSON_MAX_DEPTH = 32;
 
+/** Whether the request has a body: a Content-Length above 0, or a chunked one (Transfer-Encoding, no length). */
+export const hasBody = (ctx: Koa.Context): boolean => ctx.request.length > 0 || ctx.get('transfer-encoding') !== '';
+
 /** Reads a JSON request body: size-limited, content-type checked, depth-limited. */
 export async function readJson(ctx: Koa.Context, limitBytes = BODY_LIMIT_BYTES): Promise<unknown> {
   if (!ctx.is('application/json')) {

@@ -1,16 +1,23 @@
 import { logger, errorFields } from '../lib/log';
 import type { OperatorEvent } from '../lib/operator-events';
-import type { AlertConditionName, ExecutionEvent } from '../lib/schemas';
+import type { AlertConditionName, ExecutionEvent, HealthSettings } from '../lib/schemas';
 import type { ServiceDeps } from '../runtime/deps';
-import { disableConfig } from '../store/configs';
-import { findDelivery } from '../store/deliveries';
-import { countFailure, countSuccess } from '../store/health';
+import { configName, disableConfig } from '../store/configs';
+import { findDelivery, finishDelivery } from '../store/deliveries';
+import { countFailure, countSuccess, FAILING_REASON_PREFIX, healthState, type FailureCounted } from '../store/health';
+import { projectHealthSettings } from '../store/project-settings';
+import type { AlertDeliveryStatus } from '../workflows/types';
 import { raiseOperatorAlert } from './operator-alert';
 
 /**
  * Endpoint health as deliveries end (docs/endpoint-health.md): a delivered alert ends the config's
  * streak of failures; a failed one counts, raises delivery.exhausted, and on the way warns
  * (config.failing) and then disables the config (config.disabled). A 410 disables at once.
+ *
+ * A delivery is counted by the transaction that ends it (its row moves to its final status), so the
+ * step that ends it may run again (a local activity that timed out and is retried) without counting
+ * twice. The operator alerts come after the commit; their ids are deterministic, so a step that runs
+ * again raises them again from the config's state and each is sent once.
  */
 
 type Deps = Pick<ServiceDeps, 'db' | 'keyring' | 'temporal' | 'operations'>;
@@ -36,27 +43,63 @@ export interface EndedDelivery {
   event: Pick<ExecutionEvent, 'workflowId' | 'runId'>;
 }
 
+export interface DeliveryEnd {
+  status: AlertDeliveryStatus;
+  httpStatus: number | null;
+  error: string | null;
+}
+
 /**
- * Counts a delivery's final outcome into its config's health. Test alerts and suppressed delay
- * watches do not count; neither does an alert held because the config was disabled (the caller does
- * not call this for it). `endpoint: false`: the delivery failed before reaching the receiver (its
- * config deleted or turned off, its template failing): delivery.exhausted, but no failure of the
- * endpoint.
+ * Ends a delivery (its row to its final status) and counts it into its config's health in the same
+ * transaction, then raises the operator alerts that follow. Test alerts and suppressed delay watches
+ * do not count; `endpoint: false`: the delivery failed before reaching the receiver (its config
+ * deleted or turned off, its template failing): delivery.exhausted, but no failure of the endpoint.
+ * A delivery ended already (this step ran before) is not counted again; its alerts are raised again.
+ * Returns whether this call ended it.
  */
-export async function noteDeliveryOutcome(
-  deps: Deps,
-  delivery: EndedDelivery,
-  status: 'delivered' | 'failed' | 'suppressed',
-  error: string | null,
-  { endpoint = true }: { endpoint?: boolean } = {},
-): Promise<void> {
-  if (delivery.condition === 'test' || status === 'suppressed') return;
+export async function endDelivery(deps: Deps, delivery: EndedDelivery, end: DeliveryEnd, { endpoint = true }: { endpoint?: boolean } = {}): Promise<boolean> {
   const { projectId, configId, deliveryId } = delivery;
-  if (status === 'delivered') {
-    await countSuccess(deps.db, projectId, configId);
-    return;
+  const counts = delivery.condition !== 'test' && (end.status === 'delivered' || (end.status === 'failed' && endpoint));
+  const thresholds = counts && end.status === 'failed' ? await projectHealthSettings(deps.db, projectId, deps.operations.health) : undefined;
+  const { moved, counted } = await deps.db.transaction(async (tx) => {
+    const moved = await finishDelivery(tx, deliveryId, end);
+    if (!moved || !counts) return { moved, counted: undefined };
+    if (end.status === 'delivered') {
+      await countSuccess(tx, projectId, configId);
+      return { moved, counted: undefined };
+    }
+    return { moved, counted: await countFailure(tx, thresholds!, projectId, configId) };
+  });
+  if (end.status === 'failed' && delivery.condition !== 'test') {
+    if (moved) await raiseFailed(deps, delivery, end.error, counted);
+    else await raiseFailedAgain(deps, delivery, end.error, { endpoint });
   }
-  const counted = endpoint ? await countFailure(deps.db, deps.operations.health, projectId, configId) : undefined;
+  return moved;
+}
+
+/**
+ * The operator alerts of a failed delivery whose end was recorded by an earlier run of the step (or
+ * by the store together with its last attempt): delivery.exhausted, and config.failing or
+ * config.disabled when the config's state says so. Safe to repeat: each id is deterministic.
+ */
+export async function raiseFailedAgain(deps: Deps, delivery: EndedDelivery, error: string | null, { endpoint = true }: { endpoint?: boolean } = {}): Promise<void> {
+  const state = await healthState(deps.db, delivery.projectId, delivery.configId);
+  if (!state || !endpoint) return raiseFailed(deps, delivery, error, undefined, state?.configName ?? null);
+  const thresholds = await projectHealthSettings(deps.db, delivery.projectId, deps.operations.health);
+  const failingSince = state.failingSince;
+  const counted: FailureCounted | undefined = failingSince
+    ? {
+        configId: delivery.configId, workflowId: state.workflowId, configName: state.configName, consecutiveFailures: state.consecutiveFailures, failingSince,
+        warnAfterFailures: thresholds.warnAfterFailures, disableAfterSeconds: thresholds.disableAfterSeconds,
+        warned: state.warnedAt !== null,
+        disabled: !state.enabled && state.disabledAt && state.disabledReason?.startsWith(FAILING_REASON_PREFIX) ? { at: state.disabledAt, reason: state.disabledReason } : null,
+      }
+    : undefined;
+  await raiseFailed(deps, delivery, error, counted, state.configName);
+}
+
+async function raiseFailed(deps: Deps, delivery: EndedDelivery, error: string | null, counted: FailureCounted | undefined, name?: string | null): Promise<void> {
+  const { projectId, configId, deliveryId } = delivery;
   const now = new Date().toISOString();
   const attempts = (await findDelivery(deps.db, projectId, deliveryId))?.attempts ?? null;
   await raise(deps, {
@@ -65,11 +108,16 @@ export async function noteDeliveryOutcome(
     projectId,
     occurredAt: now,
     data: {
-      deliveryId, configId, configName: counted?.configName ?? (await configName(deps, projectId, configId)), workflowId: delivery.event.workflowId, runId: delivery.event.runId,
+      deliveryId, configId, configName: counted?.configName ?? name ?? (await configName(deps.db, projectId, configId)), workflowId: delivery.event.workflowId, runId: delivery.event.runId,
       condition: delivery.condition, attempts, error,
     },
   });
   if (!counted) return;
+  await raiseHealthAlerts(deps, projectId, counted, error, now);
+}
+
+async function raiseHealthAlerts(deps: Deps, projectId: string, counted: FailureCounted, error: string | null, now: string): Promise<void> {
+  const { configId } = counted;
   const config = { configId, configName: counted.configName, workflowId: counted.workflowId };
   if (counted.warned) {
     log.warn({ projectId, configId, consecutiveFailures: counted.consecutiveFailures, failingSince: counted.failingSince }, 'endpoint failing: config.failing raised');
@@ -81,7 +129,7 @@ export async function noteDeliveryOutcome(
       data: {
         ...config, consecutiveFailures: counted.consecutiveFailures, failingSince: counted.failingSince,
         warnAfterFailures: counted.warnAfterFailures, disableAfterSeconds: counted.disableAfterSeconds,
-        disablesAt: counted.disableAfterSeconds > 0 ? new Date(ms(counted.failingSince) + counted.disableAfterSeconds * 1000).toISOString() : null,
+        disablesAt: disablesAt(counted.failingSince, counted),
         lastError: error,
       },
     });
@@ -98,10 +146,8 @@ export async function noteDeliveryOutcome(
   }
 }
 
-async function configName(deps: Deps, projectId: string, configId: string): Promise<string | null> {
-  const rows = await deps.db.query<{ name: string }>('SELECT name FROM alert_configs WHERE project_id = $1 AND id = $2', [projectId, configId]);
-  return rows[0]?.name ?? null;
-}
+const disablesAt = (failingSince: string, t: Pick<HealthSettings, 'disableAfterSeconds'>) =>
+  t.disableAfterSeconds > 0 ? new Date(ms(failingSince) + t.disableAfterSeconds * 1000).toISOString() : null;
 
 /** A receiver answered 410 Gone: the config is disabled at once, with an audit entry, and config.disabled is raised. */
 export async function disableGoneConfig(deps: Deps, ref: { projectId: string; configId: string; deliveryId: string }, reason: string): Promise<void> {

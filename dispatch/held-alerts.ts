@@ -5,8 +5,8 @@ import type { HeldAction, StartedDelivery } from '../lib/schemas';
 import type { ServiceDeps } from '../runtime/deps';
 import { recordAudit, SERVICE_ACTOR, type Actor } from '../store/audit';
 import { getConfig } from '../store/configs';
-import { lockForReenable, reenableConfig, resetHealth } from '../store/health';
-import { countHeld, deleteHeld, discardHeld, firstAttemptDone, oldestHeld, type HeldAlert } from '../store/held';
+import { lockForReenable, reenableConfig } from '../store/health';
+import { countHeld, deleteHeld, discardHeld, firstAttemptDone, heldAlertsPending, oldestHeld, type HeldAlert } from '../store/held';
 import { raiseOperatorAlert } from './operator-alert';
 import { startDelivery } from './start-delivery';
 
@@ -27,14 +27,7 @@ export interface HeldOutcome {
   deliveries: StartedDelivery[];
 }
 
-/** 409: the config has held alerts and the request did not say what to do with them. */
-export function heldAlertsPending(count: number): AlertsError {
-  return new AlertsError(
-    'held_alerts_pending',
-    `the config has ${count} held alert${count === 1 ? '' : 's'}: say what to do with ${count === 1 ? 'it' : 'them'} with held: "send" (oldest first, each signed afresh) or held: "discard"`,
-    { heldCount: count, choices: ['send', 'discard'] },
-  );
-}
+export { heldAlertsPending };
 
 /**
  * The delivery id of a held alert, the same however often it is sent: for an alert held before any
@@ -104,12 +97,14 @@ export async function releaseHeld(deps: Deps, projectId: string, configId: strin
 }
 
 /**
- * POST …/enable: turns the config on (no disable reason, health afresh, audit config.reenabled) and
- * sends or discards its held alerts; `held` is required when it has any (409 held_alerts_pending).
- * Raises config.reenabled when the service had disabled it. Enabling an enabled config changes nothing.
+ * POST …/enable: turns the config on (no disable reason, health afresh, audit config.reenabled, all
+ * in one transaction under the row lock, which also counts the held alerts: `held` is required when
+ * there are any, 409 held_alerts_pending), raises config.reenabled when the service had disabled it,
+ * right after the commit, and then sends or discards the held alerts. Enabling an enabled config
+ * changes nothing, but still sends or discards what is held (a request cut off half-way, repeated).
  */
 export async function enableConfig(deps: Deps, projectId: string, configId: string, held: HeldAction | undefined, actor: Actor = SERVICE_ACTOR): Promise<HeldOutcome> {
-  const before = await deps.db.transaction(async (tx) => {
+  const { before, pending } = await deps.db.transaction(async (tx) => {
     const state = await lockForReenable(tx, projectId, configId);
     if (!state) throw notFound(`alert config ${configId}`);
     const pending = await countHeld(tx, projectId, configId);
@@ -125,20 +120,35 @@ export async function enableConfig(deps: Deps, projectId: string, configId: stri
         changes: [{ field: 'enabled', from: false, to: true }, ...(state.disabledReason ? [{ field: 'disabledReason', from: state.disabledReason, to: null }] : [])],
       });
     }
-    return state;
+    return { before: state, pending };
   });
-  const outcome = held ? await releaseHeld(deps, projectId, configId, held, actor) : { action: 'none' as const, count: 0, deliveries: [] };
-  if (!before.enabled && before.disabledReason) await raiseReenabled(deps, projectId, configId, { name: before.name, workflowId: before.workflowId, previousReason: before.disabledReason }, outcome);
-  return outcome;
+  if (!before.enabled && before.disabledReason) {
+    await raiseReenabled(deps, projectId, configId, { name: before.name, workflowId: before.workflowId, previousReason: before.disabledReason }, { action: held ?? 'none', count: pending });
+  }
+  return held ? releaseHeld(deps, projectId, configId, held, actor) : { action: 'none', count: 0, deliveries: [] };
 }
 
-/** After POST /api/alerts/config turned a disabled config on: its health starts afresh, and config.reenabled when the service had disabled it. */
-export async function afterSavedEnabled(deps: Deps, projectId: string, configId: string, before: { name: string; workflowId: string; disabledReason: string | null }, outcome: HeldOutcome): Promise<void> {
-  await resetHealth(deps.db, projectId, configId);
-  if (before.disabledReason) await raiseReenabled(deps, projectId, configId, { ...before, previousReason: before.disabledReason }, outcome);
+/**
+ * After POST /api/alerts/config saved a config (store/configs.ts's saveConfig re-enables it in its
+ * own transaction): config.reenabled when the service had disabled it, right after that commit, then
+ * the held alerts sent or discarded when the request said so (also for a config enabled already:
+ * alerts left held by a request cut off half-way).
+ */
+export async function afterConfigSaved(
+  deps: Deps,
+  projectId: string,
+  config: { id: string; name: string; workflowId: string; enabled: boolean },
+  reenabled: { disabledReason: string | null; heldCount: number } | undefined,
+  held: HeldAction | undefined,
+  actor: Actor = SERVICE_ACTOR,
+): Promise<HeldOutcome> {
+  if (reenabled?.disabledReason) {
+    await raiseReenabled(deps, projectId, config.id, { name: config.name, workflowId: config.workflowId, previousReason: reenabled.disabledReason }, { action: held ?? 'none', count: reenabled.heldCount });
+  }
+  return held && config.enabled ? releaseHeld(deps, projectId, config.id, held, actor) : { action: 'none', count: 0, deliveries: [] };
 }
 
-async function raiseReenabled(deps: Deps, projectId: string, configId: string, config: { name: string; workflowId: string; previousReason: string }, outcome: HeldOutcome): Promise<void> {
+async function raiseReenabled(deps: Deps, projectId: string, configId: string, config: { name: string; workflowId: string; previousReason: string }, held: { action: HeldOutcome['action']; count: number }): Promise<void> {
   const at = new Date();
   try {
     await raiseOperatorAlert(deps, {
@@ -146,7 +156,7 @@ async function raiseReenabled(deps: Deps, projectId: string, configId: string, c
       type: 'config.reenabled',
       projectId,
       occurredAt: at.toISOString(),
-      data: { configId, configName: config.name, workflowId: config.workflowId, previousReason: config.previousReason, held: { action: outcome.action, count: outcome.count } },
+      data: { configId, configName: config.name, workflowId: config.workflowId, previousReason: config.previousReason, held },
     });
   } catch (err) {
     // raiseOperatorAlert never throws by contract; a re-enable that happened is not answered with an error

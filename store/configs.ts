@@ -8,6 +8,8 @@ import type { PresetName } from '../lib/presets';
 import type { JsonValue } from '../lib/templates';
 import { recordAudit, SERVICE_ACTOR, type Actor } from './audit';
 import type { Db, Queryable } from './db';
+import { auditServiceDisable, reenableConfig } from './health';
+import { countHeld, heldAlertsPending } from './held';
 
 /** What is sealed in alert_configs.sealed: everything a leaked database row must not reveal. */
 interface SealedParts {
@@ -144,6 +146,8 @@ export function publicConfig(config: StoredConfig): AlertConfig {
 export interface SaveResult {
   config: StoredConfig;
   created: boolean;
+  /** the save turned a disabled config on (store/health.ts's reenableConfig, in the same transaction): its state before */
+  reenabled?: { disabledReason: string | null; heldCount: number };
   /** set only when the service generated the secret: shown to the user this once */
   generatedSecret?: string;
 }
@@ -154,17 +158,33 @@ export interface SaveResult {
  * re-seals the sensitive parts with the current primary key, so rotating
  * ALERTS_ENCRYPTION_KEYS re-encrypts rows as they are touched.
  */
-export async function saveConfig(db: Db, keyring: Keyring, projectId: string, input: AlertConfigInput, secret?: string, actor: Actor = SERVICE_ACTOR): Promise<SaveResult> {
+export async function saveConfig(
+  db: Db,
+  keyring: Keyring,
+  projectId: string,
+  input: AlertConfigInput,
+  secret?: string,
+  actor: Actor = SERVICE_ACTOR,
+  /** `heldDecided`: the request says what becomes of held alerts; without it, enabling a config that has any is a 409 (held_alerts_pending) */
+  { heldDecided = false }: { heldDecided?: boolean } = {},
+): Promise<SaveResult> {
   return db.transaction(async (tx) => {
     const created = !input.id;
     let secrets: SealedParts['secrets'];
     let generatedSecret: string | undefined;
     let before: StoredConfig | undefined;
+    let heldCount = 0;
     const id = input.id ?? newConfigId();
     if (input.id) {
       const existing = await selectRows(tx, 'project_id = $1 AND id = $2 FOR UPDATE', [projectId, input.id]);
       if (existing.length === 0) throw notFound(`alert config ${input.id}`);
       before = unsealRow(keyring, existing[0]);
+      // counted after the row lock, by a statement of its own (its snapshot sees a hold that committed while
+      // this waited): a later hold waits for this save and then finds the config enabled (store/held.ts)
+      heldCount = input.enabled ? await countHeld(tx, projectId, input.id) : 0;
+      if (heldCount > 0 && !heldDecided) throw heldAlertsPending(heldCount);
+      // turning it on: no disable reason, health afresh, in this transaction (the UPDATE below keeps both)
+      if (input.enabled && !before.enabled) await reenableConfig(tx, projectId, input.id);
       const previous = openParts(keyring, existing[0]);
       secrets = secret ? [{ secret, expiresAt: null }] : previous.secrets;
     } else {
@@ -185,7 +205,6 @@ export async function saveConfig(db: Db, keyring: Keyring, projectId: string, in
         )
       : await tx.query<ConfigRow>(
           `UPDATE alert_configs SET workflow_id = $3, name = $4, enabled = $5,
-             disabled_reason = CASE WHEN $5 THEN NULL ELSE disabled_reason END,
              conditions = $6::jsonb, retry = $7::jsonb, timeout_ms = $8,
              key_id = $9, sealed = $10, updated_at = now()
            WHERE id = $1 AND project_id = $2 RETURNING *, ${HELD_COUNT}`,
@@ -200,7 +219,8 @@ export async function saveConfig(db: Db, keyring: Keyring, projectId: string, in
       workflowId: config.workflowId,
       changes: [...configChanges(before, config), ...(secret ? [secretChange(!created)] : [])],
     });
-    return { config, created, generatedSecret };
+    const reenabled = before && !before.enabled && config.enabled ? { disabledReason: before.disabledReason, heldCount } : undefined;
+    return { config, created, generatedSecret, ...(reenabled ? { reenabled } : {}) };
   });
 }
 
@@ -274,31 +294,33 @@ export async function dispatchableConfigsFor(db: Queryable, projectId: string, w
  * when the service had disabled it already (one config.disabled per disable); undefined: no such config.
  */
 export async function disableConfig(
-  db: Queryable,
+  db: Db,
   projectId: string,
   configId: string,
   reason: string,
 ): Promise<{ configId: string; workflowId: string; configName: string; disabledAt: string } | undefined> {
-  const rows = await db.query<{ id: string; workflow_id: string; name: string; disabled_at: Date }>(
-    `WITH previous AS (
-       SELECT id, enabled, disabled_reason FROM alert_configs WHERE project_id = $1 AND id = $2 FOR UPDATE
-     ), disabled AS (
+  return db.transaction(async (tx) => {
+    const rows = await tx.query<{ id: string; workflow_id: string; name: string; disabled_at: Date; was_enabled: boolean; previous_reason: string | null }>(
+      `WITH previous AS (
+         SELECT id, enabled, disabled_reason FROM alert_configs WHERE project_id = $1 AND id = $2 FOR UPDATE
+       )
        UPDATE alert_configs c SET enabled = false, disabled_reason = $3, updated_at = now(),
          disabled_at = CASE WHEN previous.enabled OR c.disabled_at IS NULL THEN now() ELSE c.disabled_at END
        FROM previous WHERE c.project_id = $1 AND c.id = previous.id
-       RETURNING c.id, c.workflow_id, c.name, c.disabled_at, previous.enabled AS was_enabled, previous.disabled_reason AS previous_reason
-     ), audit AS (
-       INSERT INTO alert_audit_log (project_id, token_id, action, config_id, workflow_id, changes)
-       SELECT $1, NULL, 'config.disabled', id, workflow_id,
-              CASE WHEN was_enabled THEN jsonb_build_array(jsonb_build_object('field', 'enabled', 'from', true, 'to', false)) ELSE '[]'::jsonb END
-              || jsonb_build_array(jsonb_build_object('field', 'disabledReason', 'from', previous_reason, 'to', $3::text))
-       FROM disabled
-     )
-     SELECT id, workflow_id, name, disabled_at FROM disabled`,
-    [projectId, configId, reason],
-  );
-  const r = rows[0];
-  return r && { configId: r.id, workflowId: r.workflow_id, configName: r.name, disabledAt: new Date(r.disabled_at).toISOString() };
+       RETURNING c.id, c.workflow_id, c.name, c.disabled_at, previous.enabled AS was_enabled, previous.disabled_reason AS previous_reason`,
+      [projectId, configId, reason],
+    );
+    const r = rows[0];
+    if (!r) return undefined;
+    await auditServiceDisable(tx, { projectId, configId: r.id, workflowId: r.workflow_id, wasEnabled: r.was_enabled, previousReason: r.previous_reason, reason });
+    return { configId: r.id, workflowId: r.workflow_id, configName: r.name, disabledAt: new Date(r.disabled_at).toISOString() };
+  });
+}
+
+/** A config's name, or null when it was deleted (without opening its sealed parts). */
+export async function configName(db: Queryable, projectId: string, configId: string): Promise<string | null> {
+  const rows = await db.query<{ name: string }>('SELECT name FROM alert_configs WHERE project_id = $1 AND id = $2', [projectId, configId]);
+  return rows[0]?.name ?? null;
 }
 
 export const ROTATION_GRACE_MS = 24 * 3600 * 1000;

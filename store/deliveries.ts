@@ -30,13 +30,15 @@ export async function finishDelivery(
   db: Queryable,
   deliveryId: string,
   result: { status: Exclude<DeliveryStatus, 'scheduled' | 'in_progress'>; httpStatus?: number | null; error?: string | null },
-): Promise<void> {
+): Promise<boolean> {
   // a final status is never overwritten by another (a retried workflow task must not turn delivered into suppressed)
-  await db.query(
+  const rows = await db.query(
     `UPDATE alert_deliveries SET status = $2, http_status = COALESCE($3, http_status), error = $4, updated_at = now()
-     WHERE delivery_id = $1 AND status IN ('scheduled', 'in_progress')`,
+     WHERE delivery_id = $1 AND status IN ('scheduled', 'in_progress') RETURNING 1`,
     [deliveryId, result.status, result.httpStatus ?? null, result.error ?? null],
   );
+  // true: this call ended the delivery (the one that counts it into its config's health)
+  return rows.length > 0;
 }
 
 /** What one attempt came to, as its log row keeps it (the columns of AttemptLog it writes), and the webhook-* headers it sent (null: it sent nothing). */
@@ -87,7 +89,9 @@ const requestAad = (ref: Pick<DeliveryRef, 'projectId' | 'deliveryId'>) => `${re
  * delivery row, or moves a delay watch's on to in_progress, counts the attempt and keeps the
  * rendered request, in one statement. A row already in progress means an earlier run of this step
  * was cut off (its worker died): this run's attempt number is one more, and the request that run
- * rendered is the one answered, so every attempt sends the same bytes. A delivery that already
+ * rendered is the one answered, so every attempt sends the same bytes. An earlier run whose attempt
+ * was logged with a final outcome but cut off before it ended the delivery answers `logged`: nothing
+ * is counted or sent again, the caller ends the delivery with that outcome. A delivery that already
  * finished answers `finished`: the step ran to its end before and must not send again.
  */
 export async function startFirstAttempt(
@@ -97,15 +101,24 @@ export async function startFirstAttempt(
   event: ExecutionEvent,
   rendered: RenderedRequest | null,
   redeliveryOf?: string,
-): Promise<{ attempt: number; request: RenderedRequest | null } | { finished: { status: DeliveryStatus; httpStatus: number | null; error: string | null } }> {
+): Promise<{ attempt: number; request: RenderedRequest | null } | { finished: { status: DeliveryStatus; httpStatus: number | null; error: string | null } }
+  /** an earlier run's attempt has a final outcome in the log but the delivery was not ended yet (it was cut off in between) */
+  | { logged: { outcome: 'delivered' | 'failed'; httpStatus: number | null; error: string | null } }
+> {
   const sealed = seal(keyring, JSON.stringify(event), `${ref.projectId}/${ref.deliveryId}`);
   const request = rendered && seal(keyring, JSON.stringify(rendered), requestAad(ref));
-  const rows = await db.query<{ attempt: number | null; request_key_id: string | null; request_sealed: string | null; status: DeliveryStatus | null; http_status: number | null; error: string | null }>(
+  const rows = await db.query<{
+    attempt: number | null; request_key_id: string | null; request_sealed: string | null; status: DeliveryStatus | null; http_status: number | null; error: string | null;
+    logged_outcome: 'delivered' | 'failed' | null; logged_http_status: number | null; logged_error: string | null;
+  }>(
     `WITH prior AS (
        SELECT status, http_status, error FROM alert_deliveries WHERE delivery_id = $1
+     ), logged AS (
+       SELECT outcome, http_status, error FROM alert_logs WHERE delivery_id = $1 AND outcome IN ('delivered', 'failed') ORDER BY attempt DESC LIMIT 1
      ), started AS (
        INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, redelivery_of, key_id, event_sealed, attempts, request_key_id, request_sealed)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 'in_progress', $8, $9, $10, 1, $11, $12)
+       SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, 'in_progress', $8::text, $9::text, $10::text, 1, $11::text, $12::text
+       WHERE NOT EXISTS (SELECT 1 FROM logged)
        ON CONFLICT (delivery_id) DO UPDATE SET status = 'in_progress', updated_at = now(),
          attempts = CASE WHEN alert_deliveries.status = 'in_progress' THEN alert_deliveries.attempts + 1 ELSE GREATEST(alert_deliveries.attempts, 1) END,
          request_key_id = CASE WHEN alert_deliveries.request_sealed IS NULL THEN EXCLUDED.request_key_id ELSE alert_deliveries.request_key_id END,
@@ -114,14 +127,17 @@ export async function startFirstAttempt(
        RETURNING attempts, request_key_id, request_sealed
      )
      SELECT (SELECT attempts FROM started) AS attempt, (SELECT request_key_id FROM started) AS request_key_id, (SELECT request_sealed FROM started) AS request_sealed,
-       prior.status, prior.http_status, prior.error
-     FROM (SELECT 1) AS one LEFT JOIN prior ON true`,
+       prior.status, prior.http_status, prior.error, logged.outcome AS logged_outcome, logged.http_status AS logged_http_status, logged.error AS logged_error
+     FROM (SELECT 1) AS one LEFT JOIN prior ON true LEFT JOIN logged ON true`,
     [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, redeliveryOf ?? null, sealed.keyId, sealed.ciphertext, request?.keyId ?? null, request?.ciphertext ?? null],
   );
   const row = rows[0];
   if (row.attempt !== null) {
     const kept = row.request_sealed && row.request_key_id ? (JSON.parse(open(keyring, { keyId: row.request_key_id, ciphertext: row.request_sealed }, requestAad(ref))) as RenderedRequest) : null;
     return { attempt: row.attempt, request: kept };
+  }
+  if (row.logged_outcome && (row.status === 'scheduled' || row.status === 'in_progress')) {
+    return { logged: { outcome: row.logged_outcome, httpStatus: row.logged_http_status, error: row.logged_error } };
   }
   return { finished: { status: row.status!, httpStatus: row.http_status, error: row.error } };
 }

@@ -1,11 +1,14 @@
-import type { Operations } from '../runtime/deps';
+import type { HealthSettings } from '../lib/schemas';
+import { recordAudit, SERVICE_ACTOR } from './audit';
 import type { Queryable } from './db';
 
 /**
  * Endpoint health per config (migration 007's columns; docs/endpoint-health.md): the streak of
  * failed deliveries since the last delivered one, its early warning and the disable it leads to.
- * Each outcome is one statement on the config's row, under its row lock, so two deliveries that
- * finish at once each count once and the warning is decided by one of them only.
+ * A failure is counted by one statement on the config's row, under its row lock, so two deliveries
+ * that finish at once each count once and the warning is decided by one of them only. The caller
+ * counts in the transaction that ended the delivery (dispatch/endpoint-health.ts), so a delivery is
+ * counted once however often the step that ended it runs.
  */
 
 /** What a failed delivery did to its config's health; undefined when the config no longer exists. */
@@ -27,67 +30,73 @@ export interface FailureCounted {
 const iso = (d: Date | string) => new Date(d).toISOString();
 
 /**
- * The project's thresholds, as SQL: project_settings.health overrides the deployment's
- * (ALERTS_ENDPOINT_*) field by field. $1 is the project, $3 and $4 the deployment's values.
+ * The audit entry of a disable by the service (a 410, or failing too long; tokenId null): the one
+ * writer of `config.disabled`, in the transaction that disabled the config.
  */
-const THRESHOLDS = `
-  SELECT COALESCE((SELECT (health->>'warnAfterFailures')::int FROM project_settings WHERE project_id = $1), $3::int) AS warn_after,
-         COALESCE((SELECT (health->>'disableAfterSeconds')::int FROM project_settings WHERE project_id = $1), $4::int) AS disable_after`;
+export async function auditServiceDisable(
+  tx: Queryable,
+  d: { projectId: string; configId: string; workflowId: string; wasEnabled: boolean; previousReason: string | null; reason: string },
+): Promise<void> {
+  await recordAudit(tx, {
+    projectId: d.projectId,
+    actor: SERVICE_ACTOR,
+    action: 'config.disabled',
+    configId: d.configId,
+    workflowId: d.workflowId,
+    changes: [...(d.wasEnabled ? [{ field: 'enabled', from: true, to: false }] : []), { field: 'disabledReason', from: d.previousReason, to: d.reason }],
+  });
+}
+
+/** The start of the reason a config disabled for failing too long has (the other reason is a 410's). */
+export const FAILING_REASON_PREFIX = 'failing since ';
 
 /**
  * A delivery of the config ended failed: one more failure in the streak (it starts now if none was
  * running). Reaching warnAfterFailures sets warned_at (once per streak); failing for at least
  * disableAfterSeconds (0: never) with at least warnAfterFailures failures disables an enabled config
- * with a reason saying since when and how many, and writes the audit entry, in the same statement.
+ * with a reason saying since when and how many, and writes the audit entry. `thresholds`: the
+ * project's (store/project-settings.ts's projectHealthSettings). Run it in a transaction: the
+ * disable and its audit entry are two statements.
  */
-export async function countFailure(db: Queryable, health: Operations['health'], projectId: string, configId: string): Promise<FailureCounted | undefined> {
-  const rows = await db.query<{
+export async function countFailure(tx: Queryable, thresholds: HealthSettings, projectId: string, configId: string): Promise<FailureCounted | undefined> {
+  const rows = await tx.query<{
     id: string; workflow_id: string; name: string; consecutive_failures: number; failing_since: Date;
-    disabled_at: Date | null; disabled_reason: string | null; warn: boolean; disable: boolean; warn_after: number; disable_after: number;
+    disabled_at: Date | null; disabled_reason: string | null; previous_reason: string | null; warn: boolean; disable: boolean;
   }>(
-    `WITH thresholds AS (${THRESHOLDS}
-     ), previous AS (
+    `WITH previous AS (
        SELECT id, enabled, disabled_reason, warned_at, consecutive_failures + 1 AS failures, COALESCE(failing_since, now()) AS since
        FROM alert_configs WHERE project_id = $1 AND id = $2 FOR UPDATE
      ), decided AS (
-       SELECT p.*, t.warn_after, t.disable_after,
-              (p.warned_at IS NULL AND p.failures >= t.warn_after) AS warn,
-              (p.enabled AND t.disable_after > 0 AND p.failures >= t.warn_after AND now() - p.since >= t.disable_after * interval '1 second') AS disable
-       FROM previous p, thresholds t
-     ), updated AS (
-       UPDATE alert_configs c SET
-         consecutive_failures = d.failures, last_failure_at = now(), failing_since = d.since,
-         warned_at = CASE WHEN d.warn THEN now() ELSE c.warned_at END,
-         enabled = CASE WHEN d.disable THEN false ELSE c.enabled END,
-         disabled_at = CASE WHEN d.disable THEN now() ELSE c.disabled_at END,
-         disabled_reason = CASE WHEN d.disable THEN
-           'failing since ' || to_char(d.since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ': ' || d.failures ||
-           ' deliveries failed in a row and none was delivered for ' || d.disable_after || ' s'
-           ELSE c.disabled_reason END,
-         updated_at = CASE WHEN d.disable THEN now() ELSE c.updated_at END
-       FROM decided d WHERE c.project_id = $1 AND c.id = d.id
-       RETURNING c.id, c.workflow_id, c.name, c.consecutive_failures, c.failing_since, c.disabled_at, c.disabled_reason, d.warn, d.disable,
-                 d.warn_after, d.disable_after, d.disabled_reason AS previous_reason
-     ), audit AS (
-       INSERT INTO alert_audit_log (project_id, token_id, action, config_id, workflow_id, changes)
-       SELECT $1, NULL, 'config.disabled', id, workflow_id,
-              jsonb_build_array(jsonb_build_object('field', 'enabled', 'from', true, 'to', false),
-                                jsonb_build_object('field', 'disabledReason', 'from', previous_reason, 'to', disabled_reason))
-       FROM updated WHERE disable
+       SELECT p.*,
+              (p.warned_at IS NULL AND p.failures >= $3::int) AS warn,
+              (p.enabled AND $4::int > 0 AND p.failures >= $3::int AND now() - p.since >= $4::int * interval '1 second') AS disable
+       FROM previous p
      )
-     SELECT id, workflow_id, name, consecutive_failures, failing_since, disabled_at, disabled_reason, warn, disable, warn_after, disable_after FROM updated`,
-    [projectId, configId, health.warnAfterFailures, health.disableAfterSeconds],
+     UPDATE alert_configs c SET
+       consecutive_failures = d.failures, last_failure_at = now(), failing_since = d.since,
+       warned_at = CASE WHEN d.warn THEN now() ELSE c.warned_at END,
+       enabled = CASE WHEN d.disable THEN false ELSE c.enabled END,
+       disabled_at = CASE WHEN d.disable THEN now() ELSE c.disabled_at END,
+       disabled_reason = CASE WHEN d.disable THEN
+         '${FAILING_REASON_PREFIX}' || to_char(d.since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ': ' || d.failures ||
+         ' deliveries failed in a row and none was delivered for ' || $4::int || ' s'
+         ELSE c.disabled_reason END,
+       updated_at = CASE WHEN d.disable THEN now() ELSE c.updated_at END
+     FROM decided d WHERE c.project_id = $1 AND c.id = d.id
+     RETURNING c.id, c.workflow_id, c.name, c.consecutive_failures, c.failing_since, c.disabled_at, c.disabled_reason, d.disabled_reason AS previous_reason, d.warn, d.disable`,
+    [projectId, configId, thresholds.warnAfterFailures, thresholds.disableAfterSeconds],
   );
   const r = rows[0];
   if (!r) return undefined;
+  if (r.disable) await auditServiceDisable(tx, { projectId, configId: r.id, workflowId: r.workflow_id, wasEnabled: true, previousReason: r.previous_reason, reason: r.disabled_reason! });
   return {
     configId: r.id,
     workflowId: r.workflow_id,
     configName: r.name,
     consecutiveFailures: r.consecutive_failures,
     failingSince: iso(r.failing_since),
-    warnAfterFailures: r.warn_after,
-    disableAfterSeconds: r.disable_after,
+    warnAfterFailures: thresholds.warnAfterFailures,
+    disableAfterSeconds: thresholds.disableAfterSeconds,
     warned: r.warn,
     disabled: r.disable ? { at: iso(r.disabled_at!), reason: r.disabled_reason! } : null,
   };
@@ -97,15 +106,6 @@ export async function countFailure(db: Queryable, health: Operations['health'], 
 export async function countSuccess(db: Queryable, projectId: string, configId: string): Promise<void> {
   await db.query(
     `UPDATE alert_configs SET consecutive_failures = 0, last_success_at = now(), failing_since = NULL, warned_at = NULL
-     WHERE project_id = $1 AND id = $2`,
-    [projectId, configId],
-  );
-}
-
-/** Re-enabling starts the endpoint afresh: no streak, no warning, not disabled (the last success and failure times stay). */
-export async function resetHealth(db: Queryable, projectId: string, configId: string): Promise<void> {
-  await db.query(
-    `UPDATE alert_configs SET consecutive_failures = 0, failing_since = NULL, warned_at = NULL, disabled_at = NULL
      WHERE project_id = $1 AND id = $2`,
     [projectId, configId],
   );
@@ -129,11 +129,43 @@ export async function lockForReenable(tx: Queryable, projectId: string, configId
   return r && { workflowId: r.workflow_id, name: r.name, enabled: r.enabled, disabledReason: r.disabled_reason };
 }
 
-/** Turns the config back on: no disable reason, and its health starts afresh (resetHealth). */
+/**
+ * Turns the config back on: no disable reason, and its health starts afresh (no streak, no warning;
+ * the last success and failure times stay). The one re-enable, for POST …/enable and for saving a
+ * config with enabled true (store/configs.ts's saveConfig), in the caller's transaction after it
+ * locked the row.
+ */
 export async function reenableConfig(tx: Queryable, projectId: string, configId: string): Promise<void> {
   await tx.query(
     `UPDATE alert_configs SET enabled = true, disabled_reason = NULL, disabled_at = NULL, consecutive_failures = 0, failing_since = NULL, warned_at = NULL, updated_at = now()
      WHERE project_id = $1 AND id = $2`,
     [projectId, configId],
   );
+}
+
+/** A config's health as it is now, for raising again what a repeated step had decided (dispatch/endpoint-health.ts). */
+export interface HealthState {
+  workflowId: string;
+  configName: string;
+  enabled: boolean;
+  consecutiveFailures: number;
+  failingSince: string | null;
+  warnedAt: string | null;
+  disabledAt: string | null;
+  disabledReason: string | null;
+}
+
+export async function healthState(db: Queryable, projectId: string, configId: string): Promise<HealthState | undefined> {
+  const rows = await db.query<{
+    workflow_id: string; name: string; enabled: boolean; consecutive_failures: number; failing_since: Date | null; warned_at: Date | null; disabled_at: Date | null; disabled_reason: string | null;
+  }>(
+    'SELECT workflow_id, name, enabled, consecutive_failures, failing_since, warned_at, disabled_at, disabled_reason FROM alert_configs WHERE project_id = $1 AND id = $2',
+    [projectId, configId],
+  );
+  const r = rows[0];
+  return r && {
+    workflowId: r.workflow_id, configName: r.name, enabled: r.enabled, consecutiveFailures: r.consecutive_failures,
+    failingSince: r.failing_since && iso(r.failing_since), warnedAt: r.warned_at && iso(r.warned_at),
+    disabledAt: r.disabled_at && iso(r.disabled_at), disabledReason: r.disabled_reason,
+  };
 }

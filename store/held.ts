@@ -1,12 +1,39 @@
 import { open, seal, type Keyring } from '../lib/crypto';
-import type { AlertConditionName, ExecutionEvent } from '../lib/schemas';
-import type { Queryable } from './db';
+import { AlertsError } from '../lib/errors';
+import type { AlertConditionName, DeliveryRef, ExecutionEvent } from '../lib/schemas';
+import type { Db, Queryable } from './db';
+import { logAttempt, recordLostAttempts } from './deliveries';
 
 /**
  * Alerts held while the service has a config disabled (alert_held, migration 007;
  * docs/endpoint-health.md): the event sealed as alert_deliveries keeps it, one row per
  * (config, event, condition), until re-enabling sends or discards them.
  */
+
+/**
+ * How a held delivery's last log row and final error read: a failed "attempt" that sent nothing
+ * because the alert was held. The text is the only mark alert_logs can keep without a column, so it
+ * is written here only (heldError) and read here only (HELD_ATTEMPT): readers of the attempt log
+ * that count failures (the insight chart, the failure-rate monitor) leave these rows out with it.
+ */
+const HELD_ERROR_PREFIX = 'held: ';
+
+export const heldError = (reason: string) => `${HELD_ERROR_PREFIX}the alert config is disabled by the service (${reason}); re-enabling it sends or discards its held alerts`;
+
+/** SQL: the alert_logs row (alias `l`) is a held alert's pseudo-attempt, not an attempt that failed. */
+export const heldAttempt = (alias = 'alert_logs') => `COALESCE(${alias}.outcome = 'failed' AND ${alias}.error LIKE '${HELD_ERROR_PREFIX}%', false)`;
+
+/** SQL: the alert_logs row (alias) is an attempt, not a held alert's pseudo-attempt. */
+export const notHeldAttempt = (alias = 'alert_logs') => `NOT ${heldAttempt(alias)}`;
+
+/** 409: the config has held alerts and the request did not say what to do with them. */
+export function heldAlertsPending(count: number): AlertsError {
+  return new AlertsError(
+    'held_alerts_pending',
+    `the config has ${count} held alert${count === 1 ? '' : 's'}: say what to do with ${count === 1 ? 'it' : 'them'} with held: "send" (oldest first, each signed afresh) or held: "discard"`,
+    { heldCount: count, choices: ['send', 'discard'] },
+  );
+}
 
 export interface HeldRef {
   projectId: string;
@@ -64,6 +91,50 @@ export async function holdAlert(db: Queryable, keyring: Keyring, ref: HeldRef, e
   const { disabled, inserted } = rows[0];
   if (disabled === 0) return 'not_disabled';
   return inserted > 0 ? 'held' : 'already_held';
+}
+
+/**
+ * A delivery that found its config disabled by the service holds its alert and ends, in one
+ * transaction: the hold, the log row of the attempt it did not make (`held:` error) and the
+ * delivery's final status `failed`. A retry of the step that did this finds the delivery ended and
+ * sends nothing, whether or not a re-enable has sent or discarded the held alert since. `not_disabled`:
+ * the config was re-enabled since the caller read it; nothing was written (the caller sends).
+ */
+export async function holdAndEndDelivery<Ended>(
+  db: Db,
+  keyring: Keyring,
+  ref: DeliveryRef,
+  event: ExecutionEvent,
+  reason: string,
+  /** the attempt's number, counted in the same transaction (the first attempt's start); `ended`: the delivery had ended, nothing is held */
+  startAttempt: (tx: Queryable) => Promise<number | { ended: Ended }>,
+): Promise<{ held: true; error: string } | { held: false } | { ended: Ended }> {
+  const NOT_DISABLED = Symbol('not disabled');
+  try {
+    return await db.transaction(async (tx) => {
+      const attempt = await startAttempt(tx);
+      if (typeof attempt !== 'number') return attempt;
+      const outcome = await holdAlert(tx, keyring, { projectId: ref.projectId, configId: ref.configId, condition: ref.condition, deliveryId: ref.deliveryId }, event);
+      // rolls back the attempt's start too: the caller goes on as for an enabled config
+      if (outcome === 'not_disabled') throw NOT_DISABLED;
+      const error = heldError(reason);
+      await recordLostAttempts(tx, ref, attempt);
+      await logAttempt(tx, ref, { attempt, outcome: 'failed', error }, { status: 'failed', error });
+      return { held: true as const, error };
+    });
+  } catch (err) {
+    if (err === NOT_DISABLED) return { held: false };
+    throw err;
+  }
+}
+
+/** Whether the delivery's last attempt row is a held alert's (it ended held, store/held.ts's holdAndEndDelivery). */
+export async function deliveryWasHeld(db: Queryable, deliveryId: string): Promise<boolean> {
+  const rows = await db.query<{ held: boolean }>(
+    `SELECT COALESCE((SELECT ${heldAttempt('l')} FROM alert_logs l WHERE l.delivery_id = $1 ORDER BY l.attempt DESC LIMIT 1), false) AS held`,
+    [deliveryId],
+  );
+  return rows[0].held;
 }
 
 export async function countHeld(db: Queryable, projectId: string, configId: string): Promise<number> {

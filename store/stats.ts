@@ -1,35 +1,38 @@
-import type { AlertConditionName, DeliveryStatus } from '../lib/schemas';
+import type { z } from 'zod';
+import type { configStatsSchema, overviewSchema } from '../api/schemas';
+import type { AlertConditionName, ConfigHealth, DeliveryStatus } from '../lib/schemas';
 import type { Queryable } from './db';
+import { notHeldAttempt } from './held';
+
+/** GET /api/alerts/overview's answer; a config's health is lib/schemas.ts's ConfigHealth, as in every config answer. */
+export type Overview = z.infer<typeof overviewSchema>;
+/** GET /api/alerts/config/by-id/{configId}/stats's answer. */
+export type ConfigStats = z.infer<typeof configStatsSchema>;
+/** What the attempts of one hour came to; the totals are the same without `start`. */
+export type StatsBucket = ConfigStats['buckets'][number];
 
 const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
 
-/** A config's endpoint health, read from migration 007's columns and alert_held. */
-export interface ConfigHealth {
-  consecutiveFailures: number;
-  failingSince: string | null;
-  lastSuccessAt: string | null;
-  lastFailureAt: string | null;
-  warnedAt: string | null;
-  heldCount: number;
-}
-
-export interface OverviewConfig {
-  id: string;
-  name: string;
-  enabled: boolean;
-  disabledReason: string | null;
-  health: ConfigHealth;
-  lastDelivery: { deliveryId: string; status: DeliveryStatus; condition: AlertConditionName; httpStatus: number | null; createdAt: string; updatedAt: string } | null;
-}
-
-export interface Overview {
-  workflows: { workflowId: string; configs: OverviewConfig[] }[];
-}
-
-interface OverviewRow {
-  id: string; workflow_id: string; name: string; enabled: boolean; disabled_reason: string | null;
+/** The health columns of alert_configs (migration 007) and its held count, named as store/configs.ts reads them. */
+interface HealthColumns {
   consecutive_failures: number; failing_since: Date | null; last_success_at: Date | null; last_failure_at: Date | null; warned_at: Date | null;
   held_count: number;
+}
+
+// The held count and the health mapping are store/configs.ts's HELD_COUNT and unsealRow's `health`,
+// written again here until that module exports them (the query reads alert_configs unaliased, as HELD_COUNT does).
+const HELD_COUNT = '(SELECT count(*)::int FROM alert_held h WHERE h.project_id = alert_configs.project_id AND h.config_id = alert_configs.id) AS held_count';
+const configHealth = (r: HealthColumns): ConfigHealth => ({
+  consecutiveFailures: r.consecutive_failures,
+  failingSince: iso(r.failing_since),
+  lastSuccessAt: iso(r.last_success_at),
+  lastFailureAt: iso(r.last_failure_at),
+  warnedAt: iso(r.warned_at),
+  heldCount: r.held_count,
+});
+
+interface OverviewRow extends HealthColumns {
+  id: string; workflow_id: string; name: string; enabled: boolean; disabled_reason: string | null;
   delivery_id: string | null; status: DeliveryStatus | null; condition: AlertConditionName | null; http_status: number | null;
   delivery_created_at: Date | null; delivery_updated_at: Date | null;
 }
@@ -40,18 +43,18 @@ interface OverviewRow {
  */
 export async function projectOverview(db: Queryable, projectId: string): Promise<Overview> {
   const rows = await db.query<OverviewRow>(
-    `SELECT c.id, c.workflow_id, c.name, c.enabled, c.disabled_reason,
-            c.consecutive_failures, c.failing_since, c.last_success_at, c.last_failure_at, c.warned_at,
-            (SELECT count(*)::int FROM alert_held h WHERE h.project_id = c.project_id AND h.config_id = c.id) AS held_count,
+    `SELECT alert_configs.id, alert_configs.workflow_id, alert_configs.name, alert_configs.enabled, alert_configs.disabled_reason,
+            alert_configs.consecutive_failures, alert_configs.failing_since, alert_configs.last_success_at, alert_configs.last_failure_at, alert_configs.warned_at,
+            ${HELD_COUNT},
             d.delivery_id, d.status, d.condition, d.http_status, d.created_at AS delivery_created_at, d.updated_at AS delivery_updated_at
-     FROM alert_configs c
+     FROM alert_configs
      LEFT JOIN LATERAL (
        SELECT delivery_id, status, condition, http_status, created_at, updated_at FROM alert_deliveries
-       WHERE project_id = c.project_id AND config_id = c.id
+       WHERE project_id = alert_configs.project_id AND config_id = alert_configs.id
        ORDER BY created_at DESC, delivery_id DESC LIMIT 1
      ) d ON true
-     WHERE c.project_id = $1
-     ORDER BY c.workflow_id, c.created_at, c.id`,
+     WHERE alert_configs.project_id = $1
+     ORDER BY alert_configs.workflow_id, alert_configs.created_at, alert_configs.id`,
     [projectId],
   );
   const workflows: Overview['workflows'] = [];
@@ -62,47 +65,13 @@ export async function projectOverview(db: Queryable, projectId: string): Promise
       name: r.name,
       enabled: r.enabled,
       disabledReason: r.disabled_reason,
-      health: {
-        consecutiveFailures: r.consecutive_failures,
-        failingSince: iso(r.failing_since),
-        lastSuccessAt: iso(r.last_success_at),
-        lastFailureAt: iso(r.last_failure_at),
-        warnedAt: iso(r.warned_at),
-        heldCount: r.held_count,
-      },
+      health: configHealth(r),
       lastDelivery: r.delivery_id
         ? { deliveryId: r.delivery_id, status: r.status!, condition: r.condition!, httpStatus: r.http_status, createdAt: iso(r.delivery_created_at)!, updatedAt: iso(r.delivery_updated_at)! }
         : null,
     });
   }
   return { workflows };
-}
-
-/** What the attempts of one hour (or of the whole window) came to. */
-export interface StatsBucket {
-  /** start of the hour (UTC); the totals have the window's start */
-  start: string;
-  /** deliveries that ended delivered in this hour (their delivering attempt's log row is in it) */
-  delivered: number;
-  /** deliveries that ended failed for good in this hour */
-  failed: number;
-  /** attempts that failed and were retried */
-  retried: number;
-  /** every attempt logged in this hour */
-  attempts: number;
-  /** delivered / (delivered + failed); null when no delivery ended in this hour */
-  successRate: number | null;
-  /** the POST of each attempt: request sent to answer (or timeout), alert_logs.duration_ms */
-  latencyMs: { p50: number | null; p95: number | null };
-}
-
-export interface ConfigStats {
-  configId: string;
-  hours: number;
-  from: string;
-  to: string;
-  buckets: StatsBucket[];
-  totals: Omit<StatsBucket, 'start'>;
 }
 
 interface StatsRow {
@@ -123,7 +92,7 @@ export async function configStats(db: Queryable, projectId: string, configId: st
      ), attempts AS (
        SELECT floor(extract(epoch FROM (l.created_at - b.since)) / 3600)::int AS i, l.outcome, l.duration_ms
        FROM alert_logs l CROSS JOIN bounds b
-       WHERE l.project_id = $1 AND l.config_id = $2 AND l.created_at >= b.since AND l.created_at < b.since + make_interval(hours => $3::int)
+       WHERE l.project_id = $1 AND l.config_id = $2 AND l.created_at >= b.since AND l.created_at < b.since + make_interval(hours => $3::int) AND ${notHeldAttempt('l')}
      ), hours AS (
        SELECT generate_series(0, $3::int - 1) AS i
      )

@@ -7,6 +7,7 @@ import { verifyAlert } from '../lib/verify';
 import { getConfig as getStoredConfig, saveConfig } from '../store/configs';
 import { countFailure, countSuccess, lockForReenable, reenableConfig } from '../store/health';
 import { countHeld, holdAlert } from '../store/held';
+import { projectHealthSettings } from '../store/project-settings';
 import { Receiver, type Received } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
 import { STORE_KINDS, useStore } from './support/stores';
@@ -495,7 +496,8 @@ for (const kind of STORE_KINDS) {
       const configId = await newConfig(projectId);
       // a streak that began two minutes ago: the failure that reaches warnAfterFailures also disables
       await store.db.query(`UPDATE alert_configs SET failing_since = now() - interval '2 minutes' WHERE id = $1`, [configId]);
-      const results = await Promise.all(Array.from({ length: 20 }, () => countFailure(store.db, health, projectId, configId)));
+      // each in its own transaction, as a delivery's end counts it (dispatch/endpoint-health.ts)
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.db.transaction((tx) => countFailure(tx, health, projectId, configId))));
       assert.deepEqual(results.map((r) => r!.consecutiveFailures).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1));
       const warned = results.filter((r) => r!.warned);
       const disabled = results.filter((r) => r!.disabled);
@@ -517,7 +519,7 @@ for (const kind of STORE_KINDS) {
       await store.db.query(`INSERT INTO project_settings (project_id, health) VALUES ($1, '{"disableAfterSeconds": 0}'::jsonb)`, [projectId]);
       await store.db.query(`UPDATE alert_configs SET failing_since = now() - interval '30 days' WHERE id = $1`, [configId]);
       const results = [];
-      for (let i = 0; i < 4; i++) results.push(await countFailure(store.db, health, projectId, configId));
+      for (let i = 0; i < 4; i++) results.push(await store.db.transaction(async (tx) => countFailure(tx, await projectHealthSettings(tx, projectId, health), projectId, configId)));
       assert.deepEqual(results.map((r) => [r!.warned, r!.disabled !== null, r!.warnAfterFailures, r!.disableAfterSeconds]), [
         [false, false, 3, 0], [false, false, 3, 0], [true, false, 3, 0], [false, false, 3, 0],
       ]);

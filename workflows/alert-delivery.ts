@@ -15,7 +15,7 @@ import { AlertStatus } from '../lib/search-attributes';
 import { delayDeadlineMs, finishedInTime } from '../lib/conditions';
 import { retriedAttemptOptions } from '../lib/retry';
 import type { AlertDeliveryInput, AlertDeliveryResult, RunFinishedSignal } from './types';
-import { RUN_FINISHED_SIGNAL } from './types';
+import { ALERT_HELD, RUN_FINISHED_SIGNAL } from './types';
 
 /** Sent by a finishing event of the run (run.succeeded, run.failed, run.canceled) to its delay watch. */
 export const runFinished = defineSignal<[RunFinishedSignal]>(RUN_FINISHED_SIGNAL);
@@ -26,10 +26,19 @@ const local = proxyLocalActivities<Activities>({
   retry: { initialInterval: '200ms', maximumInterval: '10s' },
 });
 
-// The first attempt is a local activity too; it may wait for the receiver's whole timeout (at most 30 s).
+// Ending a delivery may raise up to three operator alerts (delivery.exhausted, config.failing,
+// config.disabled), each a workflow start that may wait START_DEADLINE_MS (10 s) for Temporal: room
+// for all three and the store. A retry after a timeout counts nothing twice (dispatch/endpoint-health.ts).
+const ending = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '45s',
+  retry: { initialInterval: '200ms', maximumInterval: '10s' },
+});
+
+// The first attempt is a local activity too; it may wait for the receiver's whole timeout (at most 30 s),
+// and then for the operator alerts a failure raises (three starts of at most 10 s each, as `ending`).
 // It returns every delivery outcome; it throws (and is retried) only when the store fails.
 const firstAttempt = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '45s',
+  startToCloseTimeout: '75s',
   retry: { initialInterval: '200ms', maximumInterval: '10s' },
 });
 
@@ -84,15 +93,17 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
     if (!(err instanceof ActivityFailure)) throw err;
     const cause = err.cause;
     const message = cause instanceof ApplicationFailure || cause instanceof Error ? cause.message : err.message;
-    return finish(input, { status: 'failed', httpStatus: null, error: message });
+    // the alert was held (its config disabled by the service since the first attempt): not a failure of the endpoint
+    const held = cause instanceof ApplicationFailure && cause.type === ALERT_HELD;
+    return finish(input, { status: 'failed', httpStatus: null, error: message, ...(held ? { held } : {}) });
   }
 }
 
 async function finish(
   input: AlertDeliveryInput,
-  result: { status: AlertDeliveryResult['status']; httpStatus: number | null; error: string | null },
+  result: { status: AlertDeliveryResult['status']; httpStatus: number | null; error: string | null; held?: boolean },
 ): Promise<AlertDeliveryResult> {
-  await local.finishDelivery(input, result);
+  await ending.finishDelivery(input, result);
   upsertSearchAttributes([{ key: AlertStatus, value: result.status }]);
   return { deliveryId: input.deliveryId, status: result.status, httpStatus: result.httpStatus, error: result.error };
 }

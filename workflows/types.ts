@@ -37,6 +37,9 @@ export type { StartedDelivery };
 
 export const RUN_FINISHED_SIGNAL = 'runFinished';
 
+/** The failure type of a retried attempt that found its config disabled by the service: the alert is held (activities/delivery.ts). */
+export const ALERT_HELD = 'AlertHeld';
+
 /** What a finishing event of the run tells its delay watch. */
 export interface RunFinishedSignal {
   eventId: string;

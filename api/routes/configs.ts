@@ -1,5 +1,5 @@
 import type Router from '@koa/router';
-import { afterSavedEnabled, heldAlertsPending, releaseHeld, type HeldOutcome } from '../../dispatch/held-alerts';
+import { afterConfigSaved } from '../../dispatch/held-alerts';
 import { invalid } from '../../lib/errors';
 import { saveConfigBodySchema } from '../../lib/schemas';
 import type { ServiceDeps } from '../../runtime/deps';
@@ -7,7 +7,7 @@ import { savedTargetRefusal } from '../../runtime/egress';
 import { listAudit } from '../../store/audit';
 import { deleteConfig, findConfig, listConfigs, publicConfig, rotateSecret, saveConfig } from '../../store/configs';
 import type { AuthState } from '../auth';
-import { readJson } from '../body';
+import { hasBody, readJson } from '../body';
 import { parseInput } from '../errors';
 import { heldRoutes } from './held';
 import { auditQuerySchema, rotateSecretRequestSchema, workflowIdPathSchema } from '../schemas';
@@ -23,18 +23,12 @@ export function configRoutes(router: Router<AuthState>, deps: ServiceDeps): void
     }
     const { projectId } = ctx.state;
     const actor = { tokenId: ctx.state.tokenId };
-    // turning on a config with held alerts needs a decision about them (docs/endpoint-health.md)
-    const before = input.id && input.enabled ? await findConfig(deps.db, deps.keyring, projectId, input.id) : undefined;
-    if (before && before.health.heldCount > 0 && !held) throw heldAlertsPending(before.health.heldCount);
-    let result = await saveConfig(deps.db, deps.keyring, projectId, input, secret ?? input.secret, actor);
-    if (before && !before.enabled) {
-      const outcome: HeldOutcome = held ? await releaseHeld(deps, projectId, before.id, held, actor) : { action: 'none', count: 0, deliveries: [] };
-      await afterSavedEnabled(deps, projectId, before.id, before, outcome);
-      result = { ...result, config: (await findConfig(deps.db, deps.keyring, projectId, before.id)) ?? result.config };
-    } else if (before && held && before.health.heldCount > 0) {
-      // enabled already, alerts left held by a request cut off half-way
-      await releaseHeld(deps, projectId, before.id, held, actor);
-      result = { ...result, config: (await findConfig(deps.db, deps.keyring, projectId, before.id)) ?? result.config };
+    // turning on a config with held alerts needs a decision about them (409 otherwise); a config the
+    // service disabled is re-enabled in the save's own transaction (docs/endpoint-health.md)
+    let result = await saveConfig(deps.db, deps.keyring, projectId, input, secret ?? input.secret, actor, { heldDecided: held !== undefined });
+    if (!result.created && (result.reenabled || held)) {
+      await afterConfigSaved(deps, projectId, result.config, result.reenabled, held, actor);
+      result = { ...result, config: (await findConfig(deps.db, deps.keyring, projectId, result.config.id)) ?? result.config };
     }
     ctx.status = result.created ? 201 : 200;
     ctx.body = {
@@ -59,7 +53,7 @@ export function configRoutes(router: Router<AuthState>, deps: ServiceDeps): void
   });
 
   router.post('/api/alerts/config/by-id/:configId/rotate-secret', async (ctx) => {
-    const body = ctx.request.length ? parseInput(rotateSecretRequestSchema.optional(), await readJson(ctx), 'body') : undefined;
+    const body = hasBody(ctx) ? parseInput(rotateSecretRequestSchema.optional(), await readJson(ctx), 'body') : undefined;
     const graceMs = body?.graceSeconds === undefined ? undefined : body.graceSeconds * 1000;
     const { secret, previousExpiresAt } = await rotateSecret(deps.db, deps.keyring, ctx.state.projectId, ctx.params.configId, graceMs, { tokenId: ctx.state.tokenId });
     ctx.body = { configId: ctx.params.configId, secret, previousSecretExpiresAt: previousExpiresAt };

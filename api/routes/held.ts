@@ -4,7 +4,7 @@ import type { ServiceDeps } from '../../runtime/deps';
 import { getConfig, publicConfig } from '../../store/configs';
 import { countHeld, listHeld } from '../../store/held';
 import type { AuthState } from '../auth';
-import { readJson } from '../body';
+import { hasBody, readJson } from '../body';
 import { parseInput } from '../errors';
 import { enableConfigRequestSchema, heldQuerySchema } from '../schemas';
 
@@ -20,7 +20,7 @@ export function heldRoutes(router: Router<AuthState>, deps: ServiceDeps): void {
   });
 
   router.post('/api/alerts/config/by-id/:configId/enable', async (ctx) => {
-    const body = ctx.request.length ? parseInput(enableConfigRequestSchema, await readJson(ctx), 'body') : {};
+    const body = hasBody(ctx) ? parseInput(enableConfigRequestSchema, await readJson(ctx), 'body') : {};
     const { projectId } = ctx.state;
     const held = await enableConfig(deps, projectId, ctx.params.configId, body.held, { tokenId: ctx.state.tokenId });
     ctx.body = { config: publicConfig(await getConfig(deps.db, deps.keyring, projectId, ctx.params.configId)), held };
