@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { newKeySpec, parseKeyring } from '../lib/crypto';
-import { alertConfigInputSchema } from '../lib/schemas';
-import { saveConfig } from '../store/configs';
+import { overviewSchema } from '../api/schemas';
+import { alertConfigInputSchema, configHealthSchema } from '../lib/schemas';
+import { getConfig, saveConfig } from '../store/configs';
 import { configStats, projectOverview } from '../store/stats';
 import { STORE_KINDS, useStore } from './support/stores';
 
@@ -114,6 +115,27 @@ for (const kind of STORE_KINDS) {
         lastDelivery: { deliveryId: 'dlv-new', status: 'failed', condition: 'failure', httpStatus: 410, createdAt: '2026-12-01T11:00:00.000Z', updatedAt: '2026-12-01T11:00:00.000Z' },
       });
       assert.deepEqual(await projectOverview(store.db, 'nobody'), { workflows: [] });
+    });
+
+    it('shows each config’s health as every config answer does: the same schema, the same values', async () => {
+      // one schema: the overview's health is lib/schemas.ts's ConfigHealth (OpenAPI: the same component), not a copy
+      const overviewConfig = overviewSchema.shape.workflows.element.shape.configs.element;
+      assert.equal(overviewConfig.shape.health, configHealthSchema);
+      const c = await config('same', 'wf_same', 'failing');
+      await store.db.query(
+        `UPDATE alert_configs SET enabled = false, disabled_reason = 'failing since 2026-11-25', consecutive_failures = 7,
+           failing_since = '2026-11-25T10:00:00Z', last_failure_at = '2026-12-01T11:00:00Z', warned_at = '2026-11-26T10:00:00Z'
+         WHERE id = $1`,
+        [c.id],
+      );
+      await store.db.query(
+        `INSERT INTO alert_held (project_id, config_id, workflow_id, run_id, event_id, condition, key_id, event_sealed) VALUES ('same', $1, 'wf_same', 'run', 'evt_1', 'failure', 'k1', 'x')`,
+        [c.id],
+      );
+      const [{ configs: [shown] }] = (await projectOverview(store.db, 'same')).workflows;
+      const stored = await getConfig(store.db, keyring, 'same', c.id);
+      assert.deepEqual(shown.health, stored.health);
+      assert.deepEqual(configHealthSchema.parse(shown.health), { consecutiveFailures: 7, failingSince: '2026-11-25T10:00:00.000Z', lastSuccessAt: null, lastFailureAt: '2026-12-01T11:00:00.000Z', warnedAt: '2026-11-26T10:00:00.000Z', heldCount: 1 });
     });
   });
 }
