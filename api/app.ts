@@ -2,6 +2,7 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import { DEFAULT_RATE_LIMIT_PER_MINUTE } from '../lib/env';
 import { httpRequests, metricsText, registry } from '../lib/metrics';
+import { readStoreGauges } from '../store/gauges';
 import type { AuthState } from './auth';
 import { requireToken, ROUTER_OPTIONS } from './auth';
 import { refuseNulInUrl } from './body';
@@ -42,7 +43,8 @@ export function apiRouters(deps: ServiceDeps, options: { /** per API token; 0: n
   open.get('/metrics', async (ctx) => {
     // ours, then the Temporal SDK's worker and client metrics (temporal_*): one scrape has both
     ctx.type = registry.contentType;
-    ctx.body = await metricsText();
+    // the store gauges of this app's own store (a test process may run several services)
+    ctx.body = await metricsText(() => readStoreGauges(deps.db));
   });
   open.get('/openapi.json', (ctx) => {
     ctx.body = openapi;

@@ -162,44 +162,17 @@ export interface StoreGauges {
   disabledConfigs: { service: number; user: number };
 }
 
-let readStore: (() => Promise<StoreGauges>) | undefined;
-let lastRead: { at: number; value: Promise<StoreGauges | undefined> } | undefined;
-const STORE_READ_REUSE_MS = 1_000;
+/** What the store held at the start of the scrape under way (metricsText reads it, the gauges' collect() show it). */
+let snapshot: StoreGauges | undefined;
 const log = logger('metrics');
-
-/** Where the store gauges come from (boot: the service's store). */
-export function readGaugesFrom(read: () => Promise<StoreGauges>): void {
-  readStore = read;
-  lastRead = undefined;
-}
-
-/** The store behind `read` is closing: its gauges go (unless another service of this process has taken over since). */
-export function stopReadingGauges(read: () => Promise<StoreGauges>): void {
-  if (readStore !== read) return;
-  readStore = undefined;
-  lastRead = undefined;
-}
-
-/** One read of the store for the three gauges of a scrape; a failed read leaves the gauges without samples. */
-function storeGauges(): Promise<StoreGauges | undefined> {
-  const read = readStore;
-  if (!read) return Promise.resolve(undefined);
-  if (lastRead && Date.now() - lastRead.at < STORE_READ_REUSE_MS) return lastRead.value;
-  const value = read().catch((err) => {
-    log.warn({ error: (err as Error).message }, 'could not read the store gauges (retrying, held, disabled) for /metrics');
-    return undefined;
-  });
-  lastRead = { at: Date.now(), value };
-  return value;
-}
 
 export const deliveriesRetrying = new Gauge({
   name: 'alerts_deliveries_retrying',
   help: 'Deliveries whose last attempt failed and that wait for their next attempt (read from the store), by condition',
   labelNames: ['condition'] as const,
   registers: [registry],
-  async collect() {
-    const now = await storeGauges();
+  collect() {
+    const now = snapshot;
     this.reset();
     if (!now) return;
     for (const condition of CONDITIONS) this.set({ condition }, now.retryingByCondition[condition] ?? 0);
@@ -210,8 +183,8 @@ export const heldAlerts = new Gauge({
   name: 'alerts_held_alerts',
   help: 'Alerts held for configs the service disabled, waiting to be sent or discarded when the config is re-enabled (read from the store)',
   registers: [registry],
-  async collect() {
-    const now = await storeGauges();
+  collect() {
+    const now = snapshot;
     this.reset();
     if (now) this.set(now.held);
   },
@@ -222,8 +195,8 @@ export const disabledConfigs = new Gauge({
   help: 'Disabled alert configs (read from the store): disabled_by="service" (a 410, or failing for too long; their alerts are held), disabled_by="user"',
   labelNames: ['disabled_by'] as const,
   registers: [registry],
-  async collect() {
-    const now = await storeGauges();
+  collect() {
+    const now = snapshot;
     this.reset();
     if (!now) return;
     this.set({ disabled_by: 'service' }, now.disabledConfigs.service);
@@ -242,8 +215,33 @@ export function setTemporalMetricsUrl(url: string | undefined): void {
 }
 
 /** The whole /metrics text: this process's metrics, then the Temporal SDK's (temporal_*). */
-export async function metricsText(): Promise<string> {
-  const own = await registry.metrics();
+// one scrape at a time: the store snapshot belongs to the scrape that read it
+let scrapes: Promise<unknown> = Promise.resolve();
+
+/**
+ * The text of GET /metrics: this process's metrics, the store gauges read from `store` (the store of
+ * the service answering the scrape; a failed read leaves those gauges without samples) and the
+ * Temporal SDK's metrics appended.
+ */
+export function metricsText(store?: () => Promise<StoreGauges>): Promise<string> {
+  const scrape = scrapes.then(() => scrapeOnce(store));
+  scrapes = scrape.catch(() => undefined);
+  return scrape;
+}
+
+async function scrapeOnce(store: (() => Promise<StoreGauges>) | undefined): Promise<string> {
+  snapshot = store
+    ? await store().catch((err) => {
+        log.warn({ error: (err as Error).message }, 'could not read the store gauges (retrying, held, disabled) for /metrics');
+        return undefined;
+      })
+    : undefined;
+  let own: string;
+  try {
+    own = await registry.metrics();
+  } finally {
+    snapshot = undefined;
+  }
   if (!sdkMetricsUrl) return own;
   try {
     const res = await fetch(sdkMetricsUrl, { signal: AbortSignal.timeout(SDK_SCRAPE_TIMEOUT_MS) });

@@ -7,7 +7,7 @@ import { createApp } from '../api/app';
 import { newKeySpec, parseKeyring, type Keyring } from '../lib/crypto';
 import { loadEnv, parseTokenSeeds, type Env } from '../lib/env';
 import { configureLogging, errorFields, logger, printBanner, temporalLogger } from '../lib/log';
-import { metricsText, readGaugesFrom, setTemporalMetricsUrl, stopReadingGauges } from '../lib/metrics';
+import { metricsText, setTemporalMetricsUrl } from '../lib/metrics';
 import { readStoreGauges } from '../store/gauges';
 import { openDatabase, postgresNotUpReason, postgresTarget, probePostgres, type Db } from '../store/db';
 import { migrate } from '../store/migrate';
@@ -174,13 +174,13 @@ async function installTemporalRuntime(env: Env): Promise<void> {
 }
 
 /** GET /metrics on its own port (ALERTS_METRICS_PORT): how a process without the API is scraped. */
-async function startMetricsListener(host: string, port: number): Promise<http.Server> {
+async function startMetricsListener(host: string, port: number, db: Db): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
       return;
     }
-    metricsText().then(
+    metricsText(() => readStoreGauges(db)).then(
       (text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text),
       (err) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`),
     );
@@ -216,9 +216,6 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
     }
     const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: env.dataDir });
     cleanups.push(() => db.close());
-    const readGauges = () => readStoreGauges(db);
-    readGaugesFrom(readGauges);
-    cleanups.push(async () => stopReadingGauges(readGauges));
     await migrate(db, lineLogger('migrate'), { keyring });
     const apiToken = await prepareTokens(env, db);
 
@@ -319,7 +316,7 @@ export async function startService(options: { roles: Roles; env?: NodeJS.Process
       );
     }
     if (env.ALERTS_METRICS_PORT) {
-      const metricsServer = await startMetricsListener(env.HOST, env.ALERTS_METRICS_PORT);
+      const metricsServer = await startMetricsListener(env.HOST, env.ALERTS_METRICS_PORT, db);
       cleanups.push(() => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
       say(`metrics on http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${env.ALERTS_METRICS_PORT}/metrics`, { metricsPort: env.ALERTS_METRICS_PORT });
     }
