@@ -2,6 +2,7 @@ import { raiseOperatorAlert } from '../dispatch/operator-alert';
 import { logger } from '../lib/log';
 import type { OperatorEvent } from '../lib/operator-events';
 import type { FailureRateSettings } from '../lib/schemas';
+import { notHeldAttempt } from '../store/held';
 import { failureRateSettingsByProject } from '../store/project-settings';
 import type { ServiceDeps } from './deps';
 
@@ -18,16 +19,10 @@ export interface ProjectAttempts {
 }
 
 /**
- * The alert_logs rows of held alerts (the delivery found its config disabled by the service and
- * held the alert): a row, not an attempt, as nothing was sent. activities/delivery.ts marks them
- * by their error's prefix.
- */
-const HELD_ROW = `COALESCE(l.error LIKE 'held: %', false)`;
-
-/**
  * Every project's attempts over its own window ending at `nowMs`: `settings` are the projects'
- * effective settings (failureRateSettingsByProject), a project not in it has `defaults`. Held
- * alerts' rows are not attempts: they count neither as failed nor in the total.
+ * effective settings (failureRateSettingsByProject), a project not in it has `defaults`. A held
+ * alert's row (store/held.ts) is not an attempt, nothing was sent: it counts neither as failed nor
+ * in the total.
  */
 export async function attemptsOverWindows(deps: Pick<ServiceDeps, 'db'>, defaults: FailureRateSettings, settings: Map<string, FailureRateSettings>, nowMs: number): Promise<ProjectAttempts[]> {
   // the projects' own windows, as the rows the query joins
@@ -38,7 +33,7 @@ export async function attemptsOverWindows(deps: Pick<ServiceDeps, 'db'>, default
      FROM alert_logs l LEFT JOIN jsonb_to_recordset($3::jsonb) AS w(project_id text, window_seconds int) ON w.project_id = l.project_id
      WHERE l.created_at > $1::timestamptz - make_interval(secs => $2)
        AND l.created_at > $1::timestamptz - make_interval(secs => COALESCE(w.window_seconds, $4::int))
-       AND NOT ${HELD_ROW}
+       AND ${notHeldAttempt('l')}
      GROUP BY l.project_id`,
     [new Date(nowMs).toISOString(), widest, JSON.stringify(windows), defaults.windowSeconds],
   );

@@ -9,6 +9,7 @@ import type { OperatorEvent } from '../lib/operator-events';
 import { verifyAlert } from '../lib/verify';
 import { startService, type RunningService } from '../runtime/boot';
 import type { ServiceDeps } from '../runtime/deps';
+import { heldError } from '../store/held';
 import { getOperatorAlert, listOperatorAlerts, recordOperatorAlert, reopenUnstartedOperatorAlert, updateOperatorAlert } from '../store/operator-alerts';
 import { attemptsOverWindows } from '../runtime/failure-rate-monitor';
 import { failureRateSettingsByProject, getProjectSettings, projectHealthSettings, projectOperatorWebhook, saveProjectSettings } from '../store/project-settings';
@@ -541,7 +542,7 @@ for (const kind of STORE_KINDS) {
           [projectId, `dlv_${id}`, `evt_${id}`, outcome, error, new Date(nowMs - secondsAgo * 1000).toISOString()],
         );
       };
-      const held = 'held: the alert config is disabled by the service (receiver answered 410 Gone); re-enabling it sends or discards its held alerts';
+      const held = heldError('receiver answered 410 Gone'); // as a held delivery logs its row
       // its own 60 s window: two attempts in it (one failed), one failed attempt before it
       await row(own, 10, 'failed', 'HTTP 500');
       await row(own, 20, 'delivered');
