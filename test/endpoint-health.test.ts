@@ -2,8 +2,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { configListSchema, enableConfigResultSchema, eventsAcceptedSchema, heldPageSchema } from '../api/schemas';
 import { newKeySpec, parseKeyring } from '../lib/crypto';
-import { alertConfigInputSchema, errorSchema } from '../lib/schemas';
+import { alertConfigInputSchema, errorSchema, type ExecutionEvent } from '../lib/schemas';
 import { verifyAlert } from '../lib/verify';
+import { deliveryActivities } from '../activities/delivery';
+import { enableConfig } from '../dispatch/held-alerts';
+import type { ServiceDeps } from '../runtime/deps';
+import { createEgressDispatcher } from '../runtime/egress';
+import type { Db, Queryable } from '../store/db';
+import { startFirstAttempt } from '../store/deliveries';
+import { configStats } from '../store/stats';
 import { getConfig as getStoredConfig, saveConfig } from '../store/configs';
 import { countFailure, countSuccess, lockForReenable, reenableConfig } from '../store/health';
 import { countHeld, holdAlert } from '../store/held';
@@ -473,6 +480,263 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
     const failing = listed.body.alerts.filter((a: { type: string; event: OperatorAlert }) => a.type === 'config.failing' && a.event.data.configId === pair.id);
     assert.equal(failing.length, 1, 'config.failing raised once');
     assert.equal(operatorAlerts('config.failing', pair.id).length, 1);
+  });
+
+  // ---- a step that runs again, and a re-enable that comes in between (faults injected, no timing luck) ----
+
+  /** The service's own deps (the API's: same store, keyring, Temporal client and operations as the worker). */
+  const serviceDeps = () => stack.service.apiDeps!;
+
+  /** The same store, with `fault` run before each statement (inside transactions too); it may throw to cut a step off. */
+  function faultyDb(db: Db, fault: (sql: string) => Promise<void> | void): Db {
+    const wrap = (q: Queryable): Queryable => ({
+      query: async <T,>(sql: string, params?: unknown[]) => {
+        await fault(sql);
+        return q.query<T>(sql, params);
+      },
+      exec: (sql: string) => q.exec(sql),
+    });
+    return { ...db, ...wrap(db), kind: db.kind, transaction: (fn) => db.transaction((tx) => fn(wrap(tx))), session: (fn) => db.session(fn), close: () => db.close() };
+  }
+
+  /** Fails the first statement matching `pattern` (a worker cut off right there); later ones run. */
+  const failOnce = (pattern: RegExp) => {
+    let failed = false;
+    return (sql: string) => {
+      if (!failed && pattern.test(sql)) {
+        failed = true;
+        throw new Error(`cut off by the test before: ${sql.slice(0, 40)}`);
+      }
+    };
+  };
+
+  /** Temporal as seen by `deps`, except that starting an AlertDelivery fails as when Temporal is unreachable. */
+  function withoutAlertStarts(deps: ServiceDeps): ServiceDeps {
+    const client = deps.temporal.client;
+    const workflow = new Proxy(client.workflow, {
+      get(target, key) {
+        if (key === 'start') {
+          return (type: string, options: unknown) =>
+            type === 'AlertDelivery' ? Promise.reject(new Error('14 UNAVAILABLE: connection refused (test)')) : (target.start as (t: string, o: unknown) => Promise<unknown>)(type, options);
+        }
+        const value = Reflect.get(target, key);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const broken = new Proxy(client, {
+      get(target, key) {
+        if (key === 'workflow') return workflow;
+        const value = Reflect.get(target, key);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    return { ...deps, temporal: { ...deps.temporal, client: broken } };
+  }
+
+  /** Temporal unreachable for everything (operator alerts too). */
+  function withoutTemporal(deps: ServiceDeps): ServiceDeps {
+    const broken = { withDeadline: () => Promise.reject(new Error('14 UNAVAILABLE: connection refused (test)')) } as unknown as ServiceDeps['temporal']['client'];
+    return { ...deps, temporal: { ...deps.temporal, client: broken } };
+  }
+
+  const activitiesOf = (deps: ServiceDeps) => deliveryActivities(deps, createEgressDispatcher(deps.egress));
+
+  async function healthOf(configId: string): Promise<{ enabled: boolean; disabledReason: string | null; health: { consecutiveFailures: number; failingSince: string | null; warnedAt: string | null; heldCount: number } }> {
+    return getStoredConfig(serviceDeps().db, serviceDeps().keyring, project, configId);
+  }
+
+  const executionEvent = (wf: string): ExecutionEvent => ({ ...failedEvent(wf), type: 'run.failed', occurredAt: new Date().toISOString() });
+
+  /** One delivery's input, as its workflow has it. */
+  const inputFor = (configId: string, wf: string, event = executionEvent(wf)) => ({
+    deliveryId: `dlv-test-${uid()}`, projectId: project, configId, condition: 'failure' as const, event,
+  });
+
+  /** The service disables the config as after a streak of failures (a day long), with its alerts held. */
+  async function disableForFailing(configId: string, failures = 10): Promise<void> {
+    await serviceDeps().db.query(
+      `UPDATE alert_configs SET enabled = false, disabled_reason = 'failing since 2026-12-01T00:00:00Z: ${failures} deliveries failed in a row and none was delivered for 2 s',
+         disabled_at = now(), consecutive_failures = $2, failing_since = now() - interval '1 day', warned_at = now() - interval '1 day', last_failure_at = now()
+       WHERE id = $1`,
+      [configId, failures],
+    );
+  }
+
+  const listedOperatorAlerts = async (type: string, deliveryId: string) => {
+    const listed = await api('GET', '/api/operator/alerts?limit=100');
+    assert.equal(listed.status, 200, JSON.stringify(listed.body));
+    return listed.body.alerts.filter((a: { type: string; event: OperatorAlert }) => a.type === type && a.event.data.deliveryId === deliveryId);
+  };
+
+  it('counts a delivery once when finishDelivery runs again (a retried local activity), and raises delivery.exhausted on the run that could', async function () {
+    await putSettings({ warnAfterFailures: 5, disableAfterSeconds: 3600 });
+    const wf = `wf_health_again_${uid()}`;
+    const { id: configId } = await createConfig(wf, `/again-${uid()}`);
+    const input = inputFor(configId, wf);
+    // the delivery in progress, as its first attempt left it
+    await startFirstAttempt(serviceDeps().db, serviceDeps().keyring, { ...input, workflowId: wf, runId: input.event.runId, eventId: input.event.id }, input.event, null);
+    const end = { status: 'failed' as const, httpStatus: 500, error: 'HTTP 500; giving up after 3 attempts' };
+    // the first run counts, but cannot raise anything (Temporal unreachable), and is cut off: the activity runs again
+    await activitiesOf(withoutTemporal(serviceDeps())).finishDelivery(input, end);
+    await activitiesOf(serviceDeps()).finishDelivery(input, end);
+    assert.equal((await healthOf(configId)).health.consecutiveFailures, 1, 'one delivery, one failure');
+    const [exhausted] = await waitForOperator('delivery.exhausted', configId);
+    assert.equal(exhausted.id, `delivery.exhausted:${input.deliveryId}`);
+    // a third run (the workflow task replayed) sends nothing new
+    await activitiesOf(serviceDeps()).finishDelivery(input, end);
+    assert.equal((await healthOf(configId)).health.consecutiveFailures, 1);
+    assert.equal((await listedOperatorAlerts('delivery.exhausted', input.deliveryId)).length, 1);
+  });
+
+  it('counts a failure whose error text begins with "held:" (held is the failure type, not a prefix)', async function () {
+    const wf = `wf_health_prefix_${uid()}`;
+    const { id: configId } = await createConfig(wf, `/prefix-${uid()}`);
+    const input = inputFor(configId, wf);
+    await startFirstAttempt(serviceDeps().db, serviceDeps().keyring, { ...input, workflowId: wf, runId: input.event.runId, eventId: input.event.id }, input.event, null);
+    await activitiesOf(serviceDeps()).finishDelivery(input, { status: 'failed', httpStatus: 422, error: 'held: the receiver answered 422' });
+    assert.equal((await healthOf(configId)).health.consecutiveFailures, 1);
+  });
+
+  it('counts a first attempt cut off after its log row once, raises delivery.exhausted, and does not POST again', async function () {
+    await putSettings({ warnAfterFailures: 5, disableAfterSeconds: 3600 });
+    const wf = `wf_health_cut_${uid()}`;
+    const path = `/cut-${uid()}`;
+    receiver.on(path, () => ({ status: 500 }));
+    const { id: configId } = await createConfig(wf, path);
+    const input = inputFor(configId, wf);
+    // the attempt is POSTed and logged; the worker is cut off where the failure is counted
+    const cut = activitiesOf({ ...serviceDeps(), db: faultyDb(serviceDeps().db, failOnce(/consecutive_failures \+ 1/)) });
+    await assert.rejects(cut.sendFirstAttempt(input, Date.now()), /cut off by the test/);
+    assert.equal(receiver.at(path).length, 1);
+    // the local activity runs again
+    const again = await activitiesOf(serviceDeps()).sendFirstAttempt(input, Date.now());
+    assert.deepEqual([again.kind, 'status' in again ? again.status : null], ['finished', 'failed']);
+    assert.equal(receiver.at(path).length, 1, 'not POSTed again');
+    const delivery = await api('GET', `/api/alerts/deliveries/${input.deliveryId}`);
+    assert.equal(delivery.body.status, 'failed');
+    assert.equal(delivery.body.attempts.length, 1);
+    assert.equal((await healthOf(configId)).health.consecutiveFailures, 1, 'counted once');
+    const [exhausted] = await waitForOperator('delivery.exhausted', configId);
+    assert.equal(exhausted.data.deliveryId, input.deliveryId);
+  });
+
+  it('sends a first attempt whose config was re-enabled between its read and its hold (neither lost nor held)', async function () {
+    const wf = `wf_health_race_${uid()}`;
+    const path = `/race-${uid()}`;
+    receiver.on(path, () => ({ status: 200 }));
+    const { id: configId } = await createConfig(wf, path);
+    await disableForFailing(configId);
+    const input = inputFor(configId, wf);
+    // the config is re-enabled right after the step read it as disabled
+    let reads = 0;
+    const db = faultyDb(serviceDeps().db, async () => undefined);
+    const racing: Db = {
+      ...db,
+      query: async <T,>(sql: string, params?: unknown[]) => {
+        const rows = await db.query<T>(sql, params);
+        if (/FROM alert_configs WHERE project_id = \$1 AND id = \$2$/.test(sql.trim()) && ++reads === 1) {
+          const res = await api('POST', `/api/alerts/config/by-id/${configId}/enable`, {});
+          assert.equal(res.status, 200, JSON.stringify(res.body));
+        }
+        return rows;
+      },
+    };
+    const result = await activitiesOf({ ...serviceDeps(), db: racing }).sendFirstAttempt(input, Date.now());
+    assert.equal(reads >= 1, true);
+    assert.deepEqual([result.kind, 'status' in result ? result.status : null], ['finished', 'delivered']);
+    assert.equal(receiver.at(path).length, 1);
+    assert.equal((await healthOf(configId)).health.heldCount, 0);
+  });
+
+  it('does not send a held alert twice when its hold was cut off and a re-enable with send came before the retry', async function () {
+    const wf = `wf_health_twice_${uid()}`;
+    const path = `/twice-${uid()}`;
+    receiver.on(path, () => ({ status: 200 }));
+    const { id: configId } = await createConfig(wf, path);
+    await disableForFailing(configId);
+    const input = inputFor(configId, wf);
+    // the step holds the alert and is cut off before its attempt row is written
+    const cut = activitiesOf({ ...serviceDeps(), db: faultyDb(serviceDeps().db, failOnce(/INSERT INTO alert_logs/)) });
+    await assert.rejects(cut.sendFirstAttempt(input, Date.now()), /cut off by the test/);
+    // re-enabled with send before the step runs again
+    const enable = await api('POST', `/api/alerts/config/by-id/${configId}/enable`, { held: 'send' });
+    assert.equal(enable.status, 200, JSON.stringify(enable.body));
+    await activitiesOf(serviceDeps()).sendFirstAttempt(input, Date.now());
+    const received = receiver.at(path).filter((r) => eventIdOf(r) === input.event.id);
+    assert.equal(received.length, 1, `sent once (webhook-ids: ${received.map((r) => r.headers['webhook-id']).join(', ')})`);
+  });
+
+  it('re-enabling through POST /api/alerts/config starts the health afresh: a held alert that fails again does not disable the config at once', async function () {
+    await putSettings({ warnAfterFailures: 2, disableAfterSeconds: 2 });
+    const wf = `wf_health_save_${uid()}`;
+    const path = `/save-${uid()}`;
+    receiver.on(path, () => ({ status: 500 }));
+    const { id: configId } = await createConfig(wf, path);
+    await disableForFailing(configId);
+    const event = executionEvent(wf);
+    assert.equal(await holdAlert(serviceDeps().db, serviceDeps().keyring, { projectId: project, configId, condition: 'failure' }, event), 'held');
+    const { health: _h, createdAt: _c, updatedAt: _u, disabledReason: _d, ...shown } = await getConfig(wf, configId);
+    const save = await api('POST', '/api/alerts/config', { config: { ...shown, enabled: true }, held: 'send' });
+    assert.equal(save.status, 200, JSON.stringify(save.body));
+    assert.equal(save.body.config.disabledReason, null);
+    // the held alert's delivery failed and was counted (delivery.exhausted is raised after the count)
+    await eventually('the held alert to be exhausted', async () => operatorAlerts('delivery.exhausted', configId).find((a) => a.data.runId === event.runId));
+    const after = await healthOf(configId);
+    assert.deepEqual([after.enabled, after.disabledReason, after.health.consecutiveFailures], [true, null, 1]);
+  });
+
+  it('raises config.reenabled when sending the held alerts is cut off (503), and a repeated request sends what is left', async function () {
+    const wf = `wf_health_503_${uid()}`;
+    const path = `/cut503-${uid()}`;
+    receiver.on(path, () => ({ status: 200 }));
+    const { id: configId } = await createConfig(wf, path);
+    await disableForFailing(configId);
+    const event = executionEvent(wf);
+    assert.equal(await holdAlert(serviceDeps().db, serviceDeps().keyring, { projectId: project, configId, condition: 'failure' }, event), 'held');
+    await assert.rejects(enableConfig(withoutAlertStarts(serviceDeps()), project, configId, 'send'), (err: Error & { code?: string }) => err.code === 'unavailable');
+    const after = await healthOf(configId);
+    assert.deepEqual([after.enabled, after.disabledReason, after.health.consecutiveFailures, after.health.heldCount], [true, null, 0, 1]);
+    const [reenabled] = await waitForOperator('config.reenabled', configId);
+    assert.deepEqual(reenabled.data.held, { action: 'send', count: 1 });
+    // the same request again: the config is enabled already, the held alert is sent
+    const again = await api('POST', `/api/alerts/config/by-id/${configId}/enable`, { held: 'send' });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.held.count, 1);
+    const [sent] = await receiver.waitFor(path, 1);
+    assert.equal(eventIdOf(sent), event.id);
+  });
+
+  it('reads a chunked enable body (no Content-Length): {"held":"discard"} is a choice, not a 409', async function () {
+    const wf = `wf_health_chunked_${uid()}`;
+    const { id: configId } = await createConfig(wf, `/chunked-${uid()}`);
+    await disableForFailing(configId);
+    const event = executionEvent(wf);
+    assert.equal(await holdAlert(serviceDeps().db, serviceDeps().keyring, { projectId: project, configId, condition: 'failure' }, event), 'held');
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"held":'));
+        controller.enqueue(new TextEncoder().encode('"discard"}'));
+        controller.close();
+      },
+    });
+    const res = await fetch(`${stack.apiUrl}/api/alerts/config/by-id/${configId}/enable`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body, duplex: 'half',
+    } as RequestInit);
+    const answer = (await res.json()) as { held: unknown };
+    assert.equal(res.status, 200, JSON.stringify(answer));
+    assert.deepEqual(answer.held, { action: 'discard', count: 1, deliveries: [] });
+  });
+
+  it("leaves a held alert's row out of the config's failed deliveries in the insight stats", async function () {
+    const wf = `wf_health_stats_${uid()}`;
+    const { id: configId } = await createConfig(wf, `/stats-${uid()}`);
+    await disableForFailing(configId);
+    const input = inputFor(configId, wf);
+    const result = await activitiesOf(serviceDeps()).sendFirstAttempt(input, Date.now());
+    assert.deepEqual([result.kind, 'status' in result ? result.status : null], ['finished', 'failed']);
+    assert.equal((await healthOf(configId)).health.heldCount, 1, 'held');
+    const stats = await configStats(serviceDeps().db, project, configId, 24);
+    assert.deepEqual([stats.totals.failed, stats.totals.attempts], [0, 0]);
   });
 });
 
