@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { configListSchema, enableConfigResultSchema, eventsAcceptedSchema, heldPageSchema } from '../api/schemas';
 import { newKeySpec, parseKeyring } from '../lib/crypto';
 import { alertConfigInputSchema, errorSchema, type ExecutionEvent } from '../lib/schemas';
@@ -662,6 +663,31 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
     const enable = await api('POST', `/api/alerts/config/by-id/${configId}/enable`, { held: 'send' });
     assert.equal(enable.status, 200, JSON.stringify(enable.body));
     await activitiesOf(serviceDeps()).sendFirstAttempt(input, Date.now());
+    const received = receiver.at(path).filter((r) => eventIdOf(r) === input.event.id);
+    assert.equal(received.length, 1, `sent once (webhook-ids: ${received.map((r) => r.headers['webhook-id']).join(', ')})`);
+  });
+
+  it('does not send a retried alert twice when its hold was cut off and a re-enable with send came before the retry', async function () {
+    const wf = `wf_health_retried_twice_${uid()}`;
+    const path = `/retried-twice-${uid()}`;
+    receiver.on(path, () => ({ status: 200 }));
+    const { id: configId } = await createConfig(wf, path);
+    const input = inputFor(configId, wf);
+    const ref = { ...input, workflowId: wf, runId: input.event.runId, eventId: input.event.id };
+    // the first attempt was made (the delivery in progress); the service disabled the config since
+    await startFirstAttempt(serviceDeps().db, serviceDeps().keyring, ref, input.event, null);
+    await disableForFailing(configId);
+    const request = {
+      ref, url: `${receiver.url}${path}`, headers: {}, body: JSON.stringify({ eventId: input.event.id, condition: 'failure' }), timeoutMs: 5_000,
+      retry: { maxAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 1, maxIntervalMs: 100, maxDurationMs: 60_000 }, attemptOffset: 1, firstAttemptAtMs: Date.now(),
+    };
+    // the retried attempt holds the alert and is cut off before its attempt row is written
+    const cut = activitiesOf({ ...serviceDeps(), db: faultyDb(serviceDeps().db, failOnce(/INSERT INTO alert_logs/)) });
+    await assert.rejects(new MockActivityEnvironment().run(cut.deliverWebhook, request), /cut off by the test/);
+    const enable = await api('POST', `/api/alerts/config/by-id/${configId}/enable`, { held: 'send' });
+    assert.equal(enable.status, 200, JSON.stringify(enable.body));
+    // Temporal retries the activity
+    await new MockActivityEnvironment({ attempt: 2 }).run(activitiesOf(serviceDeps()).deliverWebhook, request).catch((err: Error) => err);
     const received = receiver.at(path).filter((r) => eventIdOf(r) === input.event.id);
     assert.equal(received.length, 1, `sent once (webhook-ids: ${received.map((r) => r.headers['webhook-id']).join(', ')})`);
   });
