@@ -107,7 +107,18 @@ export async function sealClearPayloadTemplates(tx: Queryable, keyring: Keyring 
 
 const isoOrNull = (d: Date | null) => (d === null ? null : new Date(d).toISOString());
 /** The alerts held for the row's config (alert_held), as a column of a SELECT or RETURNING on alert_configs. */
-const HELD_COUNT = '(SELECT count(*)::int FROM alert_held h WHERE h.project_id = alert_configs.project_id AND h.config_id = alert_configs.id) AS held_count';
+export const HELD_COUNT = '(SELECT count(*)::int FROM alert_held h WHERE h.project_id = alert_configs.project_id AND h.config_id = alert_configs.id) AS held_count';
+
+/** The health columns of alert_configs (migration 007) and HELD_COUNT, as every config answer shows them. */
+export type HealthColumns = Pick<ConfigRow, 'consecutive_failures' | 'failing_since' | 'last_success_at' | 'last_failure_at' | 'warned_at' | 'held_count'>;
+export const configHealth = (row: HealthColumns): StoredConfig['health'] => ({
+  consecutiveFailures: row.consecutive_failures,
+  failingSince: isoOrNull(row.failing_since),
+  lastSuccessAt: isoOrNull(row.last_success_at),
+  lastFailureAt: isoOrNull(row.last_failure_at),
+  warnedAt: isoOrNull(row.warned_at),
+  heldCount: row.held_count ?? 0,
+});
 
 function unsealRow(keyring: Keyring, row: ConfigRow): StoredConfig {
   const parts = openParts(keyring, row);
@@ -125,14 +136,7 @@ function unsealRow(keyring: Keyring, row: ConfigRow): StoredConfig {
     retry: row.retry,
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
-    health: {
-      consecutiveFailures: row.consecutive_failures,
-      failingSince: isoOrNull(row.failing_since),
-      lastSuccessAt: isoOrNull(row.last_success_at),
-      lastFailureAt: isoOrNull(row.last_failure_at),
-      warnedAt: isoOrNull(row.warned_at),
-      heldCount: row.held_count ?? 0,
-    },
+    health: configHealth(row),
     secrets: parts.secrets.filter((s) => s.expiresAt === null || Date.parse(s.expiresAt) > now).map((s) => s.secret),
   };
 }

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { configStatsSchema, overviewSchema } from '../api/schemas';
-import type { AlertConditionName, ConfigHealth, DeliveryStatus } from '../lib/schemas';
+import type { AlertConditionName, DeliveryStatus } from '../lib/schemas';
+import { configHealth, HELD_COUNT, type HealthColumns } from './configs';
 import type { Queryable } from './db';
 import { notHeldAttempt } from './held';
 
@@ -12,24 +13,6 @@ export type ConfigStats = z.infer<typeof configStatsSchema>;
 export type StatsBucket = ConfigStats['buckets'][number];
 
 const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
-
-/** The health columns of alert_configs (migration 007) and its held count, named as store/configs.ts reads them. */
-interface HealthColumns {
-  consecutive_failures: number; failing_since: Date | null; last_success_at: Date | null; last_failure_at: Date | null; warned_at: Date | null;
-  held_count: number;
-}
-
-// The held count and the health mapping are store/configs.ts's HELD_COUNT and unsealRow's `health`,
-// written again here until that module exports them (the query reads alert_configs unaliased, as HELD_COUNT does).
-const HELD_COUNT = '(SELECT count(*)::int FROM alert_held h WHERE h.project_id = alert_configs.project_id AND h.config_id = alert_configs.id) AS held_count';
-const configHealth = (r: HealthColumns): ConfigHealth => ({
-  consecutiveFailures: r.consecutive_failures,
-  failingSince: iso(r.failing_since),
-  lastSuccessAt: iso(r.last_success_at),
-  lastFailureAt: iso(r.last_failure_at),
-  warnedAt: iso(r.warned_at),
-  heldCount: r.held_count,
-});
 
 interface OverviewRow extends HealthColumns {
   id: string; workflow_id: string; name: string; enabled: boolean; disabled_reason: string | null;

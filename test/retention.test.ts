@@ -298,10 +298,10 @@ describe('retention schedule and project erasure (real Temporal, real deliveries
     assert.equal(description.action.workflowType, 'RetentionSweep');
     assert.deepEqual(description.action.args, [{ days: 30, auditDays: 365, batchSize: 1000 } satisfies RetentionSweepInput]);
     assert.match(String(description.action.staticSummary), /retention sweep: older than 30 days \(audit: 365 days\)/);
-    assert.match(String(description.memo?.description), /deletes attempt logs, finished deliveries, held alerts and operator alerts older than ALERTS_RETENTION_DAYS/);
+    assert.match(String(description.memo?.description), /deletes attempt logs, finished deliveries, operator alerts and the held alerts of configs no longer disabled older than ALERTS_RETENTION_DAYS/);
     assert.equal(description.state.paused, false);
     // the Web UI's schedule page shows the note as Notes
-    assert.equal(description.state.note, 'Deletes attempt logs, finished deliveries, held alerts and operator alerts older than 30 days, and audit entries older than 365 days, in batches of 1000 rows');
+    assert.equal(description.state.note, 'Deletes attempt logs, finished deliveries, operator alerts and the held alerts of configs no longer disabled older than 30 days, and audit entries older than 365 days, in batches of 1000 rows');
   });
 
   it('creates or updates the schedule idempotently, and a pause made in the Web UI survives the next worker start', async () => {
