@@ -53,19 +53,17 @@ const cursorSchema = z
   .regex(/^\d{1,19}$/, 'cursor must be the nextCursor of a previous page')
   .refine((v) => !/^\d+$/.test(v) || BigInt(v) <= 9_223_372_036_854_775_807n, 'cursor must be the nextCursor of a previous page');
 
+/** `limit` of a paged list: 1–500 rows, 50 unless asked (`what`: the rows, as its description names them). */
+const pageLimitSchema = (what: string) =>
+  z.coerce.number().int().min(1, 'limit must be at least 1').max(500, 'limit must be at most 500').default(50).meta({ description: `${what} per page` });
+
 export const logsQuerySchema = z
   .strictObject({
     configId: z.string().max(200).optional().meta({ description: 'only the rows of this alert config' }),
     workflowId: z.string().max(200).optional().meta({ description: 'only the rows of this MeshHook workflow' }),
     runId: z.string().max(200).optional().meta({ description: 'only the rows of this MeshHook run' }),
     deliveryId: z.string().max(300).optional().meta({ description: 'only the rows of this delivery' }),
-    limit: z.coerce
-      .number()
-      .int()
-      .min(1, 'limit must be at least 1')
-      .max(500, 'limit must be at most 500')
-      .default(50)
-      .meta({ description: 'rows per page' }),
+    limit: pageLimitSchema('rows'),
     cursor: cursorSchema.optional().meta({ description: 'the `nextCursor` of the previous page' }),
   })
   .meta({ id: 'LogsQuery' });
@@ -117,20 +115,14 @@ export const previewRequestSchema = z
 export const auditQuerySchema = z
   .strictObject({
     configId: z.string().max(200).optional().meta({ description: 'only the entries of this alert config' }),
-    limit: z.coerce
-      .number()
-      .int()
-      .min(1, 'limit must be at least 1')
-      .max(500, 'limit must be at most 500')
-      .default(50)
-      .meta({ description: 'entries per page' }),
+    limit: pageLimitSchema('entries'),
     cursor: cursorSchema.optional().meta({ description: 'the `nextCursor` of the previous page' }),
   })
   .meta({ id: 'AuditQuery' });
 
 export const heldQuerySchema = z
   .strictObject({
-    limit: z.coerce.number().int().min(1, 'limit must be at least 1').max(500, 'limit must be at most 500').default(50).meta({ description: 'held alerts per page' }),
+    limit: pageLimitSchema('held alerts'),
     before: cursorSchema.optional().meta({ description: 'the `nextCursor` of the previous page (held alerts come oldest first)' }),
     cursor: cursorSchema.optional().meta({ description: 'the same as `before`' }),
   })
@@ -463,13 +455,7 @@ export type ProjectSettings = z.infer<typeof projectSettingsSchema>;
 
 export const operatorAlertsQuerySchema = z
   .strictObject({
-    limit: z.coerce
-      .number()
-      .int()
-      .min(1, 'limit must be at least 1')
-      .max(500, 'limit must be at most 500')
-      .default(50)
-      .meta({ description: 'alerts per page' }),
+    limit: pageLimitSchema('alerts'),
     before: cursorSchema.optional().meta({ description: 'the `nextCursor` of the previous page' }),
   })
   .meta({ id: 'OperatorAlertsQuery' });

@@ -2,7 +2,7 @@ import { raiseOperatorAlert } from '../dispatch/operator-alert';
 import { logger } from '../lib/log';
 import type { OperatorEvent } from '../lib/operator-events';
 import type { ServiceDeps } from './deps';
-import type { Monitor } from './failure-rate-monitor';
+import { repeatEvery, type Monitor } from './periodic';
 
 const log = logger('operator');
 
@@ -62,9 +62,6 @@ export function startDegradedMonitor(
   const outages = new Map<Dependency, Outage>();
   // at most one raise of an outage's alert at a time (a start waits up to its deadline while Temporal is down)
   const raising = new Map<string, Promise<void>>();
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> = Promise.resolve();
 
   const raise = (dependency: Dependency, outage: Outage, event: OperatorEvent, after?: () => void) => {
     if (raising.has(event.id)) return;
@@ -100,7 +97,7 @@ export function startDegradedMonitor(
     log.info({ dependency, downSeconds: Math.round((nowMs - outage.downSince) / 1000) }, `${dependency} is reachable again`);
     // keep trying the recovery's alert until it starts; a new outage is a new alert
     const retryUntilSent = () => {
-      if (!outage.sent && !stopped) raise(dependency, outage, degradedEvent(dependency, outage.downSince, Date.now(), nowMs), () => setTimeout(retryUntilSent, every));
+      if (!outage.sent && !monitor.stopped) raise(dependency, outage, degradedEvent(dependency, outage.downSince, Date.now(), nowMs), () => setTimeout(retryUntilSent, every));
     };
     outages.delete(dependency);
     if (!outage.sent && nowMs - outage.downSince > afterMs()) {
@@ -111,19 +108,7 @@ export function startDegradedMonitor(
     }
   };
 
-  const loop = () => {
-    if (stopped) return;
-    running = Promise.all((Object.keys(probes) as Dependency[]).map(probe)).finally(() => {
-      if (!stopped) timer = setTimeout(loop, every);
-    });
-  };
-  timer = setTimeout(loop, every);
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      // a raise still waiting on Temporal is not waited for: it ends (and never throws) when the connection closes
-      await running.catch(() => undefined);
-    },
-  };
+  // a raise still waiting on Temporal is not waited for by stop(): it ends (and never throws) when the connection closes
+  const monitor = repeatEvery(every, () => Promise.all((Object.keys(probes) as Dependency[]).map(probe)));
+  return monitor;
 }

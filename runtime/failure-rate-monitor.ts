@@ -5,6 +5,7 @@ import type { FailureRateSettings } from '../lib/schemas';
 import { notHeldAttempt } from '../store/held';
 import { failureRateSettingsByProject } from '../store/project-settings';
 import type { ServiceDeps } from './deps';
+import { repeatEvery, type Monitor } from './periodic';
 
 const log = logger('operator');
 
@@ -56,10 +57,6 @@ export function failureRateEvent(attempts: ProjectAttempts, settings: FailureRat
   };
 }
 
-export interface Monitor {
-  stop(): Promise<void>;
-}
-
 /**
  * The worker's failure-rate monitor: every `checkEveryMs` it computes each project's share of failed
  * attempts (alert_logs, held alerts' rows left out) over the project's window and raises
@@ -69,9 +66,6 @@ export interface Monitor {
 export function startFailureRateMonitor(deps: ServiceDeps, options: { checkEveryMs?: number } = {}): Monitor {
   const every = options.checkEveryMs ?? FAILURE_RATE_CHECK_MS;
   const raised = new Set<string>();
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> = Promise.resolve();
 
   const check = async () => {
     const nowMs = Date.now();
@@ -86,20 +80,5 @@ export function startFailureRateMonitor(deps: ServiceDeps, options: { checkEvery
     // the ids of windows long gone are not raised again anyway (the window index moved on)
     if (raised.size > 10_000) raised.clear();
   };
-  const loop = () => {
-    if (stopped) return;
-    running = check()
-      .catch((err) => log.warn({ err: (err as Error).message }, 'failure-rate check failed; trying again at the next check'))
-      .finally(() => {
-        if (!stopped) timer = setTimeout(loop, every);
-      });
-  };
-  timer = setTimeout(loop, every);
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
-  };
+  return repeatEvery(every, () => check().catch((err) => log.warn({ err: (err as Error).message }, 'failure-rate check failed; trying again at the next check')));
 }
