@@ -220,7 +220,8 @@ let scrapes: Promise<unknown> = Promise.resolve();
 
 /**
  * The text of GET /metrics: this process's metrics, the store gauges read from `store` (the store of
- * the service answering the scrape; a failed read leaves those gauges without samples) and the
+ * the service answering the scrape; a failed or late read leaves the labelled ones without samples and
+ * the held count at 0) and the
  * Temporal SDK's metrics appended.
  */
 export function metricsText(store?: () => Promise<StoreGauges>): Promise<string> {
@@ -229,9 +230,20 @@ export function metricsText(store?: () => Promise<StoreGauges>): Promise<string>
   return scrape;
 }
 
+/** A store read slower than this (a database gone silent) leaves the gauges without samples rather than holding every later scrape. */
+const STORE_READ_TIMEOUT_MS = 3_000;
+
+function withinStoreTimeout<T>(read: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${STORE_READ_TIMEOUT_MS} ms`)), STORE_READ_TIMEOUT_MS);
+  });
+  return Promise.race([read, late]).finally(() => clearTimeout(timer));
+}
+
 async function scrapeOnce(store: (() => Promise<StoreGauges>) | undefined): Promise<string> {
   snapshot = store
-    ? await store().catch((err) => {
+    ? await withinStoreTimeout(store()).catch((err) => {
         log.warn({ error: (err as Error).message }, 'could not read the store gauges (retrying, held, disabled) for /metrics');
         return undefined;
       })

@@ -10,7 +10,7 @@ export const RETENTION_BATCH_SIZE = 1000;
 
 // The memo is set once, at creation (a schedule's memo cannot be updated): it says what, not the numbers.
 const RETENTION_MEMO =
-  'MeshHook Alerts retention: deletes attempt logs, finished deliveries, operator alerts and the held alerts of configs no longer disabled older than ALERTS_RETENTION_DAYS, and audit entries older than ALERTS_AUDIT_RETENTION_DAYS, in small batches (docs/retention.md)';
+  'MeshHook Alerts retention: deletes attempt logs, finished deliveries, operator alerts and the held alerts nothing will send (their config deleted or turned off) older than ALERTS_RETENTION_DAYS, and audit entries older than ALERTS_AUDIT_RETENTION_DAYS, in small batches (docs/retention.md)';
 
 /** The retention schedule of a deployment: one per task queue (deployments sharing a namespace keep apart). */
 export const retentionScheduleId = (taskQueue: string) => `${taskQueue}-retention`;
@@ -37,7 +37,7 @@ export async function ensureRetentionSchedule(deps: Pick<ServiceDeps, 'temporal'
   const intervalSeconds = options.intervalSeconds ?? 3600;
   const input: RetentionSweepInput = { days, auditDays, batchSize: options.batchSize ?? RETENTION_BATCH_SIZE };
   const scheduleId = options.scheduleId ?? retentionScheduleId(deps.temporal.taskQueue);
-  const what = `Deletes attempt logs, finished deliveries, operator alerts and the held alerts of configs no longer disabled older than ${days} days, and audit entries older than ${auditDays} days, in batches of ${input.batchSize} rows`;
+  const what = `Deletes attempt logs, finished deliveries, operator alerts and the held alerts nothing will send (their config deleted or turned off) older than ${days} days, and audit entries older than ${auditDays} days, in batches of ${input.batchSize} rows`;
   const spec: ScheduleSpec = { intervals: [{ every: `${intervalSeconds}s` }] };
   const action: ScheduleOptionsAction = {
     type: 'startWorkflow',

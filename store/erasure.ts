@@ -41,15 +41,17 @@ export async function eraseProjectRows(
   audit?: { actor: Actor; before: ErasedCounts },
 ): Promise<{ deleted: ErasedRows; operatorAlertIds: string[]; erased?: ErasedCounts }> {
   return db.transaction(async (tx) => {
-    const configs = await deleteRows(tx, 'alert_configs', projectId);
-    const held = await deleteRows(tx, 'alert_held', projectId);
+    // A delivery ending in the meantime locks its delivery row, then its config's (dispatch/endpoint-health.ts,
+    // store/held.ts): deleting in that order, configs last, makes it wait for this transaction, never deadlock with it.
     const deliveries = await deleteRows(tx, 'alert_deliveries', projectId);
     const logs = await deleteRows(tx, 'alert_logs', projectId);
+    const held = await deleteRows(tx, 'alert_held', projectId);
     const settings = await deleteRows(tx, 'project_settings', projectId);
     // migration 008's table (operator alerts): absent in a store without it
     const operatorAlertIds = (await tableExists(tx, 'operator_alerts'))
       ? (await tx.query<{ alert_id: string }>('DELETE FROM operator_alerts WHERE project_id = $1 RETURNING alert_id', [projectId])).map((r) => r.alert_id)
       : [];
+    const configs = await deleteRows(tx, 'alert_configs', projectId);
     const deleted: ErasedRows = { configs, deliveries, logs, held, settings, operatorAlerts: operatorAlertIds.length };
     if (!audit) return { deleted, operatorAlertIds };
     const erased = addErased(audit.before, deleted);

@@ -2,13 +2,15 @@ import type { RetentionTable } from '../workflows/retention';
 import type { Queryable } from './db';
 
 /**
- * The held alerts of a config the service still has disabled are waiting for its re-enable (send or
- * discard), however old: the issue asks for them held, not dropped. Those of a config deleted, turned
- * off by its user, or re-enabled (the rows somehow left) wait for nothing, and expire.
+ * A held alert waits for its config's re-enable (send or discard), however old: the issue asks for
+ * alerts held, not dropped. That holds while the service has the config disabled, and after a
+ * re-enable too, while its release is under way (a cut-off release is finished by repeating the
+ * request). Only the held alerts of a config deleted, or turned off by its user, wait for nothing,
+ * and expire.
  */
 const HELD_FOR_NOTHING = `NOT EXISTS (
   SELECT 1 FROM alert_configs c
-  WHERE c.id = alert_held.config_id AND c.project_id = alert_held.project_id AND NOT c.enabled AND c.disabled_reason IS NOT NULL
+  WHERE c.id = alert_held.config_id AND c.project_id = alert_held.project_id AND (c.enabled OR c.disabled_reason IS NOT NULL)
 )`;
 
 /**

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { metricsText } from '../lib/metrics';
 import { Receiver } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
 
@@ -40,5 +41,29 @@ describe('GET /metrics', () => {
     assert.ok(grew('alerts_delivery_attempts_total', '{condition="failure",outcome="delivered"}') >= 1);
     assert.ok(grew('alerts_dispatch_latency_seconds_count') >= 1);
     assert.match(after, /alerts_http_request_duration_seconds_count\{method="POST",route="\/api\/events",status="202"\} \d+/);
+  });
+});
+
+describe('metricsText and the store gauges', () => {
+  const gauges = { retryingByCondition: { failure: 2 }, held: 7, disabledConfigs: { service: 1, user: 3 } };
+
+  it('shows the gauges of the store it is given, not of another service of the same process', async () => {
+    const [mine, other] = await Promise.all([metricsText(async () => gauges), metricsText(async () => ({ ...gauges, held: 99 }))]);
+    assert.equal(sample(mine, 'alerts_held_alerts'), 7);
+    assert.equal(sample(mine, 'alerts_deliveries_retrying', '{condition="failure"}'), 2);
+    assert.equal(sample(mine, 'alerts_configs_disabled', '{disabled_by="user"}'), 3);
+    assert.equal(sample(other, 'alerts_held_alerts'), 99);
+  });
+
+  it('answers without the gauges when the store does not answer, and the next scrape is not held behind it', async function () {
+    this.timeout(20_000);
+    const silent = metricsText(() => new Promise(() => undefined));
+    const next = metricsText(async () => gauges);
+    const text = await silent;
+    assert.match(text, /alerts_events_accepted_total/, 'the rest of the metrics are there');
+    for (const series of ['alerts_deliveries_retrying{', 'alerts_configs_disabled{']) {
+      assert.ok(!text.split('\n').some((l) => l.startsWith(series)), `no ${series} sample from a store that did not answer`);
+    }
+    assert.equal(sample(await next, 'alerts_held_alerts'), 7);
   });
 });

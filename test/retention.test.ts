@@ -137,7 +137,7 @@ for (const kind of STORE_KINDS) {
       }
     });
 
-    it('keeps the aged held alerts of a config the service still has disabled, and expires those of a config deleted, turned off by its user or re-enabled', async () => {
+    it('keeps the aged held alerts of a config the service still has disabled or whose release is under way, and expires those of a config deleted or turned off by its user', async () => {
       const project = `ret_held_${uid()}`;
       const keyring = parseKeyring(newKeySpec('k1'));
       const config = async (name: string, enabled: boolean, disabledReason: string | null) => {
@@ -158,11 +158,14 @@ for (const kind of STORE_KINDS) {
       // batches of 2: the kept rows are as old as the expired ones, and each batch looks past them
       const batches: number[] = [];
       for (let n = 2; n === 2; ) batches.push((n = await deleteExpiredBatch(store.db, 'alert_held', cutoff, 2)));
-      assert.deepEqual(batches, [2, 2, 0]);
-      assert.deepEqual(await keysOf(store.db, 'alert_held', 'id', [project]), [...held.serviceDisabled, ...young].sort());
-      // the config is re-enabled and its rows somehow left behind: the next sweep takes them
+      assert.deepEqual(batches, [2, 1]);
+      assert.deepEqual(await keysOf(store.db, 'alert_held', 'id', [project]), [...held.serviceDisabled, ...held.reenabled, ...young].sort());
+      // the service-disabled config is re-enabled with "send" and its release is cut off: its rows stay for the repeated request
       await store.db.query('UPDATE alert_configs SET enabled = true, disabled_reason = NULL WHERE id = $1', [serviceDisabled]);
-      assert.equal(await deleteExpiredBatch(store.db, 'alert_held', cutoff, 10), 3);
+      assert.equal(await deleteExpiredBatch(store.db, 'alert_held', cutoff, 10), 0);
+      // its user turns it off instead: nothing will send them any more, and they expire
+      await store.db.query('UPDATE alert_configs SET enabled = false WHERE id IN ($1, $2)', [serviceDisabled, reenabled]);
+      assert.equal(await deleteExpiredBatch(store.db, 'alert_held', cutoff, 10), 4);
       assert.deepEqual(await keysOf(store.db, 'alert_held', 'id', [project]), young);
     });
 
@@ -298,10 +301,10 @@ describe('retention schedule and project erasure (real Temporal, real deliveries
     assert.equal(description.action.workflowType, 'RetentionSweep');
     assert.deepEqual(description.action.args, [{ days: 30, auditDays: 365, batchSize: 1000 } satisfies RetentionSweepInput]);
     assert.match(String(description.action.staticSummary), /retention sweep: older than 30 days \(audit: 365 days\)/);
-    assert.match(String(description.memo?.description), /deletes attempt logs, finished deliveries, operator alerts and the held alerts of configs no longer disabled older than ALERTS_RETENTION_DAYS/);
+    assert.match(String(description.memo?.description), /deletes attempt logs, finished deliveries, operator alerts and the held alerts nothing will send \(their config deleted or turned off\) older than ALERTS_RETENTION_DAYS/);
     assert.equal(description.state.paused, false);
     // the Web UI's schedule page shows the note as Notes
-    assert.equal(description.state.note, 'Deletes attempt logs, finished deliveries, operator alerts and the held alerts of configs no longer disabled older than 30 days, and audit entries older than 365 days, in batches of 1000 rows');
+    assert.equal(description.state.note, 'Deletes attempt logs, finished deliveries, operator alerts and the held alerts nothing will send (their config deleted or turned off) older than 30 days, and audit entries older than 365 days, in batches of 1000 rows');
   });
 
   it('creates or updates the schedule idempotently, and a pause made in the Web UI survives the next worker start', async () => {
