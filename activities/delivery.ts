@@ -4,14 +4,18 @@ import type { Dispatcher } from 'undici';
 import { logger } from '../lib/log';
 import { noteDeliveryFinished, noteFirstAttemptSent } from '../lib/metrics';
 import { buildTemplateContext } from '../lib/render';
+import { classifyStatus } from '../lib/retry';
 import type { DeliveryRef } from '../lib/schemas';
 import { TemplateError } from '../lib/templates';
 import type { ServiceDeps } from '../runtime/deps';
 import { renderAlertSandboxed } from '../runtime/template-sandbox';
-import { endDelivery, raiseFailedAgain, type DeliveryEnd } from '../dispatch/endpoint-health';
+import { endDelivery, raiseDisabledAgain, raiseFailedAgain, type DeliveryEnd } from '../dispatch/endpoint-health';
 import { findConfig, signingSecrets, type StoredConfig } from '../store/configs';
 import { deliveryWasHeld, holdAndEndDelivery, serviceDisabledReason } from '../store/held';
-import { deliveryEvent, findDelivery, finishDelivery, logAttempt, recordLostAttempts, recordScheduledDelivery, startFirstAttempt, type RenderedRequest } from '../store/deliveries';
+import {
+  deliveryEvent, finalAttemptAfter, findDelivery, finishDelivery, logAttempt, recordLostAttempts, recordScheduledDelivery, startFirstAttempt,
+  type LoggedFinalAttempt, type RenderedRequest,
+} from '../store/deliveries';
 import { ALERT_HELD, type AlertDeliveryInput, type AlertDeliveryStatus } from '../workflows/types';
 import { makeAttempt, type AttemptRequest } from './webhook-attempt';
 
@@ -31,6 +35,18 @@ export interface RetriedAttempts extends AttemptRequest {
 
 /** The failure type of a retried attempt that did not deliver, as the Temporal Web UI shows it (the message says why). */
 const ATTEMPT_FAILED = 'WebhookAttemptFailed';
+
+/**
+ * The message of the failure a retried attempt threw, from its log row (which keeps the attempt's own
+ * error): as makeAttempt (webhook-attempt.ts) words it, the error alone, or for the last of a
+ * retryable failure (an HTTP status to retry, or a network error: something was sent) with
+ * "giving up after N attempts".
+ */
+function loggedFailure(logged: LoggedFinalAttempt): string {
+  const error = logged.error ?? `HTTP ${logged.httpStatus}`;
+  const retryable = logged.httpStatus === null ? logged.sent : classifyStatus(logged.httpStatus) === 'retryable';
+  return retryable ? `${error}; giving up after ${logged.attempt} attempt${logged.attempt > 1 ? 's' : ''}` : error;
+}
 
 const deliveryRef = (input: AlertDeliveryInput): DeliveryRef => ({
   deliveryId: input.deliveryId,
@@ -62,9 +78,6 @@ async function endAndNote(deps: ServiceDeps, input: AlertDeliveryInput, end: Del
 export interface FinishedDelivery extends DeliveryEnd {
   held?: boolean;
 }
-
-/** How often a first attempt reads its config again when a re-enable came between its read and its hold. */
-const HOLD_PASSES = 3;
 
 /** The activities of the AlertDelivery workflow, in the order it runs them. */
 export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
@@ -125,7 +138,11 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
     }
     const { status, httpStatus, error } = started.finished;
     if (status !== 'delivered' && status !== 'failed' && status !== 'suppressed') throw new Error(`delivery ${input.deliveryId} is ${status}, not finished`);
-    if (status === 'failed' && input.condition !== 'test' && !(await deliveryWasHeld(deps.db, input.deliveryId))) await raiseFailedAgain(deps, input, error);
+    if (status === 'failed' && input.condition !== 'test') {
+      // held: the earlier run may have been cut off before it raised its config's config.disabled again
+      if (await deliveryWasHeld(deps.db, input.deliveryId)) await raiseDisabledAgain(deps, input);
+      else await raiseFailedAgain(deps, input, error);
+    }
     return { kind: 'finished', status, httpStatus, error };
   }
 
@@ -147,12 +164,16 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
      */
     async sendFirstAttempt(input: AlertDeliveryInput, nowMs: number): Promise<FirstAttemptResult> {
       const ref = deliveryRef(input);
-      for (let pass = 1; ; pass++) {
+      // A pass that decides nothing read the config disabled by the service and found it re-enabled at its
+      // hold: the next pass reads it again. Another pass needs another disable since that re-enable, so
+      // the loop ends once the config stops changing; leaving it earlier would refuse the alert (attemptFirst
+      // with a config read as disabled), neither holding nor sending it.
+      for (;;) {
         // Render before the row is written, so that the row keeps this rendering: a run of this step cut
         // off after it (its worker died) is followed by one that sends the kept bytes, not a new rendering.
         const config = await findConfig(deps.db, deps.keyring, input.projectId, input.configId);
         const disabledBy = config && !config.enabled && input.condition !== 'test' ? config.disabledReason : null;
-        if (disabledBy === null || pass > HOLD_PASSES) return attemptFirst(input, nowMs, config);
+        if (disabledBy === null) return attemptFirst(input, nowMs, config);
         // A config the service disabled holds the alert (a delay watch that fired while it was off, a
         // delivery started just before the disable): its start, the hold and its end are one transaction.
         const held = await holdAndEndDelivery(deps.db, deps.keyring, ref, input.event, disabledBy, async (tx) => {
@@ -162,6 +183,7 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
         if ('ended' in held) return afterStarted(input, held.ended);
         if (held.held) {
           noteDeliveryFinished(input, 'held');
+          await raiseDisabledAgain(deps, input);
           return { kind: 'finished', status: 'failed', httpStatus: null, error: held.error };
         }
         // re-enabled since it was read (nothing was written): read it again, and send
@@ -184,15 +206,25 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
       // threw): held still, whatever a re-enable did with the held alert since; nothing is sent.
       const current = await findDelivery(deps.db, req.ref.projectId, req.ref.deliveryId);
       if (current && current.status !== 'scheduled' && current.status !== 'in_progress') {
+        if (await deliveryWasHeld(deps.db, req.ref.deliveryId)) await raiseDisabledAgain(deps, req.ref);
         throw ApplicationFailure.create({ type: ALERT_HELD, message: current.error ?? `delivery ${req.ref.deliveryId} has ended`, nonRetryable: true });
       }
+      // An earlier run of this attempt POSTed and logged its final outcome, and its worker died before
+      // Temporal heard of it: that outcome stands (before the hold below: a delivered alert is not held),
+      // and nothing is sent again.
+      const logged = await finalAttemptAfter(deps.db, req.ref.deliveryId, req.attemptOffset);
+      if (logged?.outcome === 'delivered') return { httpStatus: logged.httpStatus!, attempt: logged.attempt };
+      if (logged) throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: loggedFailure(logged), nonRetryable: true });
       // disabled by the service since the first attempt (a 410 or the failing streak of another delivery):
       // held, not sent to the failing receiver again; the hold and the delivery's end are one transaction
       const disabledBy = req.ref.condition === 'test' ? null : await serviceDisabledReason(deps.db, req.ref.projectId, req.ref.configId);
       if (disabledBy !== null) {
         const { event } = await deliveryEvent(deps.db, deps.keyring, req.ref.projectId, req.ref.deliveryId);
         const held = await holdAndEndDelivery(deps.db, deps.keyring, req.ref, event, disabledBy, async () => attempt);
-        if ('held' in held && held.held) throw ApplicationFailure.create({ type: ALERT_HELD, message: held.error, nonRetryable: true });
+        if ('held' in held && held.held) {
+          await raiseDisabledAgain(deps, req.ref);
+          throw ApplicationFailure.create({ type: ALERT_HELD, message: held.error, nonRetryable: true });
+        }
       }
       const v = await makeAttempt(deps, dispatcher, req, secrets, { attempt, elapsedMs: Date.now() - req.firstAttemptAtMs });
       if (v.outcome === 'delivered') return { httpStatus: v.httpStatus!, attempt };

@@ -136,14 +136,25 @@ async function raiseHealthAlerts(deps: Deps, projectId: string, counted: Failure
   }
   if (counted.disabled) {
     log.warn({ projectId, configId, reason: counted.disabled.reason }, 'endpoint disabled after failing too long: config.disabled raised');
-    await raise(deps, {
-      id: `config.disabled:${configId}:${ms(counted.disabled.at)}`,
-      type: 'config.disabled',
-      projectId,
-      occurredAt: now,
-      data: { ...config, reason: counted.disabled.reason, disabledAt: counted.disabled.at, cause: 'failing', consecutiveFailures: counted.consecutiveFailures, failingSince: counted.failingSince },
-    });
+    await raise(deps, configDisabled(projectId, config, counted.disabled, { cause: 'failing', consecutiveFailures: counted.consecutiveFailures, failingSince: counted.failingSince }, now));
   }
+}
+
+/** config.disabled of the disable at `disabled.at`, under that disable's id (raised again, it is sent once); `more`: its cause and what that adds. */
+function configDisabled(
+  projectId: string,
+  config: { configId: string; configName: string; workflowId: string },
+  disabled: { at: string; reason: string },
+  more: { cause: 'gone' | 'failing' } & Record<string, unknown>,
+  occurredAt = new Date().toISOString(),
+): OperatorEvent {
+  return {
+    id: `config.disabled:${config.configId}:${ms(disabled.at)}`,
+    type: 'config.disabled',
+    projectId,
+    occurredAt,
+    data: { ...config, reason: disabled.reason, disabledAt: disabled.at, ...more },
+  };
 }
 
 const disablesAt = (failingSince: string, t: Pick<HealthSettings, 'disableAfterSeconds'>) =>
@@ -154,11 +165,23 @@ export async function disableGoneConfig(deps: Deps, ref: { projectId: string; co
   const disabled = await disableConfig(deps.db, ref.projectId, ref.configId, reason);
   if (!disabled) return;
   log.warn({ projectId: ref.projectId, configId: ref.configId, deliveryId: ref.deliveryId }, 'receiver answered 410 Gone: config disabled, config.disabled raised');
-  await raise(deps, {
-    id: `config.disabled:${ref.configId}:${ms(disabled.disabledAt)}`,
-    type: 'config.disabled',
-    projectId: ref.projectId,
-    occurredAt: new Date().toISOString(),
-    data: { configId: ref.configId, configName: disabled.configName, workflowId: disabled.workflowId, reason, disabledAt: disabled.disabledAt, cause: 'gone', deliveryId: ref.deliveryId },
-  });
+  const config = { configId: ref.configId, configName: disabled.configName, workflowId: disabled.workflowId };
+  await raise(deps, configDisabled(ref.projectId, config, { at: disabled.disabledAt, reason }, { cause: 'gone', deliveryId: ref.deliveryId }));
+}
+
+/**
+ * A delivery held its alert because the service has its config disabled: raises that disable's
+ * config.disabled again. The step that disabled the config (a 410's attempt, a failure's end) raises
+ * it only after its commit and may have been cut off in between; the id is the disable's, so however
+ * many alerts are held it is sent once (while Temporal keeps the first: docs/operator-alerts.md). A 410's
+ * raised again lacks `deliveryId` (its reason names the delivery).
+ */
+export async function raiseDisabledAgain(deps: Deps, ref: { projectId: string; configId: string }): Promise<void> {
+  const state = await healthState(deps.db, ref.projectId, ref.configId);
+  if (!state || state.enabled || state.disabledAt === null || state.disabledReason === null) return;
+  const config = { configId: ref.configId, configName: state.configName, workflowId: state.workflowId };
+  const more = state.disabledReason.startsWith(FAILING_REASON_PREFIX)
+    ? { cause: 'failing' as const, consecutiveFailures: state.consecutiveFailures, failingSince: state.failingSince }
+    : { cause: 'gone' as const };
+  await raise(deps, configDisabled(ref.projectId, config, { at: state.disabledAt, reason: state.disabledReason }, more));
 }

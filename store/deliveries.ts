@@ -142,6 +142,29 @@ export async function startFirstAttempt(
   return { finished: { status: row.status!, httpStatus: row.http_status, error: row.error } };
 }
 
+/** An attempt's final outcome as its log row keeps it; `sent`: it reached the wire (it has signature headers). */
+export interface LoggedFinalAttempt {
+  attempt: number;
+  outcome: 'delivered' | 'failed';
+  httpStatus: number | null;
+  error: string | null;
+  sent: boolean;
+}
+
+/**
+ * The final outcome (delivered, or failed for good) logged for an attempt after `afterAttempt`: a
+ * retried attempt's earlier run POSTed and logged it, and was cut off before Temporal heard of it.
+ */
+export async function finalAttemptAfter(db: Queryable, deliveryId: string, afterAttempt: number): Promise<LoggedFinalAttempt | undefined> {
+  const rows = await db.query<{ attempt: number; outcome: 'delivered' | 'failed'; http_status: number | null; error: string | null; sent: boolean }>(
+    `SELECT attempt, outcome, http_status, error, signature_headers IS NOT NULL AS sent FROM alert_logs
+     WHERE delivery_id = $1 AND attempt > $2 AND outcome IN ('delivered', 'failed') ORDER BY attempt LIMIT 1`,
+    [deliveryId, afterAttempt],
+  );
+  const r = rows[0];
+  return r && { attempt: r.attempt, outcome: r.outcome, httpStatus: r.http_status, error: r.error, sent: r.sent };
+}
+
 /**
  * Attempt numbers below `attempt` with no row were cut off by a worker that
  * died mid-POST; give each a row so the log has one per attempt.

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { configListSchema, enableConfigResultSchema, eventsAcceptedSchema, heldPageSchema } from '../api/schemas';
 import { newKeySpec, parseKeyring } from '../lib/crypto';
@@ -12,7 +13,7 @@ import { createEgressDispatcher } from '../runtime/egress';
 import type { Db, Queryable } from '../store/db';
 import { startFirstAttempt } from '../store/deliveries';
 import { configStats } from '../store/stats';
-import { getConfig as getStoredConfig, saveConfig } from '../store/configs';
+import { disableConfig, getConfig as getStoredConfig, saveConfig } from '../store/configs';
 import { countFailure, countSuccess, lockForReenable, reenableConfig } from '../store/health';
 import { countHeld, holdAlert } from '../store/held';
 import { projectHealthSettings } from '../store/project-settings';
@@ -35,6 +36,8 @@ const newSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
 /** one attempt per delivery: each event is one failed (or delivered) delivery */
 const ONE_ATTEMPT = { maxAttempts: 1, initialIntervalMs: 100, backoffCoefficient: 2, maxIntervalMs: 400, maxDurationMs: 60_000 };
+/** a first attempt and one retry */
+const TWO_ATTEMPTS = { maxAttempts: 2, initialIntervalMs: 100, backoffCoefficient: 1, maxIntervalMs: 100, maxDurationMs: 60_000 };
 
 interface OperatorAlert {
   id: string;
@@ -91,7 +94,7 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
     assert.deepEqual(res.body.health, health);
   }
 
-  async function createConfig(workflowId: string, path = alertPath): Promise<{ id: string; secret: string }> {
+  async function createConfig(workflowId: string, path = alertPath, retry = ONE_ATTEMPT): Promise<{ id: string; secret: string }> {
     const res = await api('POST', '/api/alerts/config', {
       config: {
         workflowId,
@@ -99,7 +102,7 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
         conditions: [{ type: 'failure' }],
         webhook: { url: `${receiver.url}${path}`, headers: {}, timeoutMs: 5_000 },
         payload: { template: { eventId: '{{ event.id }}', condition: '{{ condition }}' } },
-        retry: ONE_ATTEMPT,
+        retry,
       },
     });
     assert.equal(res.status, 201, JSON.stringify(res.body));
@@ -690,6 +693,147 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
     await new MockActivityEnvironment({ attempt: 2 }).run(activitiesOf(serviceDeps()).deliverWebhook, request).catch((err: Error) => err);
     const received = receiver.at(path).filter((r) => eventIdOf(r) === input.event.id);
     assert.equal(received.length, 1, `sent once (webhook-ids: ${received.map((r) => r.headers['webhook-id']).join(', ')})`);
+  });
+
+  /** The first attempt, made for real (its receiver answers a retryable status): what its workflow then passes to deliverWebhook. */
+  async function retriedRequest(configId: string, wf: string) {
+    const input = inputFor(configId, wf);
+    const first = await activitiesOf(serviceDeps()).sendFirstAttempt(input, Date.now());
+    assert.ok(first.kind === 'retry', JSON.stringify(first));
+    return { input, request: { ...first.request, attemptOffset: first.attempt, firstAttemptAtMs: first.firstAttemptAtMs } };
+  }
+
+  /** A run of deliverWebhook as Temporal's `attempt`-th try of the activity; its failure answered, not thrown. */
+  const runDeliverWebhook = (attempt: number, request: Awaited<ReturnType<typeof retriedRequest>>['request']) =>
+    new MockActivityEnvironment({ attempt }).run(activitiesOf(serviceDeps()).deliverWebhook, request).catch((err: ApplicationFailure) => err);
+
+  const listedForConfig = async (type: string, configId: string): Promise<{ alertId: string; event: OperatorAlert }[]> => {
+    const listed = await api('GET', '/api/operator/alerts?limit=100');
+    assert.equal(listed.status, 200, JSON.stringify(listed.body));
+    return listed.body.alerts.filter((a: { type: string; event: OperatorAlert }) => a.type === type && a.event.data.configId === configId);
+  };
+
+  it('ends a retried attempt cut off after its delivered log row from that row, without POSTing it again', async function () {
+    const wf = `wf_health_logged_${uid()}`;
+    const path = `/logged-${uid()}`;
+    receiver.on(path, (n) => ({ status: n === 1 ? 503 : 200 }));
+    const { id: configId } = await createConfig(wf, path, TWO_ATTEMPTS);
+    const { input, request } = await retriedRequest(configId, wf);
+    // the second attempt is delivered and logged; the worker dies before Temporal hears that the activity completed
+    assert.deepEqual(await runDeliverWebhook(1, request), { httpStatus: 200, attempt: 2 });
+    // Temporal runs the activity again
+    const again = await runDeliverWebhook(2, request);
+    assert.deepEqual(again, { httpStatus: 200, attempt: 2 });
+    assert.equal(receiver.at(path).length, 2, 'the delivered attempt is not POSTed again');
+    // and the workflow ends the delivery delivered
+    await activitiesOf(serviceDeps()).finishDelivery(input, { status: 'delivered', httpStatus: 200, error: null });
+    const delivery = await api('GET', `/api/alerts/deliveries/${input.deliveryId}`);
+    assert.equal(delivery.body.status, 'delivered');
+    assert.deepEqual(delivery.body.attempts.map((a: { attempt: number; outcome: string; httpStatus: number | null }) => [a.attempt, a.outcome, a.httpStatus]), [[1, 'retrying', 503], [2, 'delivered', 200]]);
+  });
+
+  it('fails a retried attempt cut off after its failed log row with the failure that attempt threw, without POSTing it again (its retries ran out; a 410)', async function () {
+    for (const last of [503, 410]) {
+      const wf = `wf_health_logged_failed_${uid()}`;
+      const path = `/logged-failed-${uid()}`;
+      receiver.on(path, (n) => ({ status: n === 1 ? 503 : last }));
+      const { id: configId } = await createConfig(wf, path, TWO_ATTEMPTS);
+      const { input, request } = await retriedRequest(configId, wf);
+      // the last attempt fails and is logged; the worker dies before Temporal hears that the activity failed
+      const failed = await runDeliverWebhook(1, request);
+      assert.ok(failed instanceof ApplicationFailure, `${last}: ${JSON.stringify(failed)}`);
+      assert.match(failed.message, last === 503 ? /^HTTP 503; giving up after 2 attempts$/ : /^HTTP 410: receiver is gone; the config was disabled$/);
+      const again = await runDeliverWebhook(2, request);
+      assert.ok(again instanceof ApplicationFailure, `${last}: ${JSON.stringify(again)}`);
+      assert.deepEqual([again.type, again.message, again.nonRetryable], [failed.type, failed.message, true], `${last}: the same failure`);
+      assert.equal(receiver.at(path).length, 2, `${last}: the failed attempt is not POSTed again`);
+      await activitiesOf(serviceDeps()).finishDelivery(input, { status: 'failed', httpStatus: null, error: again.message });
+      const delivery = await api('GET', `/api/alerts/deliveries/${input.deliveryId}`);
+      assert.deepEqual([delivery.body.status, delivery.body.error], ['failed', failed.message]);
+      assert.deepEqual(delivery.body.attempts.map((a: { attempt: number; outcome: string; httpStatus: number | null }) => [a.attempt, a.outcome, a.httpStatus]), [[1, 'retrying', 503], [2, 'failed', last]]);
+      assert.equal((await healthOf(configId)).health.heldCount, 0, `${last}: failed, not held`);
+    }
+  });
+
+  it('holds a first attempt whose config is re-enabled and disabled again between each read and its hold, however often (neither refused nor sent)', async function () {
+    const wf = `wf_health_flap_${uid()}`;
+    const path = `/flap-${uid()}`;
+    receiver.on(path, () => ({ status: 200 }));
+    const { id: configId } = await createConfig(wf, path);
+    await disableForFailing(configId);
+    const input = inputFor(configId, wf);
+    // more races than the step once allowed itself passes for (3)
+    const RACES = 5;
+    let reads = 0;
+    const db = faultyDb(serviceDeps().db, async () => undefined);
+    const flapping: Db = {
+      ...db,
+      query: async <T,>(sql: string, params?: unknown[]) => {
+        const configRead = /^SELECT \*,[\s\S]* FROM alert_configs WHERE project_id = \$1 AND id = \$2$/.test(sql.trim());
+        if (configRead) reads++;
+        // disabled by the service again after the re-enable that beat the last hold
+        if (configRead && reads > 1 && reads <= RACES + 1) await disableForFailing(configId);
+        const rows = await db.query<T>(sql, params);
+        // re-enabled right after the step read it as disabled
+        if (configRead && reads <= RACES) await serviceDeps().db.transaction((tx) => reenableConfig(tx, project, configId));
+        return rows;
+      },
+    };
+    const result = await activitiesOf({ ...serviceDeps(), db: flapping }).sendFirstAttempt(input, Date.now());
+    assert.equal(reads, RACES + 1);
+    assert.equal(result.kind, 'finished');
+    assert.match('error' in result ? String(result.error) : '', /^held: the alert config is disabled by the service/);
+    assert.equal((await healthOf(configId)).health.heldCount, 1);
+    assert.equal(receiver.at(path).length, 0);
+    assert.deepEqual(await listedOperatorAlerts('delivery.exhausted', input.deliveryId), [], 'held, not exhausted');
+  });
+
+  it('raises config.disabled when a delivery is held by a config whose 410 disable was cut off before its operator alert: once, however many are held', async function () {
+    const wf = `wf_health_gone_cut_${uid()}`;
+    const path = `/gone-cut-${uid()}`;
+    receiver.on(path, (n) => ({ status: n === 1 ? 503 : 200 }));
+    const { id: configId } = await createConfig(wf, path, TWO_ATTEMPTS);
+    // a delivery whose first attempt came before the disable; its retry comes after it
+    const { request } = await retriedRequest(configId, wf);
+    // the 410's disable commits, and the worker dies before it raises config.disabled
+    const disabled = await disableConfig(serviceDeps().db, project, configId, `receiver answered 410 Gone at ${new Date().toISOString()} (delivery dlv-gone-${uid()})`);
+    assert.ok(disabled);
+    assert.deepEqual(await listedForConfig('config.disabled', configId), []);
+    const expectedId = `config.disabled:${configId}:${Date.parse(disabled.disabledAt)}`;
+
+    const first = await activitiesOf(serviceDeps()).sendFirstAttempt(inputFor(configId, wf), Date.now());
+    assert.match('error' in first ? String(first.error) : '', /^held:/);
+    const raised = await listedForConfig('config.disabled', configId);
+    assert.deepEqual(raised.map((a) => a.event.id), [expectedId]);
+    assert.deepEqual([raised[0].event.data.cause, raised[0].event.data.reason], ['gone', (await healthOf(configId)).disabledReason]);
+    // the retried delivery is held too: nothing more is raised
+    const retried = await runDeliverWebhook(1, request);
+    assert.ok(retried instanceof ApplicationFailure && retried.type === 'AlertHeld', JSON.stringify(retried));
+    assert.deepEqual((await listedForConfig('config.disabled', configId)).map((a) => a.alertId), raised.map((a) => a.alertId));
+
+    const [alert] = await waitForOperator('config.disabled', configId);
+    assert.equal(alert.id, expectedId);
+    for (const { alertId } of raised) await stack.service.apiDeps!.temporal.client.workflow.getHandle(alertId).result();
+    assert.equal(operatorAlerts('config.disabled', configId).length, 1, 'received once');
+    assert.equal(receiver.at(path).length, 1, 'only the first attempt was POSTed');
+  });
+
+  it('raises config.disabled when a retried attempt is held by a config disabled for failing whose operator alert was cut off', async function () {
+    const wf = `wf_health_failing_cut_${uid()}`;
+    const path = `/failing-cut-${uid()}`;
+    receiver.on(path, () => ({ status: 503 }));
+    const { id: configId } = await createConfig(wf, path, TWO_ATTEMPTS);
+    const { request } = await retriedRequest(configId, wf);
+    // disabled for failing (the disable committed, config.disabled never raised)
+    await disableForFailing(configId);
+    const retried = await runDeliverWebhook(1, request);
+    assert.ok(retried instanceof ApplicationFailure && retried.type === 'AlertHeld', JSON.stringify(retried));
+    const raised = await listedForConfig('config.disabled', configId);
+    assert.equal(raised.length, 1, JSON.stringify(raised));
+    const shown = await healthOf(configId);
+    assert.deepEqual([raised[0].event.data.cause, raised[0].event.data.reason], ['failing', shown.disabledReason]);
+    assert.equal(raised[0].event.id.startsWith(`config.disabled:${configId}:`), true);
+    assert.equal(receiver.at(path).length, 1, 'only the first attempt was POSTed');
   });
 
   it('re-enabling through POST /api/alerts/config starts the health afresh: a held alert that fails again does not disable the config at once', async function () {
