@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import { logger } from '../lib/log';
 import { noteDeliveryFinished, noteFirstAttemptSent } from '../lib/metrics';
 import { buildTemplateContext } from '../lib/render';
-import { classifyStatus } from '../lib/retry';
+import { classifyStatus, givingUp } from '../lib/retry';
 import type { DeliveryRef } from '../lib/schemas';
 import { TemplateError } from '../lib/templates';
 import type { ServiceDeps } from '../runtime/deps';
@@ -45,7 +45,7 @@ const ATTEMPT_FAILED = 'WebhookAttemptFailed';
 function loggedFailure(logged: LoggedFinalAttempt): string {
   const error = logged.error ?? `HTTP ${logged.httpStatus}`;
   const retryable = logged.httpStatus === null ? logged.sent : classifyStatus(logged.httpStatus) === 'retryable';
-  return retryable ? `${error}; giving up after ${logged.attempt} attempt${logged.attempt > 1 ? 's' : ''}` : error;
+  return retryable ? givingUp(error, logged.attempt) : error;
 }
 
 const deliveryRef = (input: AlertDeliveryInput): DeliveryRef => ({

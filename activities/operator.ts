@@ -5,7 +5,7 @@ import { maskUrl } from '../lib/audit';
 import { logger } from '../lib/log';
 import { noteOperatorAlert } from '../lib/metrics';
 import { OPERATOR_RETRY, OPERATOR_TIMEOUT_MS, operatorWebhookId, type OperatorAlertInput } from '../lib/operator-delivery';
-import { afterRetryableFailure, classifyStatus, retryingIn } from '../lib/retry';
+import { afterRetryableFailure, classifyStatus, givingUp, retryingIn } from '../lib/retry';
 import { signatureHeaders } from '../lib/signing';
 import type { ServiceDeps } from '../runtime/deps';
 import { recordOperatorAlert, updateOperatorAlert, type OperatorAlertStatus } from '../store/operator-alerts';
@@ -63,7 +63,7 @@ export function operatorActivities(deps: Pick<ServiceDeps, 'db' | 'keyring' | 'o
           throw ApplicationFailure.create({ type: OPERATOR_ATTEMPT_FAILED, message: retryingIn(error, next.delayMs), nextRetryDelay: next.delayMs });
         }
         await note(input, { status: 'in_progress', attempts: attempt, httpStatus: sent.httpStatus, error });
-        throw ApplicationFailure.create({ type: OPERATOR_ATTEMPT_FAILED, message: `${error}; giving up after ${attempt} attempt${attempt > 1 ? 's' : ''}`, nonRetryable: true });
+        throw ApplicationFailure.create({ type: OPERATOR_ATTEMPT_FAILED, message: givingUp(error, attempt), nonRetryable: true });
       }
       // a refusal by the egress policy, a 410 or another 4xx: retrying cannot help
       await note(input, { status: 'in_progress', attempts: attempt, httpStatus: sent.httpStatus, error });

@@ -3,7 +3,7 @@ import { egressRefusalOf } from '../lib/egress';
 import { maskUrl } from '../lib/audit';
 import { logger } from '../lib/log';
 import { noteAttempt } from '../lib/metrics';
-import { afterRetryableFailure, classifyStatus, parseRetryAfter, retryingIn, type RetrySettings } from '../lib/retry';
+import { afterRetryableFailure, classifyStatus, givingUp, parseRetryAfter, retryingIn, type RetrySettings } from '../lib/retry';
 import type { DeliveryRef } from '../lib/schemas';
 import { signatureHeaders } from '../lib/signing';
 import type { ServiceDeps } from '../runtime/deps';
@@ -140,7 +140,7 @@ export async function makeAttempt(
     }
     if (status === 'permanent') return fail(error);
     const next = afterRetryableFailure(req.retry, { attempt, elapsedMs, retryAfterMs });
-    if (next.last) return fail(error, `${error}; giving up after ${attempt} attempt${attempt > 1 ? 's' : ''}`);
+    if (next.last) return fail(error, givingUp(error, attempt));
     return { outcome: 'retrying', httpStatus, error, message: retryingIn(error, next.delayMs), delayMs: next.delayMs };
   };
 

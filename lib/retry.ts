@@ -43,6 +43,8 @@ export function afterRetryableFailure(
 
 /** How a retried attempt's error reads with what follows it: the failure Temporal records, the delivery timeline. */
 export const retryingIn = (error: string, delayMs: number) => `${error}; retrying in ${delayMs} ms`;
+/** A last attempt's failure as the delivery and Temporal's failure tell it. */
+export const givingUp = (error: string, attempts: number) => `${error}; giving up after ${attempts} attempt${attempts > 1 ? 's' : ''}`;
 
 /** One row of a schedule preview: when an attempt starts if every earlier one fails at once, without jitter. */
 export interface ScheduledAttempt {
