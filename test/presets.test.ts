@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './support/browser';
 import { PRESETS, mergeTemplate } from '../lib/presets';
 import { buildTemplateContext, defaultPayload, renderAlert } from '../lib/render';
 import { alertConfigInputSchema, type ExecutionEvent } from '../lib/schemas';
@@ -20,7 +21,6 @@ import { useStack, type TestStack } from './support/stack';
  */
 
 const uid = () => randomBytes(4).toString('hex');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** a PagerDuty integration key: 32 letters and digits */
 const ROUTING_KEY = randomBytes(16).toString('hex');
 const GENIE_KEY = `GenieKey ${randomBytes(12).toString('hex')}`;
@@ -417,10 +417,9 @@ describe('the preset picker of the config editor (Chromium)', function () {
 
   before(async function () {
     this.timeout(5 * 60_000);
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`Chromium is not at ${CHROMIUM}: install Debian's package (apt-get install chromium) or set CHROMIUM_PATH`);
     execFileSync(process.execPath, [path.join(__dirname, '..', 'scripts', 'build-ui.mjs')], { stdio: 'inherit' });
     [stack, receivers] = await Promise.all([useStack(), PresetReceivers.start()]);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
     page.on('pageerror', (err) => console.error('[browser]', err));
     await page.goto(`${stack.apiUrl}/`);

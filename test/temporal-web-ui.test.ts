@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './support/browser';
 import { devServerPids } from './support/dev-server-processes';
 import { Receiver } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
@@ -13,7 +14,6 @@ import { useStack, type TestStack } from './support/stack';
  * input (the event) and result in clear text, with no Codec Server setting of their own.
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CODEC_ERROR = /Codec Server could not connect/i;
 const uid = () => randomBytes(4).toString('hex');
 
@@ -27,14 +27,8 @@ describe('Temporal Web UI of the embedded default (Chromium)', function () {
 
   before(async function () {
     this.timeout(5 * 60_000);
-    if (!fs.existsSync(CHROMIUM)) {
-      throw new Error(`Chromium is not at ${CHROMIUM}: install Debian's package (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH`);
-    }
     [stack, receiver] = await Promise.all([useStack(), Receiver.start()]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
     page.on('response', (res) => {
       if (new URL(res.url()).pathname.startsWith('/codec')) codecCalls.push({ url: res.url(), status: res.status(), method: res.request().method() });

@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './support/browser';
 import { configStatsSchema, overviewSchema } from '../api/schemas';
 import { Receiver, type Reply } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
@@ -17,7 +18,6 @@ import { useStack, type TestStack } from './support/stack';
  * Screenshots: docs/screenshots/overview.png, config-insight.png, held-alerts.png (docs/web-ui.md).
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = path.join(__dirname, '..', 'docs', 'screenshots');
 const uid = () => randomBytes(4).toString('hex');
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -100,9 +100,6 @@ describe('web UI insight: overview, charts, held alerts (Chromium)', function ()
 
   before(async function () {
     this.timeout(5 * 60_000);
-    if (!fs.existsSync(CHROMIUM)) {
-      throw new Error(`Chromium is not at ${CHROMIUM}: install Debian's package (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH`);
-    }
     execFileSync(process.execPath, [path.join(__dirname, '..', 'scripts', 'build-ui.mjs')], { stdio: 'inherit' });
     fs.mkdirSync(SHOTS, { recursive: true });
     [stack, receiver] = await Promise.all([useStack(), Receiver.start()]);
@@ -143,10 +140,7 @@ describe('web UI insight: overview, charts, held alerts (Chromium)', function ()
     const sent = (alerts: any[], type: string) => alerts.filter((a) => a.type === type && a.status === 'delivered').length;
     await waitOperatorAlerts((alerts) => sent(alerts, 'config.disabled') === 1 && sent(alerts, 'delivery.exhausted') === 4, 'config.disabled and 4 delivery.exhausted sent');
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
     page.on('pageerror', (err) => console.error('[browser]', err));

@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './support/browser';
 import { Webhook } from 'standardwebhooks';
 import { alertConfigInputSchema } from '../lib/schemas';
 import { saveConfig } from '../store/configs';
@@ -18,7 +19,6 @@ import { useStack, type TestStack } from './support/stack';
  * screen. The main screens are saved to docs/screenshots/ (the README and docs/getting-started.md show them).
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = path.join(__dirname, '..', 'docs', 'screenshots');
 const uid = () => randomBytes(4).toString('hex');
 const signatureHeaders = (req: Received) => ({
@@ -47,17 +47,11 @@ describe('web UI (Chromium)', function () {
 
   before(async function () {
     this.timeout(5 * 60_000);
-    if (!fs.existsSync(CHROMIUM)) {
-      throw new Error(`Chromium is not at ${CHROMIUM}: install Debian's package (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH`);
-    }
     // the UI as npm install / npm start build it (a no-op when ui/dist is up to date)
     execFileSync(process.execPath, [path.join(__dirname, '..', 'scripts', 'build-ui.mjs')], { stdio: 'inherit' });
     fs.mkdirSync(SHOTS, { recursive: true });
     [stack, receiver] = await Promise.all([useStack(), Receiver.start()]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
     page = await context.newPage();
     page.on('pageerror', (err) => console.error('[browser]', err));
