@@ -4,7 +4,7 @@ import type { AlertConditionName, ExecutionEvent, HealthSettings } from '../lib/
 import type { ServiceDeps } from '../runtime/deps';
 import { configName, disableConfig } from '../store/configs';
 import { findDelivery, finishDelivery } from '../store/deliveries';
-import { countFailure, countSuccess, FAILING_REASON_PREFIX, healthState, type FailureCounted } from '../store/health';
+import { countFailure, endDelivered, FAILING_REASON_PREFIX, healthState, type FailureCounted } from '../store/health';
 import { projectHealthSettings } from '../store/project-settings';
 import type { AlertDeliveryStatus } from '../workflows/types';
 import { raiseOperatorAlert } from './operator-alert';
@@ -60,14 +60,12 @@ export interface DeliveryEnd {
 export async function endDelivery(deps: Deps, delivery: EndedDelivery, end: DeliveryEnd, { endpoint = true }: { endpoint?: boolean } = {}): Promise<boolean> {
   const { projectId, configId, deliveryId } = delivery;
   const counts = delivery.condition !== 'test' && (end.status === 'delivered' || (end.status === 'failed' && endpoint));
+  // the common case, a delivered alert, is one statement
+  if (end.status === 'delivered') return endDelivered(deps.db, deliveryId, end.httpStatus, { projectId, configId, counts });
   const thresholds = counts && end.status === 'failed' ? await projectHealthSettings(deps.db, projectId, deps.operations.health) : undefined;
   const { moved, counted } = await deps.db.transaction(async (tx) => {
     const moved = await finishDelivery(tx, deliveryId, end);
     if (!moved || !counts) return { moved, counted: undefined };
-    if (end.status === 'delivered') {
-      await countSuccess(tx, projectId, configId);
-      return { moved, counted: undefined };
-    }
     return { moved, counted: await countFailure(tx, thresholds!, projectId, configId) };
   });
   if (end.status === 'failed' && delivery.condition !== 'test') {

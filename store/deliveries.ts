@@ -26,17 +26,20 @@ export async function recordScheduledDelivery(
   );
 }
 
+/**
+ * Moves delivery $1 to its final status $2 (HTTP status $3, error $4), RETURNING a row when this
+ * statement moved it. A final status is never overwritten by another (a retried workflow task must
+ * not turn delivered into suppressed). Also the first part of store/health.ts's endDelivered.
+ */
+export const FINISH_DELIVERY = `UPDATE alert_deliveries SET status = $2, http_status = COALESCE($3, http_status), error = $4, updated_at = now()
+  WHERE delivery_id = $1 AND status IN ('scheduled', 'in_progress') RETURNING 1`;
+
 export async function finishDelivery(
   db: Queryable,
   deliveryId: string,
   result: { status: Exclude<DeliveryStatus, 'scheduled' | 'in_progress'>; httpStatus?: number | null; error?: string | null },
 ): Promise<boolean> {
-  // a final status is never overwritten by another (a retried workflow task must not turn delivered into suppressed)
-  const rows = await db.query(
-    `UPDATE alert_deliveries SET status = $2, http_status = COALESCE($3, http_status), error = $4, updated_at = now()
-     WHERE delivery_id = $1 AND status IN ('scheduled', 'in_progress') RETURNING 1`,
-    [deliveryId, result.status, result.httpStatus ?? null, result.error ?? null],
-  );
+  const rows = await db.query(FINISH_DELIVERY, [deliveryId, result.status, result.httpStatus ?? null, result.error ?? null]);
   // true: this call ended the delivery (the one that counts it into its config's health)
   return rows.length > 0;
 }

@@ -1,6 +1,7 @@
 import type { HealthSettings } from '../lib/schemas';
 import { recordAudit, SERVICE_ACTOR } from './audit';
 import type { Queryable } from './db';
+import { FINISH_DELIVERY } from './deliveries';
 
 /**
  * Endpoint health per config (migration 007's columns; docs/endpoint-health.md): the streak of
@@ -103,12 +104,34 @@ export async function countFailure(tx: Queryable, thresholds: HealthSettings, pr
 }
 
 /** A delivery of the config was delivered: the streak ends (and its warning with it). */
+/**
+ * A delivered alert ends its config's streak of failures. A healthy config's row is rewritten only
+ * when its last_success_at is older than this: not on every delivered alert, each of which would
+ * write and lock the one row that every delivery of the config ends on.
+ */
+export const LAST_SUCCESS_RESOLUTION_SECONDS = 60;
+
+const COUNT_SUCCESS = (project: string, config: string) => `UPDATE alert_configs SET consecutive_failures = 0, last_success_at = now(), failing_since = NULL, warned_at = NULL
+  WHERE project_id = ${project} AND id = ${config}
+    AND (consecutive_failures <> 0 OR failing_since IS NOT NULL OR warned_at IS NOT NULL OR last_success_at IS NULL
+         OR last_success_at < now() - interval '${LAST_SUCCESS_RESOLUTION_SECONDS} seconds')`;
+
 export async function countSuccess(db: Queryable, projectId: string, configId: string): Promise<void> {
-  await db.query(
-    `UPDATE alert_configs SET consecutive_failures = 0, last_success_at = now(), failing_since = NULL, warned_at = NULL
-     WHERE project_id = $1 AND id = $2`,
-    [projectId, configId],
+  await db.query(COUNT_SUCCESS('$1', '$2'), [projectId, configId]);
+}
+
+/**
+ * The alert path's common end, in one statement: moves the delivery to delivered and, when this
+ * statement moved it and `counts` (not a test alert), counts the success. Answers whether it moved it.
+ */
+export async function endDelivered(db: Queryable, deliveryId: string, httpStatus: number | null, ref: { projectId: string; configId: string; counts: boolean }): Promise<boolean> {
+  const [row] = await db.query<{ moved: boolean }>(
+    `WITH moved AS (${FINISH_DELIVERY}),
+     counted AS (${COUNT_SUCCESS('$5', '$6')} AND $7::boolean AND EXISTS (SELECT 1 FROM moved))
+     SELECT EXISTS (SELECT 1 FROM moved) AS moved`,
+    [deliveryId, 'delivered', httpStatus, null, ref.projectId, ref.configId, ref.counts],
   );
+  return row.moved;
 }
 
 /** The config's state before a re-enable, under its row lock; undefined: no such config in the project. */

@@ -965,6 +965,24 @@ for (const kind of STORE_KINDS) {
       assert.ok(after.lastSuccessAt && after.lastFailureAt);
     });
 
+    it("writes a healthy config's row at most once a minute for its delivered alerts, and at once when it ends a streak", async () => {
+      const projectId = `prj_${uid()}`;
+      const configId = await newConfig(projectId);
+      const version = async () => (await store.db.query<{ v: string }>('SELECT xmin::text AS v FROM alert_configs WHERE id = $1', [configId]))[0].v;
+      await countSuccess(store.db, projectId, configId);
+      const first = await version();
+      assert.ok((await getStoredConfig(store.db, keyring, projectId, configId)).health.lastSuccessAt, 'the first success is recorded');
+      await countSuccess(store.db, projectId, configId);
+      assert.equal(await version(), first, 'a second success within the minute does not rewrite the row');
+      await store.db.query(`UPDATE alert_configs SET last_success_at = now() - interval '2 minutes' WHERE id = $1`, [configId]);
+      const aged = await version();
+      await countSuccess(store.db, projectId, configId);
+      assert.notEqual(await version(), aged, 'a success after the minute refreshes last_success_at');
+      await store.db.transaction(async (tx) => countFailure(tx, await projectHealthSettings(tx, projectId, health), projectId, configId));
+      await countSuccess(store.db, projectId, configId);
+      assert.equal((await getStoredConfig(store.db, keyring, projectId, configId)).health.consecutiveFailures, 0, 'a success right after a failure ends the streak');
+    });
+
     it('holds an alert only while the service has the config disabled, once per event and condition', async () => {
       const projectId = `prj_${uid()}`;
       const configId = await newConfig(projectId);
