@@ -1,4 +1,4 @@
-import type { AlertConfig, AuditChange } from './schemas';
+import type { AlertConfig, AuditChange, NoiseSettings } from './schemas';
 import type { JsonValue } from './templates';
 
 /**
@@ -10,7 +10,7 @@ import type { JsonValue } from './templates';
 export const MASK = '***';
 
 /** The parts of a config the audit log compares. */
-export type AuditedConfig = Pick<AlertConfig, 'workflowId' | 'name' | 'enabled' | 'disabledReason' | 'conditions' | 'webhook' | 'payload' | 'retry'>;
+export type AuditedConfig = Pick<AlertConfig, 'workflowId' | 'name' | 'enabled' | 'disabledReason' | 'conditions' | 'webhook' | 'payload' | 'retry'> & Partial<NoiseSettings>;
 
 /**
  * `https://hooks.example.com/***`: where a URL goes, its scheme and host, without the path, query,
@@ -43,6 +43,10 @@ function auditedFields(config: AuditedConfig): Map<string, JsonValue> {
   if (config.payload.preset) fields.set('payload.preset', config.payload.preset);
   for (const name of Object.keys(config.webhook.headers).sort()) fields.set(`webhook.headers.${name}`, MASK);
   for (const [name, value] of Object.entries(config.retry)) fields.set(`retry.${name}`, value);
+  // the noise settings (docs/noise-control.md), as they are: none is a secret
+  for (const name of ['grouping', 'recovery', 'throttle', 'dedup', 'repeatIntervalSeconds'] as const) {
+    if (config[name] !== undefined) fields.set(name, config[name] as JsonValue);
+  }
   return fields;
 }
 

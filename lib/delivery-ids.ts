@@ -21,3 +21,11 @@ export const redeliveryId = (deliveryId: string) => `${deliveryId}-re-${randomBy
  * project "a-b" event "c" and project "a" event "b-c" did, and one project's event was dropped as the other's duplicate.
  */
 export const eventWorkflowId = (projectId: string, eventId: string) => `event-${part(projectId)}.${part(eventId)}`;
+/** The config's AlertNoise workflow (its noise pipeline: docs/noise-control.md). */
+export const noiseWorkflowId = (configId: string) => `noise-${part(configId)}`;
+/**
+ * What every delivery id of a config starts with. The AlertNoise workflow builds its digests' and
+ * recoveries' ids from it (lib/noise.ts digestDeliveryId, recoveryDeliveryId): workflow code cannot
+ * import this module (node:crypto).
+ */
+export const configDeliveryIdPrefix = (configId: string) => `dlv-${part(configId)}`;

@@ -1,5 +1,6 @@
 import { literalAuthority } from './egress';
 import { effectiveTemplate, type PresetName } from './presets';
+import type { DigestGroup, NoiseSummary, RecoveryInfo } from './noise';
 import type { AlertConditionName, AlertConfig, ExecutionEvent } from './schemas';
 import { newRenderBudget, renderJsonTemplate, renderString, TemplateError, type JsonValue } from './templates';
 
@@ -13,6 +14,19 @@ export interface TemplateContext {
   condition: AlertConditionName;
   config: { id: string; name: string };
   delivery: { id: string };
+  /** a digest's group (docs/noise-control.md); null for an alert of one event */
+  group: DigestGroup | null;
+  /** a recovery notification's incident (condition `recovered`); null otherwise */
+  recovery: RecoveryInfo | null;
+  /** what the noise pipeline held back since the last alert that went out; null when nothing */
+  noise: NoiseSummary | null;
+}
+
+/** What an alert of the noise pipeline adds to the context (workflows/types.ts AlertDeliveryInput's group, recovery, noise). */
+export interface NoiseContext {
+  group?: DigestGroup;
+  recovery?: RecoveryInfo;
+  noise?: NoiseSummary;
 }
 
 export function buildTemplateContext(
@@ -21,6 +35,7 @@ export function buildTemplateContext(
   condition: AlertConditionName,
   deliveryId: string,
   now = Date.now(),
+  extras: NoiseContext = {},
 ): TemplateContext {
   const startedAt = event.run?.startedAt ?? (event.type === 'run.started' ? event.occurredAt ?? null : null);
   const finishedAt = event.run?.finishedAt ?? null;
@@ -35,6 +50,9 @@ export function buildTemplateContext(
     condition,
     config: { id: config.id, name: config.name },
     delivery: { id: deliveryId },
+    group: extras.group ?? null,
+    recovery: extras.recovery ?? null,
+    noise: extras.noise ?? null,
   };
 }
 
@@ -45,17 +63,48 @@ const CONDITION_TEXT: Record<AlertConditionName, string> = {
   canceled: 'was canceled',
   delay: 'is running longer than expected',
   test: 'test alert',
+  recovered: 'recovered',
 };
+
+const GROUP_TEXT: Partial<Record<AlertConditionName, string>> = {
+  failure: 'failed runs',
+  success: 'succeeded runs',
+  manual_intervention: 'runs waiting for manual intervention',
+  canceled: 'canceled runs',
+  delay: 'runs running longer than expected',
+};
+
+/** "5m 3s", "2h 0m", "41s": a duration as the default payload words it. */
+export function durationText(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h`;
+}
+
+/** " (also held back since …: 3 throttled, 1 silenced)", or '' when nothing was. */
+function heldBackText(noise: NoiseSummary | null): string {
+  if (!noise) return '';
+  const parts = ([['throttled', noise.throttled], ['silenced', noise.silenced], ['deduplicated', noise.deduplicated], ['repeats not sent', noise.repeatSuppressed]] as const)
+    .filter(([, n]) => n > 0)
+    .map(([what, n]) => `${n} ${what}`);
+  return parts.length ? ` (held back since ${noise.since}: ${parts.join(', ')})` : '';
+}
 
 /** The payload sent when a config has no template (documented in docs/reference.md). */
 export function defaultPayload(ctx: TemplateContext): JsonValue {
   const who = ctx.workflow.name ?? ctx.workflow.id;
-  const text = ctx.condition === 'test'
+  const text = (ctx.condition === 'test'
     ? `Test alert for "${ctx.config.name}" (${who})`
-    : `${who} run ${ctx.run.id} ${CONDITION_TEXT[ctx.condition]}${ctx.error?.message ? `: ${ctx.error.message}` : ''}`;
+    : ctx.group
+      ? `${who}: ${ctx.group.count} ${GROUP_TEXT[ctx.group.condition] ?? ctx.group.condition} between ${ctx.group.firstAt} and ${ctx.group.lastAt}`
+      : ctx.recovery
+        ? `${who} recovered after failing for ${durationText(ctx.recovery.failingForMs)} (${ctx.recovery.failures} ${ctx.recovery.failures === 1 ? 'failure' : 'failures'})`
+        : `${who} run ${ctx.run.id} ${CONDITION_TEXT[ctx.condition]}${ctx.error?.message ? `: ${ctx.error.message}` : ''}`) + heldBackText(ctx.noise);
   return JSON.parse(
     JSON.stringify({
-      type: `alert.${ctx.condition}`,
+      type: ctx.group ? `alert.${ctx.condition}.digest` : `alert.${ctx.condition}`,
       text,
       condition: ctx.condition,
       workflow: ctx.workflow,
@@ -65,6 +114,10 @@ export function defaultPayload(ctx: TemplateContext): JsonValue {
       data: ctx.data,
       config: ctx.config,
       delivery: ctx.delivery,
+      // only when there is one: an alert of one event keeps the shape it always had
+      ...(ctx.group ? { group: ctx.group } : {}),
+      ...(ctx.recovery ? { recovery: ctx.recovery } : {}),
+      ...(ctx.noise ? { noise: ctx.noise } : {}),
     }),
   );
 }

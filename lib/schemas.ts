@@ -80,9 +80,82 @@ export type AlertCondition = z.infer<typeof conditionSchema>;
 export type ConditionType = AlertCondition['type'];
 /** A condition as an alert carries it: the config's conditions, plus `test` for test alerts. */
 export const conditionNameSchema = z
-  .enum([...CONDITION_TYPES, 'test'])
-  .meta({ id: 'ConditionName', description: 'The condition an alert is for; `test` for a test alert' });
+  .enum([...CONDITION_TYPES, 'test', 'recovered'])
+  .meta({ id: 'ConditionName', description: 'The condition an alert is for; `test` for a test alert; `recovered` for a recovery notification (docs/noise-control.md)' });
 export type AlertConditionName = z.infer<typeof conditionNameSchema>;
+
+
+// ---------------------------------------------------------------- noise control (issue 14, docs/noise-control.md)
+
+/** Event fields a group can be keyed by. The alert's condition is always part of the key. */
+export const GROUP_FIELDS = ['workflow.id', 'error.step', 'error.code', 'error.message', 'workflow.version'] as const;
+export type GroupField = (typeof GROUP_FIELDS)[number];
+
+const wholeSeconds = (name: string, min: number, max: number) =>
+  z.number().int(`${name} must be a whole number of seconds`).min(min, `${name} must be at least ${min}`).max(max, `${name} must be at most ${max}`);
+
+export const groupingSchema = z
+  .strictObject({
+    by: z
+      .array(z.enum(GROUP_FIELDS, { error: () => `grouping.by may name only ${GROUP_FIELDS.join(', ')}` }))
+      .min(1, 'grouping.by must name at least one field')
+      .max(GROUP_FIELDS.length)
+      .default(['workflow.id'])
+      .refine((by) => new Set(by).size === by.length, 'grouping.by names a field twice'),
+    waitSeconds: wholeSeconds('grouping.waitSeconds', 0, 3600).default(30).meta({ description: 'how long the first event of a group waits for more before the first digest' }),
+    intervalSeconds: wholeSeconds('grouping.intervalSeconds', 1, 86_400).default(300).meta({ description: 'later events go into the next digest, at most this often' }),
+    maxEvents: z.number().int().min(1, 'grouping.maxEvents must be at least 1').max(1000, 'grouping.maxEvents must be at most 1000').default(100)
+      .meta({ description: 'events a digest lists; it counts the rest' }),
+  })
+  .meta({ description: "Alertmanager's group_wait and group_interval: one digest for many events" });
+export type GroupingSettings = z.infer<typeof groupingSchema>;
+
+export const throttleSchema = z
+  .strictObject({
+    maxPerWindow: z.number().int().min(1, 'throttle.maxPerWindow must be at least 1').max(10_000, 'throttle.maxPerWindow must be at most 10000'),
+    windowSeconds: wholeSeconds('throttle.windowSeconds', 1, 86_400),
+  })
+  .meta({ description: 'at most maxPerWindow alerts per window; what it holds back is counted into the next alert that goes out' });
+export type ThrottleSettings = z.infer<typeof throttleSchema>;
+
+export const dedupSchema = z
+  .strictObject({
+    key: z
+      .string()
+      .min(1, 'dedup.key must not be empty')
+      .max(500, 'dedup.key must be at most 500 characters')
+      .superRefine((key, ctx) => {
+        try {
+          checkTemplateString(key);
+        } catch (err) {
+          templateIssue(ctx, [], err);
+        }
+      })
+      .meta({ description: 'a template over the alert context, e.g. "{{ error.step }}": alerts with the same key within the window are one' }),
+    windowSeconds: wholeSeconds('dedup.windowSeconds', 1, 7 * 86_400),
+  })
+  .meta({ description: 'one alert per key within the window' });
+export type DedupSettings = z.infer<typeof dedupSchema>;
+
+/** A config's noise settings, every one off by default (docs/noise-control.md). */
+export const noiseSettingsFields = {
+  grouping: groupingSchema.nullable().default(null),
+  recovery: z.boolean().default(false).meta({ description: 'after a failure or delay alert, the next successful run sends one `recovered` alert' }),
+  throttle: throttleSchema.nullable().default(null),
+  dedup: dedupSchema.nullable().default(null),
+  repeatIntervalSeconds: wholeSeconds('repeatIntervalSeconds', 1, 30 * 86_400).nullable().default(null)
+    .meta({ description: 'a still-failing workflow is notified again at most this often' }),
+};
+export const noiseSettingsSchema = z.object(noiseSettingsFields);
+export type NoiseSettings = z.infer<typeof noiseSettingsSchema>;
+export const NOISE_OFF: NoiseSettings = { grouping: null, recovery: false, throttle: null, dedup: null, repeatIntervalSeconds: null };
+/** Whether a config's alerts go through its noise pipeline (the AlertNoise workflow) at all. */
+export const noiseOn = (n: NoiseSettings | null | undefined): n is NoiseSettings =>
+  !!n && (n.grouping !== null || n.recovery || n.throttle !== null || n.dedup !== null || n.repeatIntervalSeconds !== null);
+
+/** What the pipeline did with an alert it did not send on its own (a log row with attempt 0). */
+export const NOISE_OUTCOMES = ['silenced', 'deduplicated', 'throttled', 'grouped', 'repeat_suppressed'] as const;
+export type NoiseOutcome = (typeof NOISE_OUTCOMES)[number];
 
 // RFC 9110 token characters
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/;
@@ -266,6 +339,7 @@ export const alertConfigInputSchema = z
     webhook: webhookSchema,
     payload: payloadSchema.default({ template: null }),
     retry: retrySchema.default(() => ({ ...RETRY_DEFAULTS })),
+    ...noiseSettingsFields,
     secret: secretSchema.optional(),
     // answers carry health; a config read back can be saved as it is (the service keeps its own)
     health: z.unknown().optional().meta({ description: 'read-only (shown in answers): ignored when saved' }),
@@ -330,6 +404,7 @@ export const alertConfigSchema = z
     webhook: z.object({ url: z.string(), headers: z.record(z.string(), z.string()), timeoutMs: z.number() }),
     payload: z.object({ preset: presetNameSchema.optional().meta({ description: 'present when the config uses a preset' }), template: jsonValueSchema.nullable() }),
     retry: retrySettingsSchema,
+    ...noiseSettingsSchema.shape,
     createdAt: z.string(),
     updatedAt: z.string(),
     health: configHealthSchema,
@@ -346,15 +421,15 @@ export const errorSchema = z
 /** An ISO 8601 time in UTC, as every answer writes times. */
 export const isoTime = z.iso.datetime();
 
-export const deliveryStatusSchema = z.enum(['scheduled', 'in_progress', 'delivered', 'failed', 'suppressed']).meta({
+export const deliveryStatusSchema = z.enum(['scheduled', 'in_progress', 'delivered', 'failed', 'suppressed', ...NOISE_OUTCOMES]).meta({
   id: 'DeliveryStatus',
-  description: '`scheduled`: a delay watch waiting; `suppressed`: a delay watch whose run finished in time',
+  description: '`scheduled`: a delay watch waiting; `suppressed`: a delay watch whose run finished in time; `silenced`, `deduplicated`, `throttled`, `grouped`, `repeat_suppressed`: a delay alert the noise pipeline did not send on its own (docs/noise-control.md)',
 });
 export type DeliveryStatus = z.infer<typeof deliveryStatusSchema>;
 
-export const attemptOutcomeSchema = z.enum(['delivered', 'retrying', 'failed']).meta({
+export const attemptOutcomeSchema = z.enum(['delivered', 'retrying', 'failed', ...NOISE_OUTCOMES]).meta({
   id: 'AttemptOutcome',
-  description: '`retrying`: this attempt failed and another will follow; `failed`: this attempt failed and the delivery stops',
+  description: '`retrying`: this attempt failed and another will follow; `failed`: this attempt failed and the delivery stops; `silenced`, `deduplicated`, `throttled`, `grouped`, `repeat_suppressed`: the noise pipeline did not send this alert on its own (attempt 0: nothing was sent; `error` says why, docs/noise-control.md)',
 });
 export type AttemptOutcome = z.infer<typeof attemptOutcomeSchema>;
 
@@ -383,7 +458,7 @@ export type DeliveryRef = Pick<DeliveryRecord, 'deliveryId' | 'projectId' | 'con
 export const attemptLogSchema = deliverySchema
   .pick({ deliveryId: true, configId: true, workflowId: true, runId: true, eventId: true, condition: true })
   .extend({
-    attempt: z.number().int().min(1),
+    attempt: z.number().int().min(0).meta({ description: '1 for the first attempt; 0 for a noise pipeline decision (nothing was sent)' }),
     outcome: attemptOutcomeSchema,
     httpStatus: z.number().int().nullable().meta({ description: "the receiver's HTTP status; null when it did not answer" }),
     error: z.string().nullable(),
@@ -400,6 +475,9 @@ export const startedDeliverySchema = z
     configId: z.string(),
     condition: conditionNameSchema,
     duplicate: z.boolean().meta({ description: 'this event had already started this delivery: nothing new was sent' }),
+    noise: z.enum(['silenced', 'pipeline']).optional().meta({
+      description: "`silenced`: a silence was in force at the event's time, nothing is sent; `pipeline`: the config's noise pipeline decides (grouped, throttled, …: the log row of deliveryId says; docs/noise-control.md)",
+    }),
   })
   .meta({ id: 'StartedDelivery' });
 export type StartedDelivery = z.infer<typeof startedDeliverySchema>;
@@ -407,7 +485,7 @@ export type StartedDelivery = z.infer<typeof startedDeliverySchema>;
 export const AUDIT_ACTIONS = [
   'config.created', 'config.updated', 'config.deleted', 'config.secret_rotated', 'config.disabled',
   'config.reenabled', 'config.held_sent', 'config.held_discarded',
-  'project.settings_updated', 'project.erased',
+  'project.settings_updated', 'project.erased', 'silence.created', 'silence.deleted',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
@@ -451,3 +529,44 @@ export const healthSettingsSchema = z.object(healthSettingsFields).meta({ id: 'H
 export type HealthSettings = z.infer<typeof healthSettingsSchema>;
 export const failureRateSettingsSchema = z.object(failureRateSettingsFields).meta({ id: 'FailureRateSettings' });
 export type FailureRateSettings = z.infer<typeof failureRateSettingsSchema>;
+
+// ---------------------------------------------------------------- silences (issue 14, docs/noise-control.md)
+
+export const silenceRecurrenceSchema = z
+  .strictObject({
+    cron: z.string().min(1, 'recurrence.cron must not be empty').max(200, 'recurrence.cron is too long')
+      .meta({ description: 'five fields (minute hour day-of-month month day-of-week) for when each window starts, e.g. "0 2 * * 6" (Saturdays 02:00)' }),
+    durationSeconds: z.number().int().min(60, 'recurrence.durationSeconds must be at least 60').max(31 * 86_400, 'recurrence.durationSeconds must be at most 31 days'),
+    timeZone: z.string().min(1).max(100).meta({ description: 'an IANA time zone, e.g. "Europe/Berlin"; the cron is read in its local time' }),
+  })
+  .meta({ id: 'SilenceRecurrence' });
+export type SilenceRecurrence = z.infer<typeof silenceRecurrenceSchema>;
+
+/** POST /api/silences body: for one config (configId) or every config of a MeshHook workflow (workflowId); one-off (from, until) or recurring. */
+export const silenceInputSchema = z
+  .strictObject({
+    configId: idSchema('configId').optional(),
+    workflowId: idSchema('workflowId').optional(),
+    from: z.iso.datetime({ offset: true }).optional(),
+    until: z.iso.datetime({ offset: true }).optional(),
+    recurrence: silenceRecurrenceSchema.optional(),
+    comment: z.string().max(500, 'comment must be at most 500 characters').default(''),
+  })
+  .meta({ id: 'SilenceInput' });
+export type SilenceInput = z.infer<typeof silenceInputSchema>;
+
+export const silenceSchema = z
+  .object({
+    id: z.string(),
+    configId: z.string().nullable(),
+    workflowId: z.string().nullable(),
+    from: isoTime.nullable(),
+    until: isoTime.nullable(),
+    recurrence: silenceRecurrenceSchema.nullable(),
+    comment: z.string(),
+    createdAt: isoTime,
+    activeNow: z.boolean(),
+    nextWindow: z.object({ from: isoTime, until: isoTime }).nullable().meta({ description: 'the window in force now, else the next one; null when none is left' }),
+  })
+  .meta({ id: 'Silence' });
+export type Silence = z.infer<typeof silenceSchema>;

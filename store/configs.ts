@@ -3,7 +3,7 @@ import { configChanges, MASK, secretChange, type AuditedConfig } from '../lib/au
 import { open, seal, type Keyring } from '../lib/crypto';
 import { newWebhookSecret } from '../lib/crypto';
 import { notFound } from '../lib/errors';
-import type { AlertConfig, AlertConfigInput, AlertCondition } from '../lib/schemas';
+import { NOISE_OFF, noiseOn, type AlertConfig, type AlertConfigInput, type AlertCondition, type NoiseSettings } from '../lib/schemas';
 import type { PresetName } from '../lib/presets';
 import type { JsonValue } from '../lib/templates';
 import { recordAudit, SERVICE_ACTOR, type Actor } from './audit';
@@ -36,6 +36,8 @@ interface ConfigRow {
   disabled_reason: string | null;
   conditions: AlertCondition[];
   retry: AlertConfig['retry'];
+  /** migration 011: the noise settings; null: all off */
+  noise: NoiseSettings | null;
   timeout_ms: number;
   key_id: string;
   sealed: string;
@@ -134,11 +136,23 @@ function unsealRow(keyring: Keyring, row: ConfigRow): StoredConfig {
     webhook: { url: parts.url, headers: parts.headers, timeoutMs: row.timeout_ms },
     payload: parts.preset ? { preset: parts.preset, template: parts.template ?? null } : { template: parts.template ?? null },
     retry: row.retry,
+    ...noiseOf(row),
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
     health: configHealth(row),
     secrets: parts.secrets.filter((s) => s.expiresAt === null || Date.parse(s.expiresAt) > now).map((s) => s.secret),
   };
+}
+
+/** A row's noise settings, every field present (a row saved before migration 011 has none: all off). */
+export const noiseOf = (row: Pick<ConfigRow, 'noise'>): NoiseSettings => ({ ...NOISE_OFF, ...(row.noise ?? {}) });
+
+/** The noise settings of a config input, as the noise column keeps them (null when all are off). */
+function noiseColumn(input: AlertConfigInput): string | null {
+  const noise: NoiseSettings = {
+    grouping: input.grouping, recovery: input.recovery, throttle: input.throttle, dedup: input.dedup, repeatIntervalSeconds: input.repeatIntervalSeconds,
+  };
+  return noiseOn(noise) ? JSON.stringify(noise) : null;
 }
 
 /** The public face of a config: no secret, no project. */
@@ -199,18 +213,18 @@ export async function saveConfig(
     const values = [
       id, projectId, input.workflowId, input.name, input.enabled,
       JSON.stringify(input.conditions), JSON.stringify(input.retry),
-      input.webhook.timeoutMs, sealed.keyId, sealed.ciphertext,
+      input.webhook.timeoutMs, sealed.keyId, sealed.ciphertext, noiseColumn(input),
     ];
     const rows = created
       ? await tx.query<ConfigRow>(
-          `INSERT INTO alert_configs (id, project_id, workflow_id, name, enabled, conditions, retry, timeout_ms, key_id, sealed)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10) RETURNING *, ${HELD_COUNT}`,
+          `INSERT INTO alert_configs (id, project_id, workflow_id, name, enabled, conditions, retry, timeout_ms, key_id, sealed, noise)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11::jsonb) RETURNING *, ${HELD_COUNT}`,
           values,
         )
       : await tx.query<ConfigRow>(
           `UPDATE alert_configs SET workflow_id = $3, name = $4, enabled = $5,
              conditions = $6::jsonb, retry = $7::jsonb, timeout_ms = $8,
-             key_id = $9, sealed = $10, updated_at = now()
+             key_id = $9, sealed = $10, noise = $11::jsonb, updated_at = now()
            WHERE id = $1 AND project_id = $2 RETURNING *, ${HELD_COUNT}`,
           values,
         );
@@ -272,6 +286,7 @@ function deletedConfig(keyring: Keyring, row: ConfigRow): AuditedConfig {
     webhook,
     payload,
     retry: row.retry,
+    ...noiseOf(row),
   };
 }
 
@@ -285,11 +300,16 @@ export async function enabledConfigsFor(db: Queryable, projectId: string, workfl
  * enabled ones, and those the service disabled (`held`: their alerts are held, store/held.ts). A
  * config the user disabled is not matched.
  */
-export async function dispatchableConfigsFor(db: Queryable, projectId: string, workflowId: string): Promise<{ id: string; conditions: AlertCondition[]; held: boolean }[]> {
-  return db.query(
-    'SELECT id, conditions, NOT enabled AS held FROM alert_configs WHERE project_id = $1 AND workflow_id = $2 AND (enabled OR disabled_reason IS NOT NULL)',
+export async function dispatchableConfigsFor(
+  db: Queryable,
+  projectId: string,
+  workflowId: string,
+): Promise<{ id: string; conditions: AlertCondition[]; held: boolean; noise: NoiseSettings }[]> {
+  const rows = await db.query<{ id: string; conditions: AlertCondition[]; held: boolean; noise: NoiseSettings | null }>(
+    'SELECT id, conditions, NOT enabled AS held, noise FROM alert_configs WHERE project_id = $1 AND workflow_id = $2 AND (enabled OR disabled_reason IS NOT NULL)',
     [projectId, workflowId],
   );
+  return rows.map((row) => ({ ...row, noise: noiseOf(row) }));
 }
 
 /**

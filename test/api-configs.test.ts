@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { signingSecrets } from '../store/configs';
+import { NOISE_OFF } from '../lib/schemas';
 import { useStack, type TestStack } from './support/stack';
 
 /**
@@ -39,6 +40,7 @@ function configFor(workflowId: string, fields: Record<string, unknown> = {}): Re
     webhook: { url: 'https://hooks.example.com/alerts/{{ workflow.id }}', headers: { 'X-Team': 'ops' }, timeoutMs: 5000 },
     payload: { template: { text: '{{ workflow.name }} {{ condition }}: {{ error.message }}' } },
     retry: { maxAttempts: 3, initialIntervalMs: 200, backoffCoefficient: 2, maxIntervalMs: 1000, maxDurationMs: 60_000 },
+    ...NOISE_OFF,
     ...fields,
   };
 }
@@ -184,6 +186,8 @@ describe('alert config API', function () {
         webhook: { url: 'https://hooks.example.com/minimal', headers: {}, timeoutMs: 10_000 },
         payload: { template: null },
         retry: { maxAttempts: 8, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 3_600_000, maxDurationMs: 86_400_000 },
+        // noise control (docs/noise-control.md): all off
+        grouping: null, recovery: false, throttle: null, dedup: null, repeatIntervalSeconds: null,
       });
       assert.deepEqual(await configsOf(workflowId), [config]);
     });
@@ -542,7 +546,7 @@ describe('alert config API', function () {
       { name: 'a workflowId with spaces', body: (w) => valid(w, { workflowId: `${w} orders` }), paths: ['config.workflowId'] },
       { name: 'an empty name', body: (w) => valid(w, { name: '   ' }), paths: ['config.name'] },
       { name: 'enabled given as a string', body: (w) => valid(w, { enabled: 'yes' }), paths: ['config.enabled'] },
-      { name: 'a body without config', body: (w) => configFor(w), paths: ['config', 'workflowId', 'name', 'enabled', 'conditions', 'webhook', 'payload', 'retry'] },
+      { name: 'a body without config', body: (w) => configFor(w), paths: ['config', 'workflowId', 'name', 'enabled', 'conditions', 'webhook', 'payload', 'retry', ...Object.keys(NOISE_OFF)] },
       { name: 'a JSON array as the body', body: (w) => JSON.stringify([valid(w)]), paths: [''] },
       { name: 'an invalid JSON body', body: (w) => `{"config": {"workflowId": "${w}",`, message: /not valid JSON/ },
       { name: 'an empty body', body: () => '', message: /empty/ },

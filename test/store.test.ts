@@ -401,7 +401,7 @@ for (const kind of STORE_KINDS) {
         const visible = publicConfig(config);
         assert.ok(!('secrets' in visible) && !('projectId' in visible));
         assert.ok(!JSON.stringify(visible).includes(config.secrets[0]));
-        assert.deepEqual(Object.keys(visible).sort(), ['conditions', 'createdAt', 'disabledReason', 'enabled', 'health', 'id', 'name', 'payload', 'retry', 'updatedAt', 'webhook', 'workflowId']);
+        assert.deepEqual(Object.keys(visible).sort(), ['conditions', 'createdAt', 'dedup', 'disabledReason', 'enabled', 'grouping', 'health', 'id', 'name', 'payload', 'recovery', 'repeatIntervalSeconds', 'retry', 'throttle', 'updatedAt', 'webhook', 'workflowId']);
       });
     });
 

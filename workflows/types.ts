@@ -1,4 +1,5 @@
 import type { AlertConditionName, DeliveryStatus, ExecutionEvent, StartedDelivery } from '../lib/schemas';
+import type { DigestGroup, NoiseDecision, NoiseItem, NoiseState, NoiseSummary, RecoveryInfo } from '../lib/noise';
 
 /** Input of the AlertDelivery workflow (its workflow id is `deliveryId`). */
 export interface AlertDeliveryInput {
@@ -14,6 +15,14 @@ export interface AlertDeliveryInput {
   receivedAt?: string;
   /** set on a redelivery: the delivery it repeats */
   redeliveryOf?: string;
+  /** a digest of grouped events (condition: the group's), sent by the config's AlertNoise workflow */
+  group?: DigestGroup;
+  /** a recovery notification (condition `recovered`), sent by the config's AlertNoise workflow */
+  recovery?: RecoveryInfo;
+  /** what the noise pipeline held back since the last alert that went out, told by this one */
+  noise?: NoiseSummary;
+  /** the noise pipeline let this alert through: it is not routed to the pipeline again */
+  pipelined?: boolean;
 }
 
 /** How a delivery ends. */
@@ -47,3 +56,21 @@ export interface RunFinishedSignal {
   /** when the run finished: the event's occurredAt, else when the service received it; absent from signals of earlier versions */
   occurredAt?: string;
 }
+
+/** Input of the AlertNoise workflow (id: lib/delivery-ids.ts noiseWorkflowId): one per config, started by its first alert. */
+export interface AlertNoiseInput {
+  projectId: string;
+  configId: string;
+  /** lib/delivery-ids.ts configDeliveryIdPrefix(configId): digests' and recoveries' ids start with it */
+  idPrefix: string;
+  /** carried over by continue-as-new */
+  state?: NoiseState;
+  /** items received but not yet taken in when the run continued as new */
+  pending?: NoiseItem[];
+}
+
+/** Signal to AlertNoise: one alert (or a successful run, for recovery and repeat) enters the pipeline. */
+export const NOISE_ITEM_SIGNAL = 'noiseItem';
+/** Signal from AlertNoise to a fired delay watch that handed its alert to the pipeline: what became of it. */
+export const NOISE_DECISION_SIGNAL = 'noiseDecision';
+export type { NoiseDecision, NoiseItem };
