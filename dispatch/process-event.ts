@@ -1,14 +1,17 @@
-import { matchConditions } from '../lib/conditions';
+import { matchConditions, type AlertAction } from '../lib/conditions';
 import { delayWatchId, immediateDeliveryId } from '../lib/delivery-ids';
 import { deliveriesStarted, eventsAccepted } from '../lib/metrics';
-import { executionEventSchema, type AlertConditionName, type ExecutionEvent } from '../lib/schemas';
+import { executionEventSchema, noiseOn, type AlertConditionName, type ExecutionEvent } from '../lib/schemas';
 import type { ServiceDeps } from '../runtime/deps';
 import { dispatchableConfigsFor } from '../store/configs';
 import { holdAlert } from '../store/held';
+import { recordNoiseDecisions } from '../store/noise';
 import type { StartedDelivery } from '../workflows/types';
-import { endDelayWatch, startDelivery } from './start-delivery';
+import { loadSilences, noiseAlertItem, silenceNote, type SilenceInForce } from './noise-routing';
+import { endDelayWatch, sendToNoisePipeline, startDelivery, tellNoisePipelineOfSuccess } from './start-delivery';
 
 type Deps = Pick<ServiceDeps, 'db' | 'keyring' | 'temporal'>;
+type SendAction = Extract<AlertAction, { kind: 'send' }>;
 
 /** An alert held instead of sent: its config is disabled by the service (docs/endpoint-health.md). */
 export interface HeldMatch {
@@ -21,20 +24,48 @@ export interface HeldMatch {
  * for every way in: POST /api/events and MeshHook's ProcessExecutionEvent workflow. A config the
  * service disabled holds its immediate alerts (held); its delay watches still start and finish as
  * usual, and one that fires while the config is still disabled is held by its delivery.
+ *
+ * An immediate alert silenced at the event's time is only logged (its config without noise
+ * settings); an alert of a config with noise settings goes to the config's noise pipeline, silenced
+ * or not (docs/noise-control.md). A successful run is told to the pipelines that close incidents.
  */
 export async function dispatchEvent(deps: Deps, projectId: string, rawEvent: unknown, receivedAt = new Date()): Promise<{ deliveries: StartedDelivery[]; held: HeldMatch[] }> {
   const parsed = executionEventSchema.parse(rawEvent);
   const event: ExecutionEvent = { ...parsed, occurredAt: parsed.occurredAt ?? receivedAt.toISOString() };
+  const eventAtMs = Date.parse(event.occurredAt!);
   const configs = await dispatchableConfigsFor(deps.db, projectId, event.workflowId);
   const work: Promise<StartedDelivery | undefined>[] = [];
   const held: HeldMatch[] = [];
-  const send = (configId: string, condition: AlertConditionName) =>
-    startDelivery(deps, { deliveryId: immediateDeliveryId(configId, event.id), projectId, configId, condition, event, receivedAt: receivedAt.toISOString() });
+  // read once per event, and only when an alert was matched
+  let silences: ReturnType<typeof loadSilences> | undefined;
+  const silenceOf = async (configId: string) => (await (silences ??= loadSilences(deps.db, projectId, event.workflowId)))(configId, eventAtMs);
+
+  /** An immediate alert of an enabled config: silenced, to its noise pipeline, or started. */
+  const send = async (config: (typeof configs)[number], condition: SendAction['condition']): Promise<StartedDelivery> => {
+    const deliveryId = immediateDeliveryId(config.id, event.id);
+    const silence: SilenceInForce | undefined = await silenceOf(config.id);
+    if (noiseOn(config.noise)) {
+      const item = await noiseAlertItem(
+        config,
+        { deliveryId, condition, event, receivedAt: receivedAt.toISOString(), silencedBy: silence?.id ?? null, watch: false },
+        receivedAt.getTime(),
+      );
+      await sendToNoisePipeline(deps, { projectId, configId: config.id }, item);
+      return { deliveryId, configId: config.id, condition, duplicate: false, noise: 'pipeline' };
+    }
+    if (silence) {
+      const ref = { deliveryId, projectId, configId: config.id, workflowId: event.workflowId, runId: event.runId, eventId: event.id, condition };
+      await recordNoiseDecisions(deps.db, [{ ref, outcome: 'silenced', note: silenceNote(silence) }]);
+      return { deliveryId, configId: config.id, condition, duplicate: false, noise: 'silenced' };
+    }
+    return startDelivery(deps, { deliveryId, projectId, configId: config.id, condition, event, receivedAt: receivedAt.toISOString() });
+  };
+
   for (const config of configs) {
     for (const action of matchConditions(config.conditions, event.type)) {
       if (action.kind === 'send') {
         if (!config.held) {
-          work.push(send(config.id, action.condition));
+          work.push(send(config, action.condition));
           continue;
         }
         work.push(
@@ -44,7 +75,7 @@ export async function dispatchEvent(deps: Deps, projectId: string, rawEvent: unk
               return undefined;
             }
             // re-enabled since it was matched: sent as for an enabled config
-            return send(config.id, action.condition);
+            return send(config, action.condition);
           }),
         );
       } else if (action.kind === 'watch') {
@@ -62,10 +93,15 @@ export async function dispatchEvent(deps: Deps, projectId: string, rawEvent: unk
         work.push(endDelayWatch(deps, projectId, config.id, event).then(() => undefined));
       }
     }
+    // a successful run closes the config's open incident (recovery, repeat); no pipeline running: none is open
+    if (event.type === 'run.succeeded' && (config.noise.recovery || config.noise.repeatIntervalSeconds !== null)) {
+      work.push(tellNoisePipelineOfSuccess(deps, config.id, { kind: 'success', event, settings: config.noise }).then(() => undefined));
+    }
   }
   const started = (await Promise.all(work)).filter((d): d is StartedDelivery => d !== undefined);
   eventsAccepted.inc({ type: event.type });
-  for (const d of started) deliveriesStarted.inc({ condition: d.condition, duplicate: String(d.duplicate) });
+  // an alert silenced or handed to its pipeline started no delivery (yet)
+  for (const d of started) if (!d.noise) deliveriesStarted.inc({ condition: d.condition, duplicate: String(d.duplicate) });
   return { deliveries: started, held };
 }
 

@@ -1,17 +1,19 @@
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { AlertsError } from '../lib/errors';
-import { delayWatchId } from '../lib/delivery-ids';
+import { configDeliveryIdPrefix, delayWatchId, noiseWorkflowId } from '../lib/delivery-ids';
+import type { NoiseAlertItem } from '../lib/noise';
 import type { ExecutionEvent } from '../lib/schemas';
 import * as sa from '../lib/search-attributes';
 import type { ServiceDeps } from '../runtime/deps';
-import type { AlertDeliveryInput, RunFinishedSignal, StartedDelivery } from '../workflows/types';
-import { RUN_FINISHED_SIGNAL } from '../workflows/types';
+import type { AlertDeliveryInput, AlertNoiseInput, NoiseItem, RunFinishedSignal, StartedDelivery } from '../workflows/types';
+import { NOISE_ITEM_SIGNAL, RUN_FINISHED_SIGNAL } from '../workflows/types';
 
 /**
- * Starting AlertDelivery workflows and signalling delay watches: the Temporal client side of a
- * delivery, shared by the API (events, test alerts, redeliveries) and the worker (MeshHook's own
- * Temporal way in, the ProcessExecutionEvent workflow).
+ * Starting AlertDelivery workflows, signalling delay watches and handing alerts to a config's noise
+ * pipeline (AlertNoise): the Temporal client side of a delivery, shared by the API (events, test
+ * alerts, redeliveries) and the worker (MeshHook's own Temporal way in, the ProcessExecutionEvent
+ * workflow, and a fired delay watch).
  */
 
 type Temporal = Pick<ServiceDeps, 'temporal'>;
@@ -81,5 +83,47 @@ export async function endDelayWatch({ temporal }: Temporal, projectId: string, c
   } catch (err) {
     // the watch already ended (fired or suppressed): nothing to do
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+}
+
+const firstLine = (err: unknown) => (err as Error).message.split('\n')[0];
+
+/**
+ * Hands one alert to its config's noise pipeline (docs/noise-control.md): signals the config's
+ * AlertNoise workflow, starting it when none runs. An alert signalled twice (a repeated event, a
+ * retried call) is taken in once: the pipeline knows each alert by its delivery id.
+ */
+export async function sendToNoisePipeline({ temporal }: Temporal, { projectId, configId }: { projectId: string; configId: string }, item: NoiseAlertItem): Promise<void> {
+  const input: AlertNoiseInput = { projectId, configId, idPrefix: configDeliveryIdPrefix(configId) };
+  try {
+    await temporal.client.withDeadline(Date.now() + START_DEADLINE_MS, () => temporal.client.workflow.signalWithStart('AlertNoise', {
+      workflowId: noiseWorkflowId(configId),
+      taskQueue: temporal.taskQueue,
+      args: [input],
+      signal: NOISE_ITEM_SIGNAL,
+      signalArgs: [item satisfies NoiseItem],
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: sa.AlertConfigId, value: configId },
+        { key: sa.AlertProjectId, value: projectId },
+      ]),
+      staticSummary: `noise pipeline of config ${configId}`,
+    }));
+  } catch (err) {
+    // as startDelivery: the caller sends the event again; the pipeline takes a repeated alert in once
+    throw new AlertsError('unavailable', `Temporal did not accept the alert ${item.deliveryId} for the noise pipeline of ${configId}: ${firstLine(err)}; send the event again`);
+  }
+}
+
+/**
+ * Tells a config's noise pipeline that a run succeeded (it closes an open incident: recovery,
+ * repeat). A plain signal, never a start: with no AlertNoise running there is no open incident, and
+ * a successful run costs no workflow.
+ */
+export async function tellNoisePipelineOfSuccess({ temporal }: Temporal, configId: string, item: Extract<NoiseItem, { kind: 'success' }>): Promise<void> {
+  try {
+    await temporal.client.withDeadline(Date.now() + START_DEADLINE_MS, () => temporal.client.workflow.getHandle(noiseWorkflowId(configId)).signal(NOISE_ITEM_SIGNAL, item));
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return;
+    throw new AlertsError('unavailable', `Temporal did not take the successful run ${item.event.runId} to the noise pipeline of ${configId}: ${firstLine(err)}; send the event again`);
   }
 }

@@ -304,9 +304,9 @@ export async function dispatchableConfigsFor(
   db: Queryable,
   projectId: string,
   workflowId: string,
-): Promise<{ id: string; conditions: AlertCondition[]; held: boolean; noise: NoiseSettings }[]> {
-  const rows = await db.query<{ id: string; conditions: AlertCondition[]; held: boolean; noise: NoiseSettings | null }>(
-    'SELECT id, conditions, NOT enabled AS held, noise FROM alert_configs WHERE project_id = $1 AND workflow_id = $2 AND (enabled OR disabled_reason IS NOT NULL)',
+): Promise<{ id: string; name: string; conditions: AlertCondition[]; held: boolean; noise: NoiseSettings }[]> {
+  const rows = await db.query<{ id: string; name: string; conditions: AlertCondition[]; held: boolean; noise: NoiseSettings | null }>(
+    'SELECT id, name, conditions, NOT enabled AS held, noise FROM alert_configs WHERE project_id = $1 AND workflow_id = $2 AND (enabled OR disabled_reason IS NOT NULL)',
     [projectId, workflowId],
   );
   return rows.map((row) => ({ ...row, noise: noiseOf(row) }));
