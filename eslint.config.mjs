@@ -11,6 +11,7 @@ const WORKFLOW_SOURCES = [
   'workflows/**/*.ts',
   'lib/conditions.ts',
   'lib/failure-converter.ts',
+  'lib/noise.ts',
   'lib/operator-delivery.ts',
   'lib/operator-events.ts',
   'lib/retry.ts',

@@ -5,6 +5,7 @@ import type { ServiceDeps } from '../runtime/deps';
 import { createEgressDispatcher } from '../runtime/egress';
 import type { ProcessExecutionEventInput, StartedDelivery } from '../workflows/types';
 import { deliveryActivities } from './delivery';
+import { noiseActivities } from './noise';
 import { operatorActivities } from './operator';
 import { retentionActivities } from './retention';
 
@@ -16,6 +17,7 @@ export function createActivities(deps: ServiceDeps) {
     ...deliveryActivities(deps, dispatcher),
     ...operatorActivities(deps, dispatcher),
     ...retentionActivities(deps),
+    ...noiseActivities(deps),
     /** MeshHook's Temporal way in runs the same code as POST /api/events. */
     async processExecutionEvent(input: ProcessExecutionEventInput): Promise<StartedDelivery[]> {
       try {

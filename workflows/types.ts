@@ -67,6 +67,8 @@ export interface AlertNoiseInput {
   state?: NoiseState;
   /** items received but not yet taken in when the run continued as new */
   pending?: NoiseItem[];
+  /** continue as new past this many history events (default 4000; tests set it low) */
+  continueAsNewAfterEvents?: number;
 }
 
 /** Signal to AlertNoise: one alert (or a successful run, for recovery and repeat) enters the pipeline. */
