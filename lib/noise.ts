@@ -352,14 +352,14 @@ function admitAlert(state: NoiseState, item: NoiseAlertItem, nowMs: number, ids:
     return decided('silenced', `silenced by ${item.silencedBy}`);
   }
 
-  // 2 dedup: one alert per key in a fixed window from the key's first alert
-  if (settings.dedup && item.dedupKey !== null) {
-    const window = state.dedup[item.dedupKey];
+  // 2 dedup: one alert per key in a fixed window from the key's first alert (registered below, once it is let through)
+  const dedupKey = settings.dedup ? item.dedupKey : null;
+  if (dedupKey !== null) {
+    const window = state.dedup[dedupKey];
     if (window && nowMs < window.untilMs) {
       holdBack(state, 'deduplicated', nowMs);
-      return decided('deduplicated', `same dedup key "${shown(item.dedupKey)}" as an alert at ${iso(window.firstAtMs)}; window until ${iso(window.untilMs)}`);
+      return decided('deduplicated', `same dedup key "${shown(dedupKey)}" as an alert at ${iso(window.firstAtMs)}; window until ${iso(window.untilMs)}`);
     }
-    state.dedup[item.dedupKey] = { firstAtMs: nowMs, untilMs: nowMs + settings.dedup.windowSeconds * 1000 };
   }
   // … and repeat: a still-failing workflow is notified again only after repeatIntervalSeconds
   const notifiedAtMs = state.incident?.lastNotifiedAtMs ?? null;
@@ -384,6 +384,8 @@ function admitAlert(state: NoiseState, item: NoiseAlertItem, nowMs: number, ids:
     }
     state.throttle.count += 1;
   }
+  // a key whose first alert was held back (repeat, throttle) has told nothing yet: only an alert let through opens its window
+  if (dedupKey !== null) state.dedup[dedupKey] = { firstAtMs: nowMs, untilMs: nowMs + settings.dedup!.windowSeconds * 1000 };
 
   // 4 group: into the group's next digest
   if (settings.grouping) return decided('grouped', addToGroup(state, item, settings.grouping, nowMs, ids));
