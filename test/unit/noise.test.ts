@@ -489,7 +489,7 @@ describe('noise pipeline reducer (lib/noise.ts)', () => {
       const carried = run(true);
       assert.deepEqual(carried.out, kept.out);
       assert.deepEqual(carried.state, kept.state);
-      const kinds = (kept.out as NoiseAction[][]).flat().map((a) => (a.kind === 'decided' ? a.outcome : a.kind));
+      const kinds: string[] = (kept.out as NoiseAction[][]).flat().map((a) => (a.kind === 'decided' ? a.outcome : a.kind));
       for (const kind of ['grouped', 'deduplicated', 'throttled', 'silenced', 'digest', 'recovery']) assert.ok(kinds.includes(kind), `the script exercises ${kind}`);
     });
   });
