@@ -154,6 +154,22 @@ describe('noise pipeline: dedup, throttle, repeat, recovery, grouping (end to en
 
   const bodyOf = (r: Received) => JSON.parse(r.body);
 
+  interface Answer {
+    accepted: number;
+    deliveries: { deliveryId: string; configId: string; condition: string; duplicate: boolean; noise?: string }[];
+  }
+
+  async function postEvent(event: ExecutionEvent): Promise<Answer> {
+    const res = await stack.api('POST', '/api/events', event);
+    assert.equal(res.status, 202, `POST /api/events: ${JSON.stringify(res.body)}`);
+    return res.body;
+  }
+
+  async function deliveryStatus(deliveryId: string): Promise<string | undefined> {
+    const res = await stack.api('GET', `/api/alerts/deliveries/${encodeURIComponent(deliveryId)}`);
+    return res.status === 200 ? res.body.status : undefined;
+  }
+
   /** Waits for `count` requests on `path`, then listens QUIET_MS more and checks that no more came. */
   async function receivedExactly(path: string, count: number): Promise<Received[]> {
     await receiver.waitFor(path, count, 30_000);
@@ -385,6 +401,99 @@ describe('noise pipeline: dedup, throttle, repeat, recovery, grouping (end to en
     assert.equal(recoveredBody.recovery.failures, 6);
     assert.equal(recovered.headers['webhook-id'], recoveryDeliveryId(immediateDeliveryId(config.id, silenced.id)));
     assert.equal(recoveredBody.noise, undefined, 'the digest told the held-back counts already');
+  });
+
+
+  // ------------------------------------------------------------ through POST /api/events (dispatch's routing)
+
+  it('through POST /api/events: answers pipeline, takes a repeated event in once, deduplicates by the rendered dedup key, and a run.succeeded sends one recovery', async () => {
+    const { config, path } = await createConfig({ dedup: { key: '{{ workflow.id }}:{{ error.step }}', windowSeconds: 60 }, recovery: true });
+    const first = runEvent(config, 'run.failed', { step: 'a' });
+    const answer = await postEvent(first);
+    assert.deepEqual(answer.deliveries, [{ deliveryId: immediateDeliveryId(config.id, first.id), configId: config.id, condition: 'failure', duplicate: false, noise: 'pipeline' }]);
+    await postEvent(first);
+    const dupe = runEvent(config, 'run.failed', { step: 'a' });
+    await postEvent(dupe);
+    const rows = await waitForLogs(config.id, { deduplicated: 1 });
+    const row = rows.find((r) => r.outcome === 'deduplicated')!;
+    assert.equal(row.deliveryId, immediateDeliveryId(config.id, dupe.id));
+    assert.ok(row.error?.includes(`"${config.workflowId}:a"`), `the rendered key: ${row.error}`);
+
+    const other = runEvent(config, 'run.failed', { step: 'b' });
+    await postEvent(other);
+    await receiver.waitFor(path, 2, 30_000);
+    const success = runEvent(config, 'run.succeeded');
+    assert.deepEqual((await postEvent(success)).deliveries, [], 'a success starts nothing of its own: the pipeline decides');
+    const sent = await receivedExactly(path, 3);
+    assert.deepEqual(sent.map((r) => r.headers['webhook-id']), [first, other].map((e) => immediateDeliveryId(config.id, e.id)).concat(recoveryDeliveryId(immediateDeliveryId(config.id, first.id))));
+    assert.equal(bodyOf(sent[1]).noise.deduplicated, 1);
+    const recovered = bodyOf(sent[2]);
+    assert.equal(recovered.condition, 'recovered');
+    // the repeated event counted once
+    assert.equal(recovered.recovery.failures, 3);
+    assert.equal(recovered.recovery.incidentKey, `${config.workflowId}:a`);
+
+    await postEvent(runEvent(config, 'run.succeeded'));
+    await receivedExactly(path, 3);
+  });
+
+  it('through POST /api/events: a run.succeeded of a config whose pipeline is not running sends nothing and starts no pipeline', async () => {
+    const { config, path } = await createConfig({ recovery: true });
+    await postEvent(runEvent(config, 'run.succeeded'));
+    await sleep(QUIET_MS);
+    assert.equal(receiver.at(path).length, 0);
+    const describe = stack.service.temporal.client.workflow.getHandle(noiseWorkflowId(config.id)).describe();
+    await assert.rejects(describe, (err: Error) => err.name === 'WorkflowNotFoundError');
+    assert.deepEqual(await logsOf(config.id), []);
+  });
+
+  it('through POST /api/events: groups by error.step, one digest per group', async () => {
+    const { config, path } = await createConfig({ grouping: { by: ['error.step'], waitSeconds: 1, intervalSeconds: 60, maxEvents: 10 } });
+    const a = [runEvent(config, 'run.failed', { step: 'a' }), runEvent(config, 'run.failed', { step: 'a' })];
+    const b = runEvent(config, 'run.failed', { step: 'b' });
+    for (const e of [a[0], b, a[1]]) await postEvent(e);
+    const digests = (await receivedExactly(path, 2)).map(bodyOf);
+    const byStep = new Map(digests.map((d) => [d.group.events[0].error.step, d]));
+    assert.deepEqual(byStep.get('a').group.events.map((e: { id: string }) => e.id), a.map((e) => e.id));
+    assert.equal(byStep.get('a').group.key, 'failure|a');
+    assert.deepEqual(byStep.get('b').group.events.map((e: { id: string }) => e.id), [b.id]);
+    assert.equal(byStep.get('b').group.count, 1);
+    assert.deepEqual(byStep.get('a').group.by, ['error.step']);
+  });
+
+  it('through POST /api/events: fired delay watches ask the pipeline; throttled ones end throttled, the one let through is sent, and a later one tells the count', async function () {
+    this.timeout(60_000);
+    const { config, path } = await createConfig({ throttle: { maxPerWindow: 1, windowSeconds: 3 } }, { conditions: [{ type: 'delay', thresholdSeconds: 1 }] });
+    const started = (): ExecutionEvent => {
+      const now = new Date().toISOString();
+      return { id: `evt_${uid()}`, type: 'run.started', occurredAt: now, workflowId: config.workflowId, runId: `run_${uid()}`, run: { startedAt: now } };
+    };
+    const watchIds: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const answer = await postEvent(started());
+      assert.equal(answer.deliveries.length, 1);
+      assert.equal(answer.deliveries[0].condition, 'delay');
+      watchIds.push(answer.deliveries[0].deliveryId);
+    }
+    const statuses = await eventually('the three watches to end', async () => {
+      const all = await Promise.all(watchIds.map(deliveryStatus));
+      return all.every((st) => st === 'delivered' || st === 'throttled') ? all : undefined;
+    });
+    assert.deepEqual([...statuses].sort(), ['delivered', 'throttled', 'throttled']);
+    const [sent] = await receivedExactly(path, 1);
+    const sentId = sent.headers['webhook-id'];
+    assert.equal(sentId, watchIds[statuses.indexOf('delivered')]);
+    assert.equal(bodyOf(sent).condition, 'delay');
+    const rows = await waitForLogs(config.id, { throttled: 2, delivered: 1 });
+    assert.deepEqual(rows.filter((r) => r.outcome === 'throttled').map((r) => [r.attempt, r.condition]), [[0, 'delay'], [0, 'delay']]);
+
+    // after the window, the next late run's alert goes out and tells of the two held back
+    await sleep(3_000);
+    const late = await postEvent(started());
+    const [, next] = await receivedExactly(path, 2);
+    assert.equal(next.headers['webhook-id'], late.deliveries[0].deliveryId);
+    assert.equal(bodyOf(next).noise.throttled, 2);
+    assert.equal(await eventually('the late watch delivered', async () => ((await deliveryStatus(late.deliveries[0].deliveryId)) === 'delivered' ? 'delivered' : undefined)), 'delivered');
   });
 
   // ------------------------------------------------------------ workflow lifecycle
