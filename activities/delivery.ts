@@ -5,12 +5,15 @@ import { logger } from '../lib/log';
 import { noteDeliveryFinished, noteFirstAttemptSent } from '../lib/metrics';
 import { buildTemplateContext } from '../lib/render';
 import { classifyStatus, givingUp } from '../lib/retry';
-import type { DeliveryRef } from '../lib/schemas';
+import { noiseOn, type DeliveryRef, type NoiseSettings } from '../lib/schemas';
 import { TemplateError } from '../lib/templates';
 import type { ServiceDeps } from '../runtime/deps';
 import { renderAlertSandboxed } from '../runtime/template-sandbox';
 import { endDelivery, raiseDisabledAgain, raiseFailedAgain, type DeliveryEnd } from '../dispatch/endpoint-health';
+import { loadSilences, noiseAlertItem } from '../dispatch/noise-routing';
+import { sendToNoisePipeline } from '../dispatch/start-delivery';
 import { findConfig, signingSecrets, type StoredConfig } from '../store/configs';
+import { recordNoiseDecisions } from '../store/noise';
 import { deliveryWasHeld, holdAndEndDelivery, serviceDisabledReason } from '../store/held';
 import {
   deliveryEvent, finalAttemptAfter, findDelivery, finishDelivery, logAttempt, recordLostAttempts, recordScheduledDelivery, startFirstAttempt,
@@ -24,6 +27,12 @@ export type FirstAttemptResult =
   | { kind: 'finished'; status: AlertDeliveryStatus; httpStatus: number | null; error: string | null }
   /** `attempt`: the attempt just made (1, or more when an earlier run of this step was cut off) */
   | { kind: 'retry'; attempt: number; error: string; delayMs: number; firstAttemptAtMs: number; request: AttemptRequest };
+
+/**
+ * What a fired delay watch does with its alert (routeDueAlert): send it as before, end as silenced
+ * (its config has no noise settings), or wait for its noise pipeline's decision (NOISE_DECISION_SIGNAL).
+ */
+export type DueAlertRoute = { route: 'send' } | { route: 'silenced'; note: string } | { route: 'pipeline' };
 
 /** Input of deliverWebhook: the request, and where the retried attempts count on from. */
 export interface RetriedAttempts extends AttemptRequest {
@@ -92,7 +101,8 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
     else if (!config.enabled && input.condition !== 'test') configRefusal = `the alert config is disabled${config.disabledReason ? `: ${config.disabledReason}` : ''}`;
     else {
       try {
-        rendered = await renderAlertSandboxed(config, buildTemplateContext(input.event, config, input.condition, input.deliveryId, nowMs));
+        const { group, recovery, noise } = input;
+        rendered = await renderAlertSandboxed(config, buildTemplateContext(input.event, config, input.condition, input.deliveryId, nowMs, { group, recovery, noise }));
       } catch (err) {
         if (!(err instanceof TemplateError)) throw err;
         renderError = `template error in ${err.message}`;
@@ -150,6 +160,34 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
     /** Records a delay watch as scheduled. */
     async recordDelivery(input: AlertDeliveryInput): Promise<void> {
       await recordScheduledDelivery(deps.db, deps.keyring, deliveryRef(input), input.event, input.redeliveryOf);
+    },
+
+    /**
+     * A delay watch whose deadline passed, at `nowMs` (the workflow's clock: a time-skipping test
+     * crosses a silence's boundary with it): a silence in force then silences a config's alert
+     * without noise settings (its log row here; the watch ends `silenced`); a noise config's alert goes
+     * to its pipeline, silenced or not, and the watch waits to be told. A config deleted or disabled
+     * is sendFirstAttempt's to decide (refused, or held), as before.
+     */
+    async routeDueAlert(input: AlertDeliveryInput, nowMs: number): Promise<DueAlertRoute> {
+      const config = await findConfig(deps.db, deps.keyring, input.projectId, input.configId);
+      if (!config || !config.enabled) return { route: 'send' };
+      const silence = (await loadSilences(deps.db, input.projectId, input.event.workflowId))(input.configId, nowMs);
+      const noise: NoiseSettings = {
+        grouping: config.grouping, recovery: config.recovery, throttle: config.throttle, dedup: config.dedup, repeatIntervalSeconds: config.repeatIntervalSeconds,
+      };
+      if (noiseOn(noise)) {
+        const item = await noiseAlertItem(
+          { id: config.id, name: config.name, noise },
+          { deliveryId: input.deliveryId, condition: 'delay', event: input.event, receivedAt: input.receivedAt, silencedBy: silence?.id ?? null, watch: true },
+          nowMs,
+        );
+        await sendToNoisePipeline(deps, { projectId: input.projectId, configId: input.configId }, item);
+        return { route: 'pipeline' };
+      }
+      if (!silence) return { route: 'send' };
+      await recordNoiseDecisions(deps.db, [{ ref: deliveryRef(input), outcome: 'silenced', note: silence.note }]);
+      return { route: 'silenced', note: silence.note };
     },
 
     /**

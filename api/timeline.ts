@@ -7,7 +7,7 @@ import type { RetriedAttempts } from '../activities/delivery';
 import { dependencyUnavailable } from '../lib/errors';
 import { retryingIn } from '../lib/retry';
 import type { AttemptLog } from '../lib/schemas';
-import type { AlertDeliveryInput } from '../workflows/types';
+import { NOISE_DECISION_SIGNAL, type AlertDeliveryInput } from '../workflows/types';
 import * as sa from '../lib/search-attributes';
 import type { timelineEntrySchema } from './schemas';
 
@@ -45,10 +45,15 @@ const AFTER_FIRST_ATTEMPT = new Set<number>([
   EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
 ]);
 
+/** How workflows/alert-delivery.ts's summary of a watch's wait for its noise pipeline begins. */
+export const NOISE_WAIT_SUMMARY = 'wait for the noise pipeline';
+
 const formatDuration = (ms: number) => (ms < 1000 ? `${ms} ms` : ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`);
 
 /** An attempt made inside a workflow task, as its log row tells it. */
 function attemptEntry(row: AttemptLog): TimelineEntry {
+  // attempt 0: the noise pipeline's decision (silenced, grouped, …), nothing was sent
+  if (row.attempt === 0) return { time: row.createdAt, event: `not sent: ${row.outcome.replace('_', ' ')}`, detail: row.error ?? undefined };
   const at = { time: row.createdAt, attempt: row.attempt };
   if (row.outcome === 'retrying') return { ...at, event: 'webhook attempt failed', detail: row.error ?? undefined };
   if (row.outcome === 'delivered') return { ...at, event: 'webhook delivered', detail: `HTTP ${row.httpStatus}` };
@@ -116,8 +121,25 @@ export async function readTimeline(
     firstAttempts = undefined;
   };
   let timers = 0;
+  // a fired delay watch's wait for its noise pipeline's decision (workflows/alert-delivery.ts names its timer so): no backoff
+  const noiseWaits = new Set<string>();
   for (const e of events) {
     const type = e.eventType ?? 0;
+    const timerId = e.timerStartedEventAttributes?.timerId ?? e.timerFiredEventAttributes?.timerId;
+    if (type === EventType.EVENT_TYPE_TIMER_STARTED && delayWatch && timers > 0 && timerId) {
+      const summary = await decode<string>(e.userMetadata?.summary ? [e.userMetadata.summary as Payload] : undefined);
+      if (typeof summary === 'string' && summary.startsWith(NOISE_WAIT_SUMMARY)) noiseWaits.add(timerId);
+    }
+    const noiseWait = timerId !== undefined && timerId !== null && noiseWaits.has(timerId);
+    if (noiseWait) {
+      if (type === EventType.EVENT_TYPE_TIMER_STARTED) entries.push({ time: toIso(e.eventTime), event: "waiting for the noise pipeline's decision" });
+      else if (type === EventType.EVENT_TYPE_TIMER_FIRED) entries.push({ time: toIso(e.eventTime), event: 'no decision from the noise pipeline in time: sending' });
+      continue;
+    }
+    if (e.workflowExecutionSignaledEventAttributes?.signalName === NOISE_DECISION_SIGNAL) {
+      entries.push({ time: toIso(e.eventTime), event: 'noise pipeline decided' });
+      continue;
+    }
     if (type === EventType.EVENT_TYPE_TIMER_STARTED) timers++;
     const isTimer = type === EventType.EVENT_TYPE_TIMER_STARTED || type === EventType.EVENT_TYPE_TIMER_FIRED;
     const backoff = isTimer && (!delayWatch || timers > 1);

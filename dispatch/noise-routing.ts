@@ -2,8 +2,10 @@ import { logger } from '../lib/log';
 import { groupKey, type NoiseAlertItem } from '../lib/noise';
 import { buildTemplateContext } from '../lib/render';
 import type { AlertConfig, NoiseSettings } from '../lib/schemas';
+import { activeSilence, silenceNote } from '../lib/silences';
 import { renderAlertSandboxed } from '../runtime/template-sandbox';
 import type { Queryable } from '../store/db';
+import { silencesFor } from '../store/silences';
 
 /**
  * What an alert of a noise config carries into its pipeline (docs/noise-control.md), built where the
@@ -20,9 +22,6 @@ export interface NoiseRoutedConfig {
   name: string;
   noise: NoiseSettings;
 }
-
-/** The error of a silenced alert's log row. */
-export const silenceNote = (silence: { id: string; comment: string }) => `silenced by ${silence.id}${silence.comment ? `: ${silence.comment}` : ''}`;
 
 // renderAlert renders a URL first: a fixed one that is never dialled
 const DEDUP_RENDERING_URL = 'http://dedup-key.invalid/';
@@ -61,10 +60,10 @@ export async function noiseAlertItem(
   };
 }
 
-/** A silence as routing needs it: who silenced, and why. */
+/** The silence in force for an alert: its id, and the note of the alert's log row. */
 export interface SilenceInForce {
   id: string;
-  comment: string;
+  note: string;
 }
 
 /**
@@ -73,13 +72,8 @@ export interface SilenceInForce {
  */
 export async function loadSilences(db: Queryable, projectId: string, workflowId: string): Promise<(configId: string, atMs: number) => SilenceInForce | undefined> {
   const silences = await silencesFor(db, projectId, workflowId);
-  return (configId, atMs) => activeSilence(silences, { configId, workflowId }, atMs);
-}
-
-// STUB until helper B's store/silences.ts and lib/silences.ts land: no silence is in force
-async function silencesFor(_db: Queryable, _projectId: string, _workflowId: string): Promise<SilenceInForce[]> {
-  return [];
-}
-function activeSilence(_silences: SilenceInForce[], _target: { configId: string; workflowId: string }, _atMs: number): SilenceInForce | undefined {
-  return undefined;
+  return (configId, atMs) => {
+    const silence = activeSilence(silences, { configId, workflowId }, atMs);
+    return silence && { id: silence.id, note: silenceNote(silence, atMs) };
+  };
 }

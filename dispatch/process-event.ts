@@ -7,7 +7,7 @@ import { dispatchableConfigsFor } from '../store/configs';
 import { holdAlert } from '../store/held';
 import { recordNoiseDecisions } from '../store/noise';
 import type { StartedDelivery } from '../workflows/types';
-import { loadSilences, noiseAlertItem, silenceNote, type SilenceInForce } from './noise-routing';
+import { loadSilences, noiseAlertItem, type SilenceInForce } from './noise-routing';
 import { endDelayWatch, sendToNoisePipeline, startDelivery, tellNoisePipelineOfSuccess } from './start-delivery';
 
 type Deps = Pick<ServiceDeps, 'db' | 'keyring' | 'temporal'>;
@@ -55,7 +55,7 @@ export async function dispatchEvent(deps: Deps, projectId: string, rawEvent: unk
     }
     if (silence) {
       const ref = { deliveryId, projectId, configId: config.id, workflowId: event.workflowId, runId: event.runId, eventId: event.id, condition };
-      await recordNoiseDecisions(deps.db, [{ ref, outcome: 'silenced', note: silenceNote(silence) }]);
+      await recordNoiseDecisions(deps.db, [{ ref, outcome: 'silenced', note: silence.note }]);
       return { deliveryId, configId: config.id, condition, duplicate: false, noise: 'silenced' };
     }
     return startDelivery(deps, { deliveryId, projectId, configId: config.id, condition, event, receivedAt: receivedAt.toISOString() });

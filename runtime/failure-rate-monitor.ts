@@ -22,8 +22,8 @@ export interface ProjectAttempts {
 /**
  * Every project's attempts over its own window ending at `nowMs`: `settings` are the projects'
  * effective settings (failureRateSettingsByProject), a project not in it has `defaults`. A held
- * alert's row (store/held.ts) is not an attempt, nothing was sent: it counts neither as failed nor
- * in the total.
+ * alert's row (store/held.ts) and a noise pipeline decision's (attempt 0: silenced, grouped, …) are
+ * no attempts, nothing was sent: they count neither as failed nor in the total.
  */
 export async function attemptsOverWindows(deps: Pick<ServiceDeps, 'db'>, defaults: FailureRateSettings, settings: Map<string, FailureRateSettings>, nowMs: number): Promise<ProjectAttempts[]> {
   // the projects' own windows, as the rows the query joins
@@ -35,6 +35,7 @@ export async function attemptsOverWindows(deps: Pick<ServiceDeps, 'db'>, default
      WHERE l.created_at > $1::timestamptz - make_interval(secs => $2)
        AND l.created_at > $1::timestamptz - make_interval(secs => COALESCE(w.window_seconds, $4::int))
        AND ${notHeldAttempt('l')}
+       AND l.attempt > 0
      GROUP BY l.project_id`,
     [new Date(nowMs).toISOString(), widest, JSON.stringify(windows), defaults.windowSeconds],
   );

@@ -64,7 +64,8 @@ interface StatsRow {
 /**
  * Hourly buckets of a config's attempt log over the last `hours` hours, the current hour last, and
  * the totals of the window. Every number comes from alert_logs: a delivery's last attempt row says
- * how it ended (delivered, or failed for good), the rows before it are `retrying`. Hours are whole
+ * how it ended (delivered, or failed for good), the rows before it are `retrying`; held alerts' rows
+ * and the noise pipeline's decisions (attempt 0) are no attempts. Hours are whole
  * UTC hours counted from the epoch, so the buckets do not depend on the database's time zone.
  * `now` (tests: a clock they control) defaults to the database's.
  */
@@ -76,6 +77,8 @@ export async function configStats(db: Queryable, projectId: string, configId: st
        SELECT floor(extract(epoch FROM (l.created_at - b.since)) / 3600)::int AS i, l.outcome, l.duration_ms
        FROM alert_logs l CROSS JOIN bounds b
        WHERE l.project_id = $1 AND l.config_id = $2 AND l.created_at >= b.since AND l.created_at < b.since + make_interval(hours => $3::int) AND ${notHeldAttempt('l')}
+         -- attempt 0: a noise pipeline decision (silenced, grouped, …), nothing was sent
+         AND l.attempt > 0
      ), hours AS (
        SELECT generate_series(0, $3::int - 1) AS i
      )

@@ -3,6 +3,7 @@ import {
   ApplicationFailure,
   condition,
   defineSignal,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -14,11 +15,23 @@ import type { Activities } from '../activities';
 import { AlertStatus } from '../lib/search-attributes';
 import { delayDeadlineMs, finishedInTime } from '../lib/conditions';
 import { retriedAttemptOptions } from '../lib/retry';
-import type { AlertDeliveryInput, AlertDeliveryResult, RunFinishedSignal } from './types';
-import { ALERT_HELD, RUN_FINISHED_SIGNAL } from './types';
+import type { AlertDeliveryInput, AlertDeliveryResult, NoiseDecision, RunFinishedSignal } from './types';
+import { ALERT_HELD, NOISE_DECISION_SIGNAL, RUN_FINISHED_SIGNAL } from './types';
 
 /** Sent by a finishing event of the run (run.succeeded, run.failed, run.canceled) to its delay watch. */
 export const runFinished = defineSignal<[RunFinishedSignal]>(RUN_FINISHED_SIGNAL);
+
+/** Sent by the config's AlertNoise workflow to a fired delay watch that handed it its alert: send it, or why not. */
+export const noiseDecision = defineSignal<[NoiseDecision]>(NOISE_DECISION_SIGNAL);
+
+/**
+ * A fired delay watch routes its alert (silence, noise pipeline) before sending: histories of
+ * earlier versions went from the timer straight to the first attempt, and replay that way.
+ */
+export const ROUTE_DUE_ALERT_PATCH = 'route-due-alert';
+
+/** How long a fired watch waits for its noise pipeline's decision; none by then, it sends: an alert is never lost. */
+const NOISE_DECISION_TIMEOUT = '1h';
 
 // Store writes and rendering are quick and local to the worker: local activities, no extra round trip to the server.
 const local = proxyLocalActivities<Activities>({
@@ -30,6 +43,13 @@ const local = proxyLocalActivities<Activities>({
 // config.disabled), each a workflow start that may wait START_DEADLINE_MS (10 s) for Temporal: room
 // for all three and the store. A retry after a timeout counts nothing twice (dispatch/endpoint-health.ts).
 const ending = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '45s',
+  retry: { initialInterval: '200ms', maximumInterval: '10s' },
+});
+
+// Routing a fired watch's alert may render its dedup key (the template sandbox, which may have to
+// start a renderer) and signal the noise pipeline (a call that may wait START_DEADLINE_MS, 10 s).
+const routing = proxyLocalActivities<Activities>({
   startToCloseTimeout: '45s',
   retry: { initialInterval: '200ms', maximumInterval: '10s' },
 });
@@ -55,6 +75,13 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
     const at = occurredAt ? Date.parse(occurredAt) : Date.now();
     finishedAtMs = Math.min(finishedAtMs ?? at, at);
   });
+  // the first decision counts (the pipeline decides each alert once; a repeated signal changes nothing)
+  let decision: NoiseDecision | undefined;
+  setHandler(noiseDecision, (d) => {
+    decision ??= d;
+  });
+  // what the pipeline held back, told by this alert (a watch's: its decision's)
+  let noise = input.noise;
 
   if (input.delaySeconds !== undefined) {
     await local.recordDelivery(input);
@@ -67,11 +94,23 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
     // first: both can land in one task (a busy or restarted worker), and a run that finished after
     // its deadline was late however the task saw it.
     if (finishedAtMs !== undefined && finishedInTime(finishedAtMs, deadlineMs)) return finish(input, { status: 'suppressed', httpStatus: null, error: null });
+    // the run is late: silenced, or the noise pipeline's to decide (docs/noise-control.md), at the workflow's clock
+    if (!input.pipelined && patched(ROUTE_DUE_ALERT_PATCH)) {
+      const routed = await routing.routeDueAlert(input, Date.now());
+      if (routed.route === 'silenced') return finish(input, { status: 'silenced', httpStatus: null, error: routed.note });
+      if (routed.route === 'pipeline') {
+        // the summary begins as api/timeline.ts NOISE_WAIT_SUMMARY says: the timeline tells this wait from a backoff
+        await condition(() => decision !== undefined, NOISE_DECISION_TIMEOUT, { summary: `wait for the noise pipeline of config ${input.configId}` });
+        const decided = decision as NoiseDecision | undefined;
+        if (decided && decided.outcome !== 'send') return finish(input, { status: decided.outcome, httpStatus: null, error: decided.note });
+        if (decided?.outcome === 'send') noise = decided.noise ?? undefined;
+      }
+    }
   }
 
   // Render and make the first attempt inside this workflow task (the workflow's clock: a delay
   // alert's run.durationMs is measured when the timer fired). Most alerts end here.
-  const first = await firstAttempt.sendFirstAttempt(input, Date.now());
+  const first = await firstAttempt.sendFirstAttempt(noise === input.noise ? input : { ...input, noise }, Date.now());
   if (first.kind === 'finished') {
     upsertSearchAttributes([{ key: AlertStatus, value: first.status }]);
     return { deliveryId: input.deliveryId, status: first.status, httpStatus: first.httpStatus, error: first.error };

@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { eventsAcceptedSchema } from '../api/schemas';
+import { noiseWorkflowId } from '../lib/delivery-ids';
+import { defaultOperations } from '../runtime/deps';
+import { attemptsOverWindows } from '../runtime/failure-rate-monitor';
+import { Receiver } from './support/receiver';
+import { useStack, type TestStack } from './support/stack';
+
+/**
+ * The noise pipeline's two ends (docs/noise-control.md), on the shared embedded stack (real Temporal
+ * dev server, PGlite, worker, API) with a real HTTP receiver on 127.0.0.1: dispatch silences an
+ * immediate alert at its event's time or hands a noise config's alert to its AlertNoise workflow; a
+ * fired delay watch is silenced at its deadline; a successful run costs no workflow when no pipeline
+ * runs; the pipeline's decisions (attempt-0 log rows) are no attempts in the stats or the failure rate.
+ */
+
+const uid = () => randomBytes(5).toString('hex');
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const iso = (ms: number) => new Date(ms).toISOString();
+
+describe('noise control: dispatch and delivery ends of the pipeline (end to end)', function () {
+  this.timeout(120_000);
+  let stack: TestStack;
+  let token: string;
+  let receiver: Receiver;
+  // a project of its own: the failure rate below counts this project's rows only
+  const project = `noise_${uid()}`;
+
+  const api = (method: string, path: string, body?: unknown) => stack.api(method, path, body, token);
+
+  async function eventually<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    for (;;) {
+      const value = await probe();
+      if (value) return value;
+      last = value;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+      await sleep(100);
+    }
+  }
+
+  async function createConfig(config: Record<string, unknown>): Promise<string> {
+    const res = await api('POST', '/api/alerts/config', {
+      config: {
+        name: `noise ${uid()}`,
+        payload: { template: { eventId: '{{ event.id }}', condition: '{{ condition }}', noise: '{{ noise }}' } },
+        retry: { maxAttempts: 1, initialIntervalMs: 100, backoffCoefficient: 2, maxIntervalMs: 400, maxDurationMs: 60_000 },
+        ...config,
+      },
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    return res.body.config.id;
+  }
+
+  async function silence(body: Record<string, unknown>): Promise<string> {
+    const res = await api('POST', '/api/silences', body);
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    return res.body.id;
+  }
+
+  async function postEvent(event: Record<string, unknown>) {
+    const res = await api('POST', '/api/events', event);
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    return eventsAcceptedSchema.parse(res.body);
+  }
+
+  const logsOf = async (deliveryId: string) => {
+    const res = await api('GET', `/api/alerts/logs?deliveryId=${encodeURIComponent(deliveryId)}`);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    return res.body.logs as { attempt: number; outcome: string; error: string | null }[];
+  };
+
+  const failed = (workflowId: string, id: string, occurredAt: string) => ({
+    id, type: 'run.failed', workflowId, runId: `run_${id}`, occurredAt, error: { message: 'HTTP 500 from CRM', step: 'createContact' },
+  });
+
+  before(async () => {
+    stack = await useStack();
+    token = await stack.tokenFor(project);
+    receiver = await Receiver.start();
+  });
+
+  after(async () => {
+    await receiver?.close();
+  });
+
+  let silencedConfig: string;
+
+  it("logs a silenced immediate alert of a plain config as silenced at its event's time, sends it not, and answers noise: 'silenced'", async () => {
+    const workflowId = `wf_silenced_${uid()}`;
+    const path = `/silenced-${uid()}`;
+    silencedConfig = await createConfig({ workflowId, conditions: [{ type: 'failure' }], webhook: { url: receiver.on(path, () => ({ status: 200 })) } });
+    const now = Date.now();
+    const silenceId = await silence({ configId: silencedConfig, from: iso(now - 60_000), until: iso(now + 3_600_000), comment: 'CRM upgrade' });
+
+    const inId = `evt_in_${uid()}`;
+    const beforeId = `evt_before_${uid()}`;
+    // in the window by its own time
+    const inWindow = await postEvent(failed(workflowId, inId, iso(now)));
+    assert.equal(inWindow.deliveries.length, 1, JSON.stringify(inWindow));
+    assert.equal(inWindow.deliveries[0].noise, 'silenced');
+    // before the window by its own time (sent later, as a late event is): not silenced
+    const before = await postEvent(failed(workflowId, beforeId, iso(now - 10 * 60_000)));
+    assert.equal(before.deliveries[0].noise, undefined);
+    assert.equal(before.deliveries[0].duplicate, false);
+
+    const [received] = await receiver.waitFor(path, 1);
+    assert.equal(JSON.parse(received.body).eventId, beforeId);
+    const rows = await logsOf(inWindow.deliveries[0].deliveryId);
+    assert.equal(rows.length, 1, JSON.stringify(rows));
+    assert.equal(rows[0].attempt, 0);
+    assert.equal(rows[0].outcome, 'silenced');
+    assert.match(rows[0].error ?? '', new RegExp(`^silenced by ${silenceId}.*CRM upgrade`));
+    // the silenced alert never reaches the receiver: only the other one did, after it was decided
+    await sleep(500);
+    assert.equal(receiver.at(path).length, 1);
+
+    // the same event again is still one log row
+    const again = await postEvent(failed(workflowId, inId, iso(now)));
+    assert.equal(again.deliveries[0].noise, 'silenced');
+    assert.equal((await logsOf(inWindow.deliveries[0].deliveryId)).length, 1);
+  });
+
+  it("hands a noise config's alert to its AlertNoise workflow (noise: 'pipeline'), which lets it through to the receiver", async () => {
+    const workflowId = `wf_pipeline_${uid()}`;
+    const path = `/pipeline-${uid()}`;
+    const configId = await createConfig({
+      workflowId, conditions: [{ type: 'failure' }], webhook: { url: receiver.on(path, () => ({ status: 200 })) }, throttle: { maxPerWindow: 10, windowSeconds: 60 },
+    });
+    const eventId = `evt_p_${uid()}`;
+    const answer = await postEvent(failed(workflowId, eventId, iso(Date.now())));
+    assert.equal(answer.deliveries.length, 1, JSON.stringify(answer));
+    assert.equal(answer.deliveries[0].noise, 'pipeline');
+    assert.equal(answer.deliveries[0].configId, configId);
+
+    const [received] = await receiver.waitFor(path, 1);
+    assert.equal(JSON.parse(received.body).eventId, eventId);
+    // sent under the alert's own delivery id
+    assert.equal(received.headers['webhook-id'], answer.deliveries[0].deliveryId);
+    const description = await stack.service.temporal.client.workflow.getHandle(noiseWorkflowId(configId)).describe();
+    assert.equal(description.type, 'AlertNoise');
+  });
+
+  it('tells a successful run to no workflow when no AlertNoise runs for a config with recovery: 202, nothing started', async () => {
+    const workflowId = `wf_recovery_${uid()}`;
+    const configId = await createConfig({ workflowId, conditions: [{ type: 'failure' }], webhook: { url: receiver.on(`/recovery-${uid()}`, () => ({ status: 200 })) }, recovery: true });
+    const answer = await postEvent({ id: `evt_ok_${uid()}`, type: 'run.succeeded', workflowId, runId: `run_${uid()}`, occurredAt: iso(Date.now()) });
+    assert.deepEqual(answer.deliveries, []);
+    await assert.rejects(stack.service.temporal.client.workflow.getHandle(noiseWorkflowId(configId)).describe(), WorkflowNotFoundError);
+  });
+
+  it('ends the delay watch of a plain config silenced at its deadline (not at its event) as silenced, sending nothing', async () => {
+    const workflowId = `wf_delay_${uid()}`;
+    const path = `/delay-${uid()}`;
+    const configId = await createConfig({ workflowId, conditions: [{ type: 'delay', thresholdSeconds: 3 }], webhook: { url: receiver.on(path, () => ({ status: 200 })) } });
+    const now = Date.now();
+    // starts after the run.started event, and is in force at the watch's deadline
+    const silenceId = await silence({ configId, from: iso(now + 1_000), until: iso(now + 3_600_000), comment: 'nightly batch' });
+    const answer = await postEvent({ id: `evt_st_${uid()}`, type: 'run.started', workflowId, runId: `run_${uid()}`, occurredAt: iso(now) });
+    const deliveryId = answer.deliveries[0].deliveryId;
+
+    const delivery = await eventually('the watch to end', async () => {
+      const res = await api('GET', `/api/alerts/deliveries/${encodeURIComponent(deliveryId)}`);
+      return res.status === 200 && res.body.status !== 'scheduled' && res.body.status !== 'in_progress' ? res.body : undefined;
+    });
+    assert.equal(delivery.status, 'silenced', JSON.stringify(delivery));
+    assert.match(delivery.error, new RegExp(`^silenced by ${silenceId}.*nightly batch`));
+    assert.deepEqual(delivery.attempts.map((a: { attempt: number; outcome: string }) => [a.attempt, a.outcome]), [[0, 'silenced']]);
+    assert.ok(delivery.timeline.some((e: { event: string }) => e.event === 'not sent: silenced'), JSON.stringify(delivery.timeline));
+    assert.equal(receiver.at(path).length, 0);
+    // the overview shows it as the config's last delivery, with its status
+    const overview = await api('GET', '/api/alerts/overview');
+    assert.equal(overview.status, 200, JSON.stringify(overview.body));
+  });
+
+  it('counts no noise decision (attempt 0) as an attempt: not in the config stats, not in the failure rate', async () => {
+    const stats = await api('GET', `/api/alerts/config/by-id/${silencedConfig}/stats`);
+    assert.equal(stats.status, 200, JSON.stringify(stats.body));
+    // one alert delivered; the silenced one (logged twice over, one row) is no attempt
+    assert.equal(stats.body.totals.attempts, 1, JSON.stringify(stats.body.totals));
+    assert.equal(stats.body.totals.delivered, 1);
+    assert.equal(stats.body.totals.failed, 0);
+    assert.equal(stats.body.totals.successRate, 1);
+
+    // the project's rows: two silenced (immediate, delay watch) and two delivered
+    const defaults = { ...defaultOperations().failureRate, windowSeconds: 3600 };
+    const attempts = await attemptsOverWindows({ db: stack.service.db }, defaults, new Map(), Date.now());
+    const mine = attempts.find((a) => a.projectId === project);
+    assert.deepEqual(mine, { projectId: project, failed: 0, total: 2 });
+  });
+});
