@@ -19,6 +19,7 @@ import { operatorRoutes } from './routes/operator';
 import { overviewRoutes } from './routes/overview';
 import { presetRoutes } from './routes/presets';
 import { previewRoutes } from './routes/previews';
+import { silenceRoutes } from './routes/silences';
 import { testAlertRoutes } from './routes/test-alerts';
 import { serveUi } from './static-ui';
 import type { ServiceDeps } from '../runtime/deps';
@@ -53,7 +54,7 @@ export function apiRouters(deps: ServiceDeps, options: { /** per API token; 0: n
   const rateLimit = rateLimitPerToken(options.rateLimitPerMinute ?? DEFAULT_RATE_LIMIT_PER_MINUTE);
   api.use(requireToken(deps.db), rateLimit);
   // one module per resource
-  for (const routes of [configRoutes, eventRoutes, testAlertRoutes, previewRoutes, presetRoutes, logRoutes, deliveryRoutes, overviewRoutes, erasureRoutes, operatorRoutes]) routes(api, deps);
+  for (const routes of [configRoutes, eventRoutes, testAlertRoutes, previewRoutes, presetRoutes, logRoutes, deliveryRoutes, overviewRoutes, erasureRoutes, operatorRoutes, silenceRoutes]) routes(api, deps);
   return { open, api, codec: codecRoutes(deps) };
 }
 

@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { errorSchema, retrySchema, saveConfigBodySchema } from '../lib/schemas';
+import { errorSchema, retrySchema, saveConfigBodySchema, silenceInputSchema, silenceSchema } from '../lib/schemas';
 import { BODY_LIMIT_BYTES } from './body';
 import { CODEC_BODY_LIMIT_BYTES } from './routes/codec';
+import { silenceIdPathSchema, silenceListSchema, silencesQuerySchema } from './routes/silences';
 import {
   attemptLogPageSchema,
   auditPageSchema,
@@ -321,6 +322,35 @@ export function buildOpenApi(): object {
           ...authErrors,
           '503': error('Temporal or the store is unavailable; send the same request again (what was erased stays erased; the rest goes then)'),
         },
+      },
+    },
+    '/api/silences': {
+      post: {
+        operationId: 'createSilence',
+        summary:
+          'Silence the alerts of one config (configId) or of every config of a MeshHook workflow (workflowId): one-off (from, until) or recurring (a cron for each window\'s start, durationSeconds, timeZone); audited as silence.created (docs/silences.md)',
+        ...body(silenceInputSchema),
+        responses: {
+          '201': answer('created; activeNow and nextWindow as of now', silenceSchema),
+          ...bodyErrors,
+          '400': error('invalid silence: neither or both of configId and workflowId, from or until missing, until not after from or in the past, both from/until and recurrence, a cron that does not parse, an unknown time zone; error.details.issues names the field'),
+          ...authErrors,
+          '404': error('no config with that id in this project'),
+        },
+      },
+      get: {
+        operationId: 'listSilences',
+        summary: "The project's silences, each with whether it is in force now and its current or next window",
+        parameters: parametersOf(silencesQuerySchema, 'query'),
+        responses: { '200': answer('silences', silenceListSchema), ...queryErrors, ...authErrors, '404': error('no config with that id in this project') },
+      },
+    },
+    '/api/silences/{silenceId}': {
+      delete: {
+        operationId: 'deleteSilence',
+        summary: 'Delete a silence (its alerts are sent again from now on); audited as silence.deleted',
+        parameters: parametersOf(silenceIdPathSchema, 'path'),
+        responses: { '204': { description: 'deleted' }, ...authErrors, '404': error('no silence with that id in this project') },
       },
     },
     '/codec/decode': codecOperation('decode', false),

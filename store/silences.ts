@@ -90,44 +90,37 @@ export async function createSilence(db: Db, projectId: string, input: SilenceInp
 }
 
 /**
- * The project's silences, oldest first. `configId`: the silences that cover that config (its own and
- * its workflow's; not_found for a config not of this project); `workflowId`: those that cover a config
- * of the workflow (its own and its configs'). One-off silences that ended more than
- * ENDED_SILENCES_LISTED_DAYS ago are left out unless `all`.
+ * The project's silences, oldest first: all, or those of one config (`configId`; not_found for a
+ * config not of this project), or those of one MeshHook workflow as a whole (`workflowId`; not its
+ * configs' own: silencesFor reads what covers a workflow's configs). One-off silences that ended
+ * more than ENDED_SILENCES_LISTED_DAYS ago are left out unless `all`.
  */
 export async function listSilences(
   db: Queryable,
   projectId: string,
   filter: { configId?: string; workflowId?: string; all?: boolean; nowMs?: number } = {},
 ): Promise<StoredSilence[]> {
+  if (filter.configId !== undefined) await workflowOfConfig(db, projectId, filter.configId);
   const endedBefore = new Date((filter.nowMs ?? Date.now()) - ENDED_SILENCES_LISTED_DAYS * 86_400_000);
-  const shown = filter.all ? 'true' : '(s.cron IS NOT NULL OR s.ends_at > $2)';
-  if (filter.configId !== undefined) {
-    const workflowId = await workflowOfConfig(db, projectId, filter.configId);
-    const rows = await db.query<SilenceRow>(
-      `SELECT ${COLUMNS} FROM alert_silences s
-       WHERE s.project_id = $1 AND (s.config_id = $3 OR s.workflow_id = $4) AND ${shown} ORDER BY s.created_at, s.id`,
-      [projectId, endedBefore, filter.configId, workflowId],
-    );
-    return rows.map(toSilence);
-  }
-  if (filter.workflowId !== undefined) {
-    const rows = await db.query<SilenceRow>(`SELECT ${COLUMNS} FROM alert_silences s WHERE ${COVERING_WORKFLOW} AND ${shown} ORDER BY s.created_at, s.id`, [projectId, endedBefore, filter.workflowId]);
-    return rows.map(toSilence);
-  }
-  const rows = await db.query<SilenceRow>(`SELECT ${COLUMNS} FROM alert_silences s WHERE s.project_id = $1 AND ${shown} ORDER BY s.created_at, s.id`, [projectId, endedBefore]);
+  const rows = await db.query<SilenceRow>(
+    `SELECT ${COLUMNS} FROM alert_silences s
+     WHERE s.project_id = $1 AND ($2::text IS NULL OR s.config_id = $2) AND ($3::text IS NULL OR s.workflow_id = $3)
+       AND ($4 OR s.cron IS NOT NULL OR s.ends_at > $5)
+     ORDER BY s.created_at, s.id`,
+    [projectId, filter.configId ?? null, filter.workflowId ?? null, filter.all ?? false, endedBefore],
+  );
   return rows.map(toSilence);
 }
 
-// the silences of workflow $3 and of its configs ($1 the project), through the two partial indexes of migration 011
-const COVERING_WORKFLOW = `s.project_id = $1 AND (s.workflow_id = $3 OR s.config_id IN (SELECT c.id FROM alert_configs c WHERE c.project_id = $1 AND c.workflow_id = $3))`;
+// the silences of workflow $2 and of its configs ($1 the project), through the two partial indexes of migration 011
+const COVERING_WORKFLOW = `s.project_id = $1 AND (s.workflow_id = $2 OR s.config_id IN (SELECT c.id FROM alert_configs c WHERE c.project_id = $1 AND c.workflow_id = $2))`;
 
 /**
  * Every silence of a MeshHook workflow or of one of its configs, in one indexed query: what
  * dispatch reads once per event, then asks lib/silences.ts activeSilence for each matched config.
  */
 export async function silencesFor(db: Queryable, projectId: string, workflowId: string): Promise<StoredSilence[]> {
-  const rows = await db.query<SilenceRow>(`SELECT ${COLUMNS} FROM alert_silences s WHERE ${COVERING_WORKFLOW.replaceAll('$3', '$2')} ORDER BY s.created_at, s.id`, [projectId, workflowId]);
+  const rows = await db.query<SilenceRow>(`SELECT ${COLUMNS} FROM alert_silences s WHERE ${COVERING_WORKFLOW} ORDER BY s.created_at, s.id`, [projectId, workflowId]);
   return rows.map(toSilence);
 }
 
