@@ -116,6 +116,12 @@ export type NoiseAction =
 export const NOISE_LINGER_MS = 3_600_000;
 /** At most this many ids are remembered, the newest. */
 export const SEEN_IDS_MAX = 10_000;
+/**
+ * A listed event's error.message is cut to this many characters: a digest lists up to 1000 events and
+ * a message may be 10 000 long, and the digest is one Temporal payload (at most 2 MB). The digest's
+ * newest event (its template `event` and `error`) stays whole.
+ */
+export const LISTED_MESSAGE_MAX = 500;
 
 /** An open group of alerts of one key: its next flush and the events waiting for it. */
 export interface GroupState {
@@ -159,7 +165,7 @@ export interface IncidentState {
 /** The whole state of a config's pipeline, JSON as it is (continue-as-new carries it). */
 export interface NoiseState {
   version: 1;
-  /** item ids taken in (alert: deliveryId, success: "success:" + event id) → when (nowMs), oldest first */
+  /** item ids taken in (alert: deliveryId without the config's idPrefix, success: "success:" + event id) → when (nowMs), oldest first */
   seen: Record<string, number>;
   seenCount: number;
   /** dedup key → its fixed window, from the key's first alert */
@@ -196,6 +202,8 @@ const eventMs = (event: { occurredAt?: string }, nowMs: number) => {
 const shown = (text: string) => (text.length > 200 ? `${text.slice(0, 200)}…` : text);
 const FAILING = new Set<string>(['failure', 'delay']);
 const successSeenId = (eventId: string) => `success:${eventId}`;
+// every alert id of the config starts with its prefix: remembered without it (up to SEEN_IDS_MAX of them are carried by continue-as-new)
+const alertSeenId = (ids: NoiseIds, deliveryId: string) => (deliveryId.startsWith(`${ids.idPrefix}-`) ? deliveryId.slice(ids.idPrefix.length) : deliveryId);
 
 const GROUP_VALUE: Record<GroupField, (event: ExecutionEvent) => string | number | undefined> = {
   'workflow.id': (e) => e.workflowId,
@@ -289,6 +297,12 @@ function flushGroup(state: NoiseState, group: GroupState, nowMs: number, ids: No
   };
 }
 
+function listedError(error: ExecutionEvent['error']): GroupedEvent['error'] {
+  if (!error) return null;
+  const { message } = error;
+  return message !== undefined && message.length > LISTED_MESSAGE_MAX ? { ...error, message: `${message.slice(0, LISTED_MESSAGE_MAX)}…` } : error;
+}
+
 /** Puts the event into its group's next digest (opening the group when needed); the grouped note. */
 function addToGroup(state: NoiseState, item: NoiseAlertItem, grouping: NonNullable<NoiseSettings['grouping']>, nowMs: number, ids: NoiseIds): string {
   let group: GroupState | undefined = state.groups[item.groupKey];
@@ -307,7 +321,7 @@ function addToGroup(state: NoiseState, item: NoiseAlertItem, grouping: NonNullab
   const atMs = eventMs(event, nowMs);
   const listed: GroupedEvent = {
     id: event.id, type: event.type, workflowId: event.workflowId, runId: event.runId,
-    occurredAt: event.occurredAt ?? iso(atMs), error: event.error ?? null, deliveryId: item.deliveryId,
+    occurredAt: event.occurredAt ?? iso(atMs), error: listedError(event.error), deliveryId: item.deliveryId,
   };
   if (!group.buffer) {
     group.buffer = { seq: state.nextDigestSeq++, count: 0, events: [], firstAtMs: atMs, lastAtMs: atMs, newest: event };
@@ -329,7 +343,7 @@ function addToGroup(state: NoiseState, item: NoiseAlertItem, grouping: NonNullab
 
 /** Takes one item in at `nowMs`: mutates `state`, returns what to do. An item already taken in (same deliveryId, or the same success event) returns []. */
 export function admitItem(state: NoiseState, item: NoiseItem, nowMs: number, ids: NoiseIds): NoiseAction[] {
-  if (!firstSight(state, item.kind === 'alert' ? item.deliveryId : successSeenId(item.event.id), nowMs)) return [];
+  if (!firstSight(state, item.kind === 'alert' ? alertSeenId(ids, item.deliveryId) : successSeenId(item.event.id), nowMs)) return [];
   return item.kind === 'alert' ? admitAlert(state, item, nowMs, ids) : admitSuccess(state, item, nowMs, ids);
 }
 

@@ -6,6 +6,7 @@ import {
   emptyNoiseState,
   groupKey,
   isIdle,
+  LISTED_MESSAGE_MAX,
   nextWakeMs,
   NOISE_LINGER_MS,
   SEEN_IDS_MAX,
@@ -298,6 +299,16 @@ describe('noise pipeline reducer (lib/noise.ts)', () => {
       assert.equal(digest.group.firstAt, at(1));
       assert.equal(digest.group.lastAt, at(5));
       assert.equal(digest.event.id, 'evt_5');
+    });
+
+    it('cuts a long error message in the list, and keeps the newest event whole', () => {
+      const state = emptyNoiseState();
+      const long = failed(1, 1, { error: { message: 'x'.repeat(10_000), step: 'createContact' } });
+      admitItem(state, alert(settings, long), sec(1), ids);
+      const digest = only(dueActions(state, sec(31), ids), 'digest');
+      assert.equal(digest.group.events[0].error?.message, `${'x'.repeat(LISTED_MESSAGE_MAX)}…`);
+      assert.equal(digest.group.events[0].error?.step, 'createContact');
+      assert.equal(digest.event.error?.message?.length, 10_000);
     });
 
     it('puts every event in exactly one digest, and a repeated item in none', () => {
