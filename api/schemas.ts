@@ -109,6 +109,10 @@ export const previewRequestSchema = z
     config: alertConfigInputSchema.meta({ description: 'the config as it would be saved (its secret is not used)' }),
     event: executionEventSchema.optional().meta({ description: 'the event to render against; default: a sample run.failed event of config.workflowId' }),
     condition: conditionNameSchema.optional().meta({ description: "the condition the alert is for; default: the event's (failure for run.failed)" }),
+    sample: z.enum(['digest', 'recovery']).optional().meta({
+      description:
+        "`digest`: a digest of 3 runs like the event (grouping's by and maxEvents from config, `group` in the template context); `recovery`: a recovery notification after 4 failures over 5 minutes (condition `recovered`, `recovery` in the context, the event a successful run); default: one alert of the event (docs/noise-control.md)",
+    }),
   })
   .meta({ id: 'PreviewRequest' });
 
