@@ -83,6 +83,8 @@ export type NoiseItem =
       dedupKey: string | null;
       /** the silence (its id) in force at the alert's time: counted, logged, not sent */
       silencedBy: string | null;
+      /** that silence's note for the log row (lib/silences.ts silenceNote: id, window, comment); without it "silenced by <id>" */
+      silenceNote?: string | null;
       /** a fired delay watch waiting for NOISE_DECISION_SIGNAL: it sends the alert itself when told `send` */
       watch: boolean;
       /** the config's settings as the sender read them (the newest item's win) */
@@ -363,7 +365,7 @@ function admitAlert(state: NoiseState, item: NoiseAlertItem, nowMs: number, ids:
   // 1 silence: decided before the pipeline; counted here, told by the next alert that goes out
   if (item.silencedBy !== null) {
     holdBack(state, 'silenced', nowMs);
-    return decided('silenced', `silenced by ${item.silencedBy}`);
+    return decided('silenced', item.silenceNote || `silenced by ${item.silencedBy}`);
   }
 
   // 2 dedup: one alert per key in a fixed window from the key's first alert (registered below, once it is let through)

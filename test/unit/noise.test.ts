@@ -133,7 +133,8 @@ describe('noise pipeline reducer (lib/noise.ts)', () => {
       const decided = only(admitItem(state, alert(NOISE_OFF, failed(1), { silencedBy: 'sil_night' }), sec(1), ids), 'decided');
       assert.equal(decided.outcome, 'silenced');
       assert.equal(decided.note, 'silenced by sil_night');
-      admitItem(state, alert(NOISE_OFF, failed(2), { silencedBy: 'sil_night' }), sec(2), ids);
+      const note = `silenced by sil_night (maintenance window until ${at(3600)}: nightly batch)`;
+      assert.equal(only(admitItem(state, alert(NOISE_OFF, failed(2), { silencedBy: 'sil_night', silenceNote: note }), sec(2), ids), 'decided').note, note);
       assert.equal(isIdle(state, sec(3)), false, 'a count is still to be told');
 
       const sent = only(admitItem(state, alert(NOISE_OFF, failed(3)), sec(3), ids), 'send');
