@@ -354,7 +354,10 @@ function admitAlert(state: NoiseState, item: NoiseAlertItem, nowMs: number, ids:
   const decided = (outcome: NoiseOutcome, note: string): NoiseAction[] => [{ kind: 'decided', item, outcome, note }];
   const failing = FAILING.has(item.condition);
 
-  if (failing && (settings.recovery || settings.repeatIntervalSeconds !== null)) {
+  const tracksIncidents = settings.recovery || settings.repeatIntervalSeconds !== null;
+  // both settings were turned off: no successful run will be told any more, nor should it recover anything
+  if (!tracksIncidents) state.incident = null;
+  if (failing && tracksIncidents) {
     state.incident ??= {
       openedBy: item.deliveryId, since: item.event.occurredAt ?? iso(nowMs), failures: 0, alerted: false, lastNotifiedAtMs: null,
       key: item.dedupKey ?? item.event.workflowId,
@@ -428,7 +431,7 @@ function admitSuccess(state: NoiseState, item: Extract<NoiseItem, { kind: 'succe
       recovery: {
         failingSince: incident.since,
         recoveredAt,
-        failingForMs: Math.max(0, eventMs(item.event, nowMs) - Date.parse(incident.since)),
+        failingForMs: Math.max(0, eventMs(item.event, nowMs) - eventMs({ occurredAt: incident.since }, nowMs)),
         failures: incident.failures,
         incidentKey: incident.key,
       },

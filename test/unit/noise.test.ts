@@ -425,6 +425,15 @@ describe('noise pipeline reducer (lib/noise.ts)', () => {
       assert.equal(only(admitItem(state, success(settings, 90), sec(90), ids), 'recovery').deliveryId, 'dlv-cfg_1-run_0-delay-recovered');
     });
 
+    it('ends an open incident when recovery and repeat are turned off: no recovery for it later', () => {
+      const state = emptyNoiseState();
+      admitItem(state, alert(settings, failed(0)), sec(0), ids);
+      admitItem(state, alert(NOISE_OFF, failed(10)), sec(10), ids);
+      assert.equal(state.incident, null);
+      assert.equal(isIdle(state, sec(10)), true);
+      assert.deepEqual(admitItem(state, success(settings, 20), sec(20), ids), []);
+    });
+
     it('names the incident by the dedup key of its first alert', () => {
       const deduped: NoiseSettings = { ...settings, dedup: { key: '{{ error.step }}', windowSeconds: 60 } };
       const state = emptyNoiseState();
