@@ -1,5 +1,17 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { newKeySpec, parseKeyring } from '../lib/crypto';
+import { parseEgressPolicy } from '../lib/egress';
+import { ALL_SEARCH_ATTRIBUTES } from '../lib/search-attributes';
+import { alertConfigInputSchema } from '../lib/schemas';
+import { defaultOperations } from '../runtime/deps';
+import { resolveTimeSkippingServer } from '../runtime/temporal-cli';
+import { saveConfig } from '../store/configs';
 import { configDeliveryIdPrefix, immediateDeliveryId, noiseWorkflowId } from '../lib/delivery-ids';
 import { groupKey, recoveryDeliveryId, type NoiseAlertItem, type NoiseItem } from '../lib/noise';
 import type { ExecutionEvent, NoiseSettings } from '../lib/schemas';
@@ -7,6 +19,7 @@ import type { AlertNoiseInput } from '../workflows/types';
 import { NOISE_ITEM_SIGNAL } from '../workflows/types';
 import { Receiver, type Received } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
+import { openStore, type TestStore } from './support/stores';
 
 /**
  * The noise pipeline (docs/noise-control.md), end to end on the shared embedded stack (real Temporal
@@ -536,5 +549,115 @@ describe('noise pipeline: dedup, throttle, repeat, recovery, grouping (end to en
     await feed(config, failureItem(config, after));
     const [, next] = await receivedExactly(path, 2);
     assert.equal(next.headers['webhook-id'], immediateDeliveryId(config.id, after.id));
+  });
+});
+
+/**
+ * The pipeline's life over hours, on Temporal's time-skipping test server (the workflow's timers are
+ * the real ones, only the clock jumps): a digest after its wait, an alert sent again within the hour
+ * recognised, the workflow's end an hour after its last item, and a new life of the pipeline whose
+ * digest ids are new.
+ */
+describe('noise pipeline over hours (time-skipping test server)', function () {
+  this.timeout(180_000);
+  let env: TestWorkflowEnvironment;
+  let store: TestStore;
+  let receiver: Receiver;
+  let worker: Worker;
+  let running: Promise<void>;
+  const keyring = parseKeyring(newKeySpec('k1'));
+  const taskQueue = 'noise-time-skipping';
+  let config: { id: string } & NoiseSettings;
+  const workflowId = 'wf_hourly';
+
+  before(async () => {
+    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: await resolveTimeSkippingServer() } } });
+    await env.connection.operatorService.addSearchAttributes({
+      namespace: env.namespace ?? 'default',
+      searchAttributes: Object.fromEntries(ALL_SEARCH_ATTRIBUTES.map((key) => [key.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+    });
+    store = await openStore('pglite');
+    receiver = await Receiver.start();
+    const saved = await saveConfig(
+      store.db,
+      keyring,
+      'default',
+      alertConfigInputSchema.parse({
+        workflowId,
+        name: 'hourly',
+        conditions: [{ type: 'failure' }],
+        webhook: { url: receiver.on('/digests', () => ({ status: 200 })) },
+        grouping: { by: ['workflow.id'], waitSeconds: 30, intervalSeconds: 300, maxEvents: 10 },
+      }),
+    );
+    config = saved.config;
+    worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowsPath: path.resolve(__dirname, '..', 'workflows', 'index.ts'),
+      activities: createActivities({
+        db: store.db,
+        keyring,
+        egress: parseEgressPolicy({ allow: '127.0.0.1' }),
+        // eager start needs the client to share the worker's connection: the digests are started plainly
+        temporal: { client: env.client, namespace: 'default', taskQueue, eagerStart: false },
+        operations: defaultOperations(),
+      }),
+    });
+    running = worker.run();
+  });
+
+  after(async () => {
+    if (worker?.getState() === 'RUNNING') worker.shutdown();
+    await running?.catch(() => undefined);
+    await env?.teardown();
+    await store?.close();
+    await receiver?.close();
+  });
+
+  const settings = (): NoiseSettings => ({ grouping: config.grouping, recovery: config.recovery, throttle: config.throttle, dedup: config.dedup, repeatIntervalSeconds: config.repeatIntervalSeconds });
+  const failure = (id: string): NoiseAlertItem => {
+    const event: ExecutionEvent = { id, type: 'run.failed', occurredAt: '2026-12-01T10:00:00.000Z', workflowId, runId: `run_${id}`, error: { message: 'boom' } };
+    return { kind: 'alert', deliveryId: immediateDeliveryId(config.id, id), condition: 'failure', event, groupKey: groupKey(['workflow.id'], event, 'failure'), dedupKey: null, silencedBy: null, watch: false, settings: settings() };
+  };
+  const feed = (item: NoiseItem) =>
+    env.client.workflow.signalWithStart('AlertNoise', {
+      workflowId: noiseWorkflowId(config.id),
+      taskQueue,
+      args: [{ projectId: 'default', configId: config.id, idPrefix: configDeliveryIdPrefix(config.id) } satisfies AlertNoiseInput],
+      signal: NOISE_ITEM_SIGNAL,
+      signalArgs: [item],
+    });
+
+  it('sends a digest after its wait, recognises an alert sent again within the hour, ends an hour after its last item, and a later life sends new digest ids', async () => {
+    const first = failure('evt_first');
+    const handle = await feed(first);
+    await env.sleep('31s');
+    const [digest] = await receiver.waitFor('/digests', 1, 30_000);
+    assert.deepEqual(JSON.parse(digest.body).group.events.map((e: { id: string }) => e.id), ['evt_first']);
+
+    // 50 minutes on (its group closed long ago): the same alert again is taken in once, no new digest
+    await env.sleep('50m');
+    const repeatedAtMs = await env.currentTimeMs();
+    const again = await feed(first);
+    assert.equal(again.signaledRunId, handle.signaledRunId, 'the pipeline still runs');
+    await env.sleep('31s');
+
+    // idle, it ends an hour after that last item
+    await handle.result();
+    const description = await handle.describe();
+    const lingeredMs = description.closeTime!.getTime() - repeatedAtMs;
+    assert.ok(lingeredMs >= 3_600_000 && lingeredMs < 2 * 3_600_000, `ended ${lingeredMs} ms after its last item`);
+    assert.equal(receiver.at('/digests').length, 1, 'the repeated alert sent nothing');
+
+    // a later alert starts a new life of the pipeline: its digest has an id of its own
+    const later = await feed(failure('evt_later'));
+    assert.notEqual(later.signaledRunId, handle.signaledRunId);
+    await env.sleep('31s');
+    const [, second] = await receiver.waitFor('/digests', 2, 30_000);
+    assert.notEqual(second.headers['webhook-id'], digest.headers['webhook-id']);
+    assert.deepEqual(JSON.parse(second.body).group.events.map((e: { id: string }) => e.id), ['evt_later']);
+    const rows = await store.db.query<{ delivery_id: string; outcome: string }>("SELECT delivery_id, outcome FROM alert_logs WHERE config_id = $1 AND outcome = 'grouped' ORDER BY delivery_id", [config.id]);
+    assert.deepEqual(rows.map((r) => r.delivery_id), [immediateDeliveryId(config.id, 'evt_first'), immediateDeliveryId(config.id, 'evt_later')]);
   });
 });
