@@ -160,6 +160,17 @@ describe('silences API', function () {
     assert.equal((await stack.api('GET', `/api/silences?configId=${theirs.id}`, undefined, other)).body.silences.length, 1);
   });
 
+  it("erases a project's silences with the project", async () => {
+    const projectId = `proj_sil_${uid()}`;
+    const token = await stack.tokenFor(projectId);
+    const created = await stack.api('POST', '/api/silences', { workflowId: 'wf_x', recurrence: { cron: '@daily', durationSeconds: 60, timeZone: 'UTC' } }, token);
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const erased = await stack.api('POST', '/api/project/erase', { confirm: projectId }, token);
+    assert.equal(erased.status, 200, JSON.stringify(erased.body));
+    assert.deepEqual((await stack.api('GET', '/api/silences?all=true', undefined, token)).body.silences, []);
+    assert.deepEqual(await stack.service.db.query('SELECT id FROM alert_silences WHERE project_id = $1', [projectId]), []);
+  });
+
   it('lists a one-off silence that ended more than 7 days ago only with all=true', async () => {
     const workflowId = `wf_sil_${uid()}`;
     const created = await stack.api('POST', '/api/silences', { workflowId, from: inMinutes(1), until: inMinutes(60) });
