@@ -21,6 +21,12 @@ export interface Preset {
   /** the receiver's fixed API URL; absent where the URL is the user's own (an incoming webhook) */
   url?: string;
   template: JsonValue;
+  /**
+   * A receiver that closes an alert at another endpoint than it opens one (Opsgenie): a recovery
+   * (condition `recovered`) goes to the config's URL followed by `path` (Liquid, each value
+   * URL-encoded as in webhook.url), with this body instead of the template (and the user's).
+   */
+  recovery?: { path: string; template: JsonValue };
 }
 
 // ---------------------------------------------------------------- phrases every preset shares
@@ -32,11 +38,43 @@ const WHAT =
   '{% when "delay" %}is running longer than expected{% when "recovered" %}recovered{% else %}test alert{% endcase %}';
 
 const WHO = 'workflow.name | default: workflow.id';
+
+/** a digest's runs, as words after their count (lib/render.ts's GROUP_TEXT) */
+const GROUP_WHAT =
+  '{% case group.condition %}{% when "failure" %}failed runs{% when "success" %}succeeded runs' +
+  '{% when "manual_intervention" %}runs waiting for manual intervention{% when "canceled" %}canceled runs' +
+  '{% when "delay" %}runs running longer than expected{% else %}{{ group.condition }}{% endcase %}';
+
+/** "12 failed runs between … and …": a digest (the template context's `group`) */
+const DIGEST = `{{ group.count }} ${GROUP_WHAT} between {{ group.firstAt }} and {{ group.lastAt }}`;
+
+/** "5m 3s": how long a recovered workflow was failing (lib/render.ts's durationText) */
+const FAILING_FOR =
+  '{% assign s = recovery.failingForMs | divided_by: 1000.0 | round %}' +
+  '{% if s < 60 %}{{ s }}s{% elsif s < 3600 %}{{ s | divided_by: 60 | floor }}m {{ s | modulo: 60 }}s' +
+  '{% elsif s < 86400 %}{{ s | divided_by: 3600 | floor }}h {{ s | modulo: 3600 | divided_by: 60 | floor }}m' +
+  '{% else %}{{ s | divided_by: 86400 | floor }}d {{ s | modulo: 86400 | divided_by: 3600 | floor }}h{% endif %}';
+
+/** "recovered after failing for 5m 3s (12 failures)": a recovery (the template context's `recovery`) */
+const RECOVERY = `recovered after failing for ${FAILING_FOR} ({{ recovery.failures }} {% if recovery.failures == 1 %}failure{% else %}failures{% endif %})`;
+
+/** " (held back since …: 3 throttled, 1 silenced)" when the noise pipeline held alerts back (lib/render.ts's heldBackText), else nothing */
+const HELD_BACK =
+  '{% if noise %}{% assign held = "" %}' +
+  '{% if noise.throttled > 0 %}{% assign held = held | append: ", " | append: noise.throttled | append: " throttled" %}{% endif %}' +
+  '{% if noise.silenced > 0 %}{% assign held = held | append: ", " | append: noise.silenced | append: " silenced" %}{% endif %}' +
+  '{% if noise.deduplicated > 0 %}{% assign held = held | append: ", " | append: noise.deduplicated | append: " deduplicated" %}{% endif %}' +
+  '{% if noise.repeatSuppressed > 0 %}{% assign held = held | append: ", " | append: noise.repeatSuppressed | append: " repeats not sent" %}{% endif %}' +
+  '{% if held != "" %} (held back since {{ noise.since }}: {{ held | remove_first: ", " }}){% endif %}{% endif %}';
 /** the name, or the id when there is none (an empty name stays: the default payload's rule) */
 const WHO_OR_ID = '{% if workflow.name == nil %}{{ workflow.id }}{% else %}{{ workflow.name }}{% endif %}';
 
 /** a one-line title of at most 125 characters (Opsgenie's message: 130; Slack's header: 150; Discord's title: 256) */
-const TITLE = `{% if condition == "test" %}Test alert: {{ config.name | truncate: 90 }}{% else %}{{ ${WHO} | truncate: 90 }} ${WHAT}{% endif %}`;
+const TITLE =
+  `{% if condition == "test" %}Test alert: {{ config.name | truncate: 90 }}` +
+  // a digest: "Orders sync: 12 failed runs" (at most 80 + 2 + 6 + 37)
+  `{% elsif group %}{{ ${WHO} | truncate: 80 }}: {{ group.count }} ${GROUP_WHAT}` +
+  `{% else %}{{ ${WHO} | truncate: 90 }} ${WHAT}{% endif %}`;
 
 const isTest = (then: string, otherwise: string) => `{% if condition == "test" %}${then}{% else %}${otherwise}{% endif %}`;
 
@@ -44,10 +82,14 @@ const isTest = (then: string, otherwise: string) => `{% if condition == "test" %
 const sentence = (bold: (s: string) => string, code: (s: string) => string, escape = '') =>
   isTest(
     `This is a test alert from MeshHook Alerts for the config ${bold(`{{ config.name ${escape}| truncate: 200 }}`)}.`,
-    `Run ${code('{{ run.id }}')} of ${bold(`{{ ${WHO} ${escape}| truncate: 150 }}`)} ${WHAT}` +
+    // a digest of grouped runs, a recovery, or one run
+    `{% if group %}${bold(`{{ ${WHO} ${escape}| truncate: 150 }}`)}: ${DIGEST}{% if group.more > 0 %} ({{ group.events.size }} listed){% endif %}` +
+      `{% elsif recovery %}${bold(`{{ ${WHO} ${escape}| truncate: 150 }}`)} ${RECOVERY}` +
+      `{% else %}Run ${code('{{ run.id }}')} of ${bold(`{{ ${WHO} ${escape}| truncate: 150 }}`)} ${WHAT}` +
       // a finished run took its time; a delayed or paused one started that long ago
       '{% if run.durationMs %}{% assign seconds = run.durationMs | divided_by: 1000.0 | round: 1 %}' +
-      '{% case condition %}{% when "failure", "success", "canceled" %} after {{ seconds }} s{% else %} (started {{ seconds }} s ago){% endcase %}{% endif %}.',
+      '{% case condition %}{% when "failure", "success", "canceled" %} after {{ seconds }} s{% else %} (started {{ seconds }} s ago){% endcase %}{% endif %}{% endif %}' +
+      `${HELD_BACK}.`,
   );
 
 /** the dedup key / alias of an incident: one per config and workflow, so a recovery resolves what a failure opened; a test alert has its own */
@@ -60,8 +102,12 @@ const SLACK_ESCAPE = '| replace: "&", "&amp;" | replace: "<", "&lt;" | replace: 
 
 /** lib/render.ts's defaultPayload as a template: the same body, now customisable. */
 const generic: JsonValue = {
-  type: 'alert.{{ condition }}',
-  text: isTest(`Test alert for "{{ config.name }}" (${WHO_OR_ID})`, `${WHO_OR_ID} run {{ run.id }} ${WHAT}{% if error.message != blank %}: {{ error.message }}{% endif %}`),
+  type: 'alert.{{ condition }}{% if group %}.digest{% endif %}',
+  text: isTest(
+    `Test alert for "{{ config.name }}" (${WHO_OR_ID})`,
+    `{% if group %}${WHO_OR_ID}: ${DIGEST}{% elsif recovery %}${WHO_OR_ID} ${RECOVERY}` +
+      `{% else %}${WHO_OR_ID} run {{ run.id }} ${WHAT}{% if error.message != blank %}: {{ error.message }}{% endif %}{% endif %}${HELD_BACK}`,
+  ),
   condition: '{{ condition }}',
   workflow: '{{ workflow }}',
   run: '{{ run }}',
@@ -233,13 +279,27 @@ const opsgenie: JsonValue = {
   priority: '{% case condition %}{% when "failure" %}P2{% when "delay", "manual_intervention" %}P3{% when "canceled" %}P4{% else %}P5{% endcase %}',
 };
 
+/**
+ * Opsgenie Close Alert (POST /v2/alerts/{alias}/close?identifierType=alias): a recovery closes the
+ * alert its incident's alerts opened (the same alias). `note` at most 25000, `user` and `source` 100.
+ */
+const opsgenieClose: NonNullable<Preset['recovery']> = {
+  // the alias, each value URL-encoded (as in webhook.url), its slashes written encoded
+  path: '/meshhook%2F{{ workflow.id }}%2F{{ config.id }}/close?identifierType=alias',
+  template: {
+    user: 'MeshHook Alerts',
+    source: 'MeshHook Alerts',
+    note: `${sentence((s) => s, (s) => s)}\n\nConfig {{ config.name | truncate: 200 }}, delivery {{ delivery.id }}`,
+  },
+};
+
 export const PRESETS: Record<PresetName, Preset> = {
   generic: { label: 'Generic JSON (the default payload)', template: generic },
   slack: { label: 'Slack incoming webhook (Block Kit)', template: slack },
   discord: { label: 'Discord webhook (embed)', template: discord },
   teams: { label: 'Microsoft Teams (Adaptive Card, Workflows or incoming webhook)', template: teams },
   pagerduty: { label: 'PagerDuty Events API v2', url: 'https://events.pagerduty.com/v2/enqueue', template: pagerduty },
-  opsgenie: { label: 'Opsgenie Create Alert API', url: 'https://api.opsgenie.com/v2/alerts', template: opsgenie },
+  opsgenie: { label: 'Opsgenie Create Alert API', url: 'https://api.opsgenie.com/v2/alerts', template: opsgenie, recovery: opsgenieClose },
 };
 
 // ---------------------------------------------------------------- merging a user's template over a preset's
@@ -266,6 +326,25 @@ export function effectiveTemplate(payload: { preset?: PresetName | null; templat
   if (!payload.preset) return own;
   const preset = PRESETS[payload.preset].template;
   return own === null ? preset : mergeTemplate(preset, own);
+}
+
+/**
+ * What an alert of `condition` sends: its template (effectiveTemplate), and a path to put after the
+ * config's URL ('' for the URL itself); a preset's recovery request (Opsgenie's close) for a recovery.
+ */
+export function presetRequest(payload: { preset?: PresetName | null; template: unknown }, condition: string): { template: JsonValue | null; path: string } {
+  const recovery = payload.preset ? PRESETS[payload.preset].recovery : undefined;
+  if (condition === 'recovered' && recovery) return { template: recovery.template, path: recovery.path };
+  return { template: effectiveTemplate(payload), path: '' };
+}
+
+/** `url` with `path` after its path (before a query string of its own, which follows the path's). */
+export function urlWithPath(url: string, path: string): string {
+  if (path === '') return url;
+  const q = url.indexOf('?');
+  const [base, query] = q === -1 ? [url, ''] : [url.slice(0, q), url.slice(q + 1)];
+  const joined = base.replace(/\/+$/, '') + path;
+  return query === '' ? joined : `${joined}${joined.includes('?') ? '&' : '?'}${query}`;
 }
 
 // ---------------------------------------------------------------- what a preset needs from the config

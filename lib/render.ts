@@ -1,5 +1,5 @@
 import { literalAuthority } from './egress';
-import { effectiveTemplate, type PresetName } from './presets';
+import { presetRequest, urlWithPath, type PresetName } from './presets';
 import type { DigestGroup, NoiseSummary, RecoveryInfo } from './noise';
 import type { AlertConditionName, AlertConfig, ExecutionEvent } from './schemas';
 import { newRenderBudget, renderJsonTemplate, renderString, TemplateError, type JsonValue } from './templates';
@@ -152,7 +152,9 @@ export function renderAlert(config: RenderableConfig, ctx: TemplateContext): Ren
   // checked at save too; a config saved before that rule (or written around the API) must not aim the alert by a template
   const authority = literalAuthority(config.webhook.url);
   if (authority === null || /[{}%]/.test(authority)) throw new TemplateError('webhook.url: the user info, host and port must be fixed text, not a template');
-  const url = at('webhook.url', () => renderString(config.webhook.url, ctx, 'url', budget));
+  // a preset's recovery may go to another endpoint under the same URL (Opsgenie's close)
+  const request = presetRequest(config.payload, ctx.condition);
+  const url = at('webhook.url', () => renderString(urlWithPath(config.webhook.url, request.path), ctx, 'url', budget));
   at('webhook.url', () => {
     const parsed = new URL(url);
     if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new Error(`rendered URL has scheme ${parsed.protocol}`);
@@ -164,7 +166,7 @@ export function renderAlert(config: RenderableConfig, ctx: TemplateContext): Ren
     if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(rendered)) throw new TemplateError(`webhook.headers.${name}: rendered value contains control characters`);
     headers[name] = rendered;
   }
-  const template = effectiveTemplate(config.payload);
+  const template = request.template;
   const body = at('payload.template', () => (template === null ? JSON.stringify(defaultPayload(ctx)) : renderJsonTemplate(template, ctx, budget)));
   return { url, headers, body };
 }

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from './support/browser';
+import type { DigestGroup } from '../lib/noise';
 import { PRESETS, mergeTemplate } from '../lib/presets';
 import { buildTemplateContext, defaultPayload, renderAlert } from '../lib/render';
 import { alertConfigInputSchema, type ExecutionEvent } from '../lib/schemas';
@@ -362,6 +363,56 @@ describe('payload presets (real deliveries to stand-ins of each receiver)', func
       const res = await fetch(config.webhook.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ routing_key: ROUTING_KEY, event_action: 'resolve' }) });
       assert.equal(res.status, 400);
       assert.match(((await res.json()) as { errors: string[] }).errors.join(), /dedup_key' is required to resolve/);
+    });
+
+    const DIGEST: DigestGroup = { key: 'failure|wf_digest', by: ['workflow.id'], condition: 'failure', count: 12, events: [], more: 12, firstAt: '2026-12-02T09:55:00Z', lastAt: '2026-12-02T10:00:00Z', digest: 1 };
+    const RECOVERY = { failingSince: '2026-12-02T09:55:00Z', recoveredAt: '2026-12-02T10:00:03Z', failingForMs: 303_000, failures: 12, incidentKey: 'wf_digest' };
+    const HELD = { silenced: 1, deduplicated: 0, throttled: 3, repeatSuppressed: 0, since: '2026-12-02T09:56:00Z' };
+
+    it('every preset tells a digest (its count of runs between the first and the last) and a recovery (how long it failed, how often), with what was held back', async () => {
+      const event = failedEvent('wf_digest');
+      for (const service of Object.keys(PRESETS) as Service[]) {
+        const url = receivers.url(service);
+        const config = {
+          webhook: { url, headers: (service === 'opsgenie' ? { Authorization: GENIE_KEY } : {}) as Record<string, string>, timeoutMs: 5000 },
+          payload: { preset: service as never, template: service === 'pagerduty' ? { routing_key: ROUTING_KEY } : null },
+        };
+        const digest = renderAlert(config, buildTemplateContext(event, { id: 'cfg_d', name: 'd' }, 'failure', 'dlv-d', Date.now(), { group: DIGEST, noise: HELD }));
+        assert.match(digest.body, /12 failed runs/, `${service} digest: ${digest.body}`);
+        if (service !== 'pagerduty') {
+          assert.ok(digest.body.includes(`between ${DIGEST.firstAt} and ${DIGEST.lastAt}`), `${service} digest: ${digest.body}`);
+          assert.match(digest.body, /held back since 2026-12-02T09:56:00Z: 3 throttled, 1 silenced/, `${service} digest`);
+        }
+        const recovery = renderAlert(config, buildTemplateContext(failedEvent('wf_digest', { type: 'run.succeeded', error: undefined }), { id: 'cfg_d', name: 'd' }, 'recovered', 'dlv-r', Date.now(), { recovery: RECOVERY }));
+        if (service !== 'pagerduty') assert.match(recovery.body, /recovered after failing for 5m 3s \(12 failures\)/, `${service} recovery: ${recovery.body}`);
+        // each is what the receiver accepts
+        for (const rendered of [digest, recovery]) {
+          const res = await fetch(rendered.url, { method: 'POST', headers: { 'content-type': 'application/json', ...rendered.headers, ...config.webhook.headers }, body: rendered.body });
+          assert.ok(res.status < 300, `${service} ${rendered.url}: ${res.status} ${await res.text()}`);
+        }
+      }
+      // generic: the default payload's type and text
+      const ctx = buildTemplateContext(event, { id: 'cfg_d', name: 'd' }, 'failure', 'dlv-d', Date.now(), { group: DIGEST, noise: HELD });
+      const generic = JSON.parse(renderAlert({ webhook: { url: 'https://hooks.example.com/x', headers: {}, timeoutMs: 1000 }, payload: { preset: 'generic', template: null } }, ctx).body);
+      const expected = defaultPayload(ctx) as { type: string; text: string };
+      assert.deepEqual([generic.type, generic.text], [expected.type, expected.text]);
+    });
+
+    it('Opsgenie: a recovery closes the alert its incident opened (Close Alert by the same alias), which the receiver accepts', async () => {
+      const url = receivers.url('opsgenie');
+      const config = { webhook: { url, headers: { Authorization: GENIE_KEY }, timeoutMs: 5000 }, payload: { preset: 'opsgenie' as const, template: null } };
+      const opened = renderAlert(config, buildTemplateContext(failedEvent('wf_og/close'), { id: 'cfg_og', name: 'og' }, 'failure', 'dlv-og'));
+      const closed = renderAlert(config, buildTemplateContext(failedEvent('wf_og/close', { type: 'run.succeeded', error: undefined }), { id: 'cfg_og', name: 'og' }, 'recovered', 'dlv-og-recovered', Date.now(), { recovery: RECOVERY }));
+      assert.equal(opened.url, url);
+      const closeUrl = new URL(closed.url);
+      assert.equal(closeUrl.searchParams.get('identifierType'), 'alias');
+      const alias = decodeURIComponent(/\/v2\/alerts\/([^/]+)\/close$/.exec(closeUrl.pathname)![1]);
+      assert.equal(alias, JSON.parse(opened.body).alias);
+      assert.match(JSON.parse(closed.body).note, /recovered after failing for 5m 3s \(12 failures\)/);
+      for (const rendered of [opened, closed]) {
+        const res = await fetch(rendered.url, { method: 'POST', headers: { 'content-type': 'application/json', Authorization: GENIE_KEY }, body: rendered.body });
+        assert.equal(res.status, 202, await res.text());
+      }
     });
 
     it('generic renders byte for byte the default payload, for every condition and odd events (no name, an empty name or message, no error)', () => {

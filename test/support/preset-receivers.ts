@@ -31,6 +31,9 @@ import type { AddressInfo } from 'node:net';
  *   `details` string values ≤ 8000 in all, `entity` ≤ 512, `source` ≤ 100, `priority` P1–P5, `user`
  *   ≤ 100, `note` ≤ 25000. 202 `{ result: "Request will be processed", took, requestId }`; 422 for a
  *   body it cannot process (the service's status for semantic errors), 400 for one that is not JSON.
+ * - Opsgenie Close Alert (same API, "Close Alert"): POST /v2/alerts/{identifier}/close with
+ *   `identifierType=alias` for an alias (the identifier URL-encoded); optional `user` ≤ 100, `source`
+ *   ≤ 100, `note` ≤ 25000. 202 `{ result: "Request will be processed", … }`.
  */
 
 export const SERVICES = ['slack', 'discord', 'teams', 'pagerduty', 'opsgenie', 'generic'] as const;
@@ -318,15 +321,36 @@ function checkOpsgenie(body: Json, headers: http.IncomingHttpHeaders): { status:
     : { status: 202, answer: JSON.stringify({ result: 'Request will be processed', took: 0.01, requestId }), problems: [] };
 }
 
+/** Opsgenie Close Alert: `closed` is the alias (or id) in the path, as Opsgenie decodes it. */
+function checkOpsgenieClose(body: Json, headers: http.IncomingHttpHeaders, url: URL): { status: number; answer: string; problems: string[] } {
+  const requestId = randomUUID();
+  if (!/^GenieKey \S+$/.test(headers.authorization ?? '')) {
+    return { status: 401, answer: JSON.stringify({ message: 'Could not authenticate', took: 0, requestId }), problems: ['Authorization: must be "GenieKey <API key>"'] };
+  }
+  const p = new Problems();
+  const type = url.searchParams.get('identifierType') ?? 'id';
+  if (!['id', 'tiny', 'alias'].includes(type)) p.add('identifierType', 'must be id, tiny or alias');
+  if (!isObj(body)) p.add('body', 'must be a JSON object');
+  else {
+    p.text('user', body.user, { max: 100 });
+    p.text('source', body.source, { max: 100 });
+    p.text('note', body.note, { max: 25_000 });
+  }
+  return p.list.length
+    ? { status: 422, answer: JSON.stringify({ message: 'Request body is not processable. Please check the errors.', errors: Object.fromEntries(p.list.map((x) => x.split(/: (.*)/s))), took: 0, requestId }), problems: p.list }
+    : { status: 202, answer: JSON.stringify({ result: 'Request will be processed', took: 0.01, requestId }), problems: [] };
+}
+
 // ---------------------------------------------------------------- generic: the documented default payload
 
 function checkGeneric(body: Json): { status: number; answer: string; problems: string[] } {
   const p = new Problems();
   if (!isObj(body)) p.add('body', 'must be a JSON object');
   else {
-    if (!isStr(body.type) || !/^alert\.[a-z_]+$/.test(body.type)) p.add('type', 'must be "alert.<condition>"');
+    // a digest's: "alert.<condition>.digest"
+    if (!isStr(body.type) || !/^alert\.[a-z_]+(\.digest)?$/.test(body.type)) p.add('type', 'must be "alert.<condition>" or "alert.<condition>.digest"');
     if (!isStr(body.text) || body.text === '') p.add('text', 'is required');
-    if (!isStr(body.condition) || body.type !== `alert.${body.condition}`) p.add('condition', 'must match type');
+    if (!isStr(body.condition) || String(body.type).replace(/\.digest$/, '') !== `alert.${body.condition}`) p.add('condition', 'must match type');
     for (const key of ['workflow', 'run', 'event', 'config', 'delivery']) if (!isObj(body[key])) p.add(key, 'must be an object');
     if (isObj(body.workflow) && !isStr(body.workflow.id)) p.add('workflow.id', 'is required');
     if (isObj(body.run) && !isStr(body.run.id)) p.add('run.id', 'is required');
@@ -398,6 +422,7 @@ export class PresetReceivers {
         else if (service === 'discord') verdict = checkDiscord(body);
         else if (service === 'teams') verdict = checkTeams(body, raw);
         else if (service === 'pagerduty') verdict = checkPagerDuty(body, raw);
+        else if (service === 'opsgenie' && /\/v2\/alerts\/[^/]+\/close$/.test(path)) verdict = checkOpsgenieClose(body, req.headers, new URL(req.url ?? '/', this.base));
         else if (service === 'opsgenie') verdict = checkOpsgenie(body, req.headers);
         else verdict = checkGeneric(body);
       }
