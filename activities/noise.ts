@@ -1,4 +1,5 @@
 import { startDelivery } from '../dispatch/start-delivery';
+import { deliveriesStarted } from '../lib/metrics';
 import type { ServiceDeps } from '../runtime/deps';
 import * as noiseStore from '../store/noise';
 import type { AlertDeliveryInput, StartedDelivery } from '../workflows/types';
@@ -17,7 +18,10 @@ export function noiseActivities(deps: Pick<ServiceDeps, 'db' | 'temporal'>) {
      * duplicate and is not sent again.
      */
     async startPipelineDeliveries(inputs: AlertDeliveryInput[]): Promise<StartedDelivery[]> {
-      return Promise.all(inputs.map((input) => startDelivery(deps, input)));
+      const started = await Promise.all(inputs.map((input) => startDelivery(deps, input)));
+      // counted here, not by dispatch: an alert handed to its pipeline started nothing there
+      for (const d of started) deliveriesStarted.inc({ condition: d.condition, duplicate: String(d.duplicate) });
+      return started;
     },
   };
 }

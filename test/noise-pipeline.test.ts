@@ -167,6 +167,10 @@ describe('noise pipeline: dedup, throttle, repeat, recovery, grouping (end to en
 
   const bodyOf = (r: Received) => JSON.parse(r.body);
 
+  const metricsText = async () => (await fetch(`${stack.apiUrl}/metrics`)).text();
+  /** the value of one sample line of the Prometheus text, or 0 when absent */
+  const sample = (text: string, name: string, labels: string) => Number(text.split('\n').find((l) => l.startsWith(`${name}${labels} `))?.split(' ').pop() ?? 0);
+
   interface Answer {
     accepted: number;
     deliveries: { deliveryId: string; configId: string; condition: string; duplicate: boolean; noise?: string }[];
@@ -421,6 +425,7 @@ describe('noise pipeline: dedup, throttle, repeat, recovery, grouping (end to en
 
   it('through POST /api/events: answers pipeline, takes a repeated event in once, deduplicates by the rendered dedup key, and a run.succeeded sends one recovery', async () => {
     const { config, path } = await createConfig({ dedup: { key: '{{ workflow.id }}:{{ error.step }}', windowSeconds: 60 }, recovery: true });
+    const metricsBefore = await metricsText();
     const first = runEvent(config, 'run.failed', { step: 'a' });
     const answer = await postEvent(first);
     assert.deepEqual(answer.deliveries, [{ deliveryId: immediateDeliveryId(config.id, first.id), configId: config.id, condition: 'failure', duplicate: false, noise: 'pipeline' }]);
@@ -445,6 +450,11 @@ describe('noise pipeline: dedup, throttle, repeat, recovery, grouping (end to en
     // the repeated event counted once
     assert.equal(recovered.recovery.failures, 3);
     assert.equal(recovered.recovery.incidentKey, `${config.workflowId}:a`);
+    // the AlertDelivery workflows the pipeline started are counted, as dispatch counts its own
+    const metricsAfter = await metricsText();
+    const grew = (labels: string) => sample(metricsAfter, 'alerts_deliveries_started_total', labels) - sample(metricsBefore, 'alerts_deliveries_started_total', labels);
+    assert.equal(grew('{condition="failure",duplicate="false"}'), 2);
+    assert.equal(grew('{condition="recovered",duplicate="false"}'), 1);
 
     await postEvent(runEvent(config, 'run.succeeded'));
     await receivedExactly(path, 3);
