@@ -536,6 +536,10 @@ describe('noise pipeline: dedup, throttle, repeat, recovery, grouping (end to en
     const description = await handle.describe();
     assert.notEqual(description.runId, firstRunId, 'the workflow continued as new');
     assert.equal(description.status.name, 'RUNNING');
+    // what the Temporal Web UI shows on the workflow (its current details)
+    const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    assert.match(metadata.currentDetails ?? '', /dedup keys in window: 1\n/);
+    assert.match(metadata.currentDetails ?? '', /held back since .*: 0 silenced, 10 deduplicated, 0 throttled, 0 repeats/);
 
     const other = runEvent(config, 'run.failed', { step: 'other' });
     await feed(config, failureItem(config, other), input);

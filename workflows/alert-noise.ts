@@ -5,6 +5,7 @@ import {
   defineSignal,
   getExternalWorkflowHandle,
   proxyLocalActivities,
+  setCurrentDetails,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -21,6 +22,7 @@ import {
   type NoiseDecision,
   type NoiseIds,
   type NoiseItem,
+  type NoiseState,
 } from '../lib/noise';
 import type { DeliveryRef } from '../lib/schemas';
 import type { AlertDeliveryInput, AlertNoiseInput } from './types';
@@ -75,6 +77,7 @@ export async function AlertNoise(input: AlertNoiseInput): Promise<void> {
     for (const item of items) actions.push(...admitItem(state, item, nowMs, ids));
     if (items.length > 0) lastItemAtMs = nowMs;
     await carryOut(input, actions);
+    setCurrentDetails(stateDetails(state, nowMs));
 
     const info = workflowInfo();
     if (info.continueAsNewSuggested || info.historyLength > historyLimit) {
@@ -149,4 +152,20 @@ async function carryOut(input: AlertNoiseInput, actions: NoiseAction[]): Promise
       }
     }),
   );
+}
+
+/** What the pipeline holds, as the Temporal Web UI shows it on this workflow (its current details). */
+function stateDetails(state: NoiseState, nowMs: number): string {
+  const at = (ms: number) => new Date(ms).toISOString();
+  const groups = Object.values(state.groups);
+  const lines = [
+    `groups open: ${groups.length}${groups.length ? ` (next flush ${at(Math.min(...groups.map((g) => g.flushAtMs)))}; waiting events ${groups.reduce((n, g) => n + (g.buffer?.count ?? 0), 0)})` : ''}`,
+    `dedup keys in window: ${Object.values(state.dedup).filter((w) => w.untilMs > nowMs).length}`,
+    state.throttle ? `throttle window: ${state.throttle.count} alerts until ${at(state.throttle.untilMs)}` : 'throttle window: none',
+    state.incident ? `incident open since ${state.incident.since}: ${state.incident.failures} failures, ${state.incident.alerted ? 'alerted' : 'not alerted yet'}` : 'incident: none',
+    state.heldBack
+      ? `held back since ${at(state.heldBack.sinceMs)}: ${state.heldBack.silenced} silenced, ${state.heldBack.deduplicated} deduplicated, ${state.heldBack.throttled} throttled, ${state.heldBack.repeatSuppressed} repeats`
+      : 'held back: nothing',
+  ];
+  return lines.join('\n');
 }
