@@ -7,7 +7,7 @@ import { dispatchableConfigsFor } from '../store/configs';
 import { holdAlert } from '../store/held';
 import { recordNoiseDecisions } from '../store/noise';
 import type { StartedDelivery } from '../workflows/types';
-import { loadSilences, noiseAlertItem, type SilenceInForce } from './noise-routing';
+import { loadSilences, noiseAlertItem } from './noise-routing';
 import { endDelayWatch, sendToNoisePipeline, startDelivery, tellNoisePipelineOfSuccess } from './start-delivery';
 
 type Deps = Pick<ServiceDeps, 'db' | 'keyring' | 'temporal'>;
@@ -43,7 +43,7 @@ export async function dispatchEvent(deps: Deps, projectId: string, rawEvent: unk
   /** An immediate alert of an enabled config: silenced, to its noise pipeline, or started. */
   const send = async (config: (typeof configs)[number], condition: SendAction['condition']): Promise<StartedDelivery> => {
     const deliveryId = immediateDeliveryId(config.id, event.id);
-    const silence: SilenceInForce | undefined = await silenceOf(config.id);
+    const silence = await silenceOf(config.id);
     if (noiseOn(config.noise)) {
       const item = await noiseAlertItem(
         config,

@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { delayDeadlineMs } from './conditions';
 import { logger } from './log';
 import { OPERATOR_EVENT_TYPES } from './operator-events';
-import { CONDITION_TYPES } from './schemas';
+import { CONDITION_TYPES, NOISE_OUTCOMES } from './schemas';
 
 /**
  * Prometheus metrics of this process, served at GET /metrics (docs/observability.md). In the embedded
@@ -18,7 +18,7 @@ collectDefaultMetrics({ register: registry, prefix: 'alerts_process_' });
 const CONDITIONS = [...CONDITION_TYPES, 'test'] as const;
 const ATTEMPT_OUTCOMES = ['delivered', 'retrying', 'failed'] as const;
 /** held: the delivery found its config disabled by the service and its alert was held, not sent (nor exhausted) */
-const FINAL_STATUSES = ['delivered', 'failed', 'suppressed', 'held'] as const;
+const FINAL_STATUSES = ['delivered', 'failed', 'suppressed', 'held', ...NOISE_OUTCOMES] as const;
 /** outcomes of an operator alert: raised (a delivery started, or it was already), then delivered or failed; skipped when no operator webhook is set */
 export const OPERATOR_ALERT_OUTCOMES = ['raised', 'delivered', 'failed', 'skipped'] as const;
 export type OperatorAlertOutcome = (typeof OPERATOR_ALERT_OUTCOMES)[number];
@@ -46,7 +46,7 @@ export const deliveryAttempts = new Counter({
 
 export const deliveriesFinished = new Counter({
   name: 'alerts_deliveries_finished_total',
-  help: 'Deliveries that reached a final status (delivered, failed, suppressed, held), by condition; failed ones are exhausted or refused alerts an operator should look at, held ones wait for their config to be re-enabled',
+  help: 'Deliveries that reached a final status (delivered, failed, suppressed, held; silenced, deduplicated, throttled, grouped, repeat_suppressed: a delay watch the noise pipeline ended), by condition; failed ones are exhausted or refused alerts an operator should look at, held ones wait for their config to be re-enabled',
   labelNames: ['condition', 'status'] as const,
   registers: [registry],
 });

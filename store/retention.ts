@@ -1,4 +1,5 @@
 import type { RetentionTable } from '../workflows/retention';
+import { NOISE_OUTCOMES } from '../lib/schemas';
 import type { Queryable } from './db';
 
 /**
@@ -22,7 +23,8 @@ const HELD_FOR_NOTHING = `NOT EXISTS (
  */
 const EXPIRY: Record<RetentionTable, { time: string; also?: string }> = {
   alert_logs: { time: 'created_at' },
-  alert_deliveries: { time: 'updated_at', also: `status IN ('delivered', 'failed', 'suppressed')` },
+  // a delay watch the noise pipeline ended (silenced, grouped, …) is finished too
+  alert_deliveries: { time: 'updated_at', also: `status IN ('delivered', 'failed', 'suppressed', ${NOISE_OUTCOMES.map((o) => `'${o}'`).join(', ')})` },
   alert_held: { time: 'created_at', also: HELD_FOR_NOTHING },
   // migration 008 (operator alerts, indexed by created_at there); a store without it has nothing to delete there
   operator_alerts: { time: 'created_at', also: `status IN ('delivered', 'failed')` },
