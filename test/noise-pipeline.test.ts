@@ -235,7 +235,7 @@ describe('noise pipeline: dedup, throttle, repeat, recovery, grouping (end to en
   // ------------------------------------------------------------ throttle
 
   it('throttles alerts beyond maxPerWindow and carries the held-back count into the next alert that goes out', async () => {
-    const { config, path } = await createConfig({ throttle: { maxPerWindow: 2, windowSeconds: 2 } });
+    const { config, path } = await createConfig({ throttle: { maxPerWindow: 2, windowSeconds: 3 } });
     const events = Array.from({ length: 5 }, () => runEvent(config, 'run.failed'));
     for (const e of events) await feed(config, failureItem(config, e));
 
@@ -249,8 +249,8 @@ describe('noise pipeline: dedup, throttle, repeat, recovery, grouping (end to en
       assert.match(r.error ?? '', /throttled/);
     }
 
-    // the window (2 s from its first alert) passes: the next alert goes out and tells of the three
-    await sleep(2_500);
+    // the window (3 s from its first alert) passes: the next alert goes out and tells of the three
+    await sleep(1_500);
     const later = runEvent(config, 'run.failed');
     await feed(config, failureItem(config, later));
     const [, , third] = await receivedExactly(path, 3);
@@ -339,7 +339,7 @@ describe('noise pipeline: dedup, throttle, repeat, recovery, grouping (end to en
   // ------------------------------------------------------------ grouping
 
   it('groups failures into one digest that lists the events, each grouped log row naming the digest, and the next events into the next digest', async () => {
-    const { config, path } = await createConfig({ grouping: { by: ['workflow.id'], waitSeconds: 1, intervalSeconds: 3, maxEvents: 10 } });
+    const { config, path } = await createConfig({ grouping: { by: ['workflow.id'], waitSeconds: 2, intervalSeconds: 3, maxEvents: 10 } });
     const events = ['2026-12-01T10:00:00.000Z', '2026-12-01T10:00:01.000Z', '2026-12-01T10:00:02.000Z'].map((at) => runEvent(config, 'run.failed', { at }));
     for (const e of events) await feed(config, failureItem(config, e));
     const [digest] = await receiver.waitFor(path, 1, 30_000);
