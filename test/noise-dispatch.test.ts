@@ -176,6 +176,30 @@ describe('noise control: dispatch and delivery ends of the pipeline (end to end)
     assert.equal(overview.status, 200, JSON.stringify(overview.body));
   });
 
+  it("sends the fired delay watch of a noise config once its pipeline says send, and its timeline tells the wait", async () => {
+    const workflowId = `wf_delay_noise_${uid()}`;
+    const path = `/delay-noise-${uid()}`;
+    await createConfig({
+      workflowId, conditions: [{ type: 'delay', thresholdSeconds: 2 }], webhook: { url: receiver.on(path, () => ({ status: 200 })) }, throttle: { maxPerWindow: 10, windowSeconds: 60 },
+    });
+    const answer = await postEvent({ id: `evt_st_${uid()}`, type: 'run.started', workflowId, runId: `run_${uid()}`, occurredAt: iso(Date.now()) });
+    const deliveryId = answer.deliveries[0].deliveryId;
+    const [received] = await receiver.waitFor(path, 1);
+    assert.equal(received.headers['webhook-id'], deliveryId);
+    assert.equal(JSON.parse(received.body).condition, 'delay');
+    const delivery = await eventually('the watch delivered', async () => {
+      const res = await api('GET', `/api/alerts/deliveries/${encodeURIComponent(deliveryId)}`);
+      return res.status === 200 && res.body.status === 'delivered' ? res.body : undefined;
+    });
+    const told = delivery.timeline.map((e: { event: string }) => e.event);
+    const at = (what: string) => told.indexOf(what);
+    assert.ok(at('delay timer fired: run still not finished') >= 0, JSON.stringify(told));
+    assert.ok(at('delay timer fired: run still not finished') < at("waiting for the noise pipeline's decision"), JSON.stringify(told));
+    assert.ok(at("waiting for the noise pipeline's decision") < at('noise pipeline decided'), JSON.stringify(told));
+    assert.ok(at('noise pipeline decided') < at('webhook delivered'), JSON.stringify(told));
+    assert.ok(!told.includes('waiting before the next attempt'), JSON.stringify(told));
+  });
+
   it('counts no noise decision (attempt 0) as an attempt: not in the config stats, not in the failure rate', async () => {
     const stats = await api('GET', `/api/alerts/config/by-id/${silencedConfig}/stats`);
     assert.equal(stats.status, 200, JSON.stringify(stats.body));
@@ -185,10 +209,10 @@ describe('noise control: dispatch and delivery ends of the pipeline (end to end)
     assert.equal(stats.body.totals.failed, 0);
     assert.equal(stats.body.totals.successRate, 1);
 
-    // the project's rows: two silenced (immediate, delay watch) and two delivered
+    // the project's rows: two silenced (immediate, delay watch) and three delivered
     const defaults = { ...defaultOperations().failureRate, windowSeconds: 3600 };
     const attempts = await attemptsOverWindows({ db: stack.service.db }, defaults, new Map(), Date.now());
     const mine = attempts.find((a) => a.projectId === project);
-    assert.deepEqual(mine, { projectId: project, failed: 0, total: 2 });
+    assert.deepEqual(mine, { projectId: project, failed: 0, total: 3 });
   });
 });
