@@ -147,7 +147,9 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
       return { kind: 'finished', status: outcome, httpStatus, error };
     }
     const { status, httpStatus, error } = started.finished;
-    if (status !== 'delivered' && status !== 'failed' && status !== 'suppressed') throw new Error(`delivery ${input.deliveryId} is ${status}, not finished`);
+    if (status === 'scheduled' || status === 'in_progress') throw new Error(`delivery ${input.deliveryId} is ${status}, not finished`);
+    // ended by a noise decision (silenced, grouped, …) in an earlier run of its workflow task: it stands, nothing is sent
+    if (status !== 'delivered' && status !== 'failed' && status !== 'suppressed') return { kind: 'finished', status, httpStatus, error };
     if (status === 'failed' && input.condition !== 'test') {
       // held: the earlier run may have been cut off before it raised its config's config.disabled again
       if (await deliveryWasHeld(deps.db, input.deliveryId)) await raiseDisabledAgain(deps, input);
@@ -170,6 +172,12 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
      * is sendFirstAttempt's to decide (refused, or held), as before.
      */
     async routeDueAlert(input: AlertDeliveryInput, nowMs: number): Promise<DueAlertRoute> {
+      // An earlier run of this workflow task routed it silenced and ended the delivery, and was lost
+      // before Temporal heard of it: the decision stands. Routed again at this run's later clock, the
+      // silence may be over, and the alert would be sent after all (or its first attempt would find
+      // the delivery ended).
+      const current = await findDelivery(deps.db, input.projectId, input.deliveryId);
+      if (current?.status === 'silenced') return { route: 'silenced', note: current.error ?? 'silenced' };
       const config = await findConfig(deps.db, deps.keyring, input.projectId, input.configId);
       if (!config || !config.enabled) return { route: 'send' };
       const silence = (await loadSilences(deps.db, input.projectId, input.event.workflowId))(input.configId, nowMs);

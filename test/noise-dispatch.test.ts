@@ -176,6 +176,33 @@ describe('noise control: dispatch and delivery ends of the pipeline (end to end)
     assert.equal(overview.status, 200, JSON.stringify(overview.body));
   });
 
+  it('keeps the end an earlier run of a fired watch\'s workflow task gave it (silenced, or a noise outcome), though routed again at a later clock nothing is silenced', async () => {
+    // A workflow task that routed its watch silenced and ended the delivery can be lost before Temporal
+    // hears of it (its worker dies, the task times out); its retry routes at a later clock, when the
+    // silence may be over. The store keeps what the earlier run decided: written here as that run did.
+    const workflowId = `wf_lost_task_${uid()}`;
+    const path = `/lost-task-${uid()}`;
+    await createConfig({ workflowId, conditions: [{ type: 'delay', thresholdSeconds: 2 }], webhook: { url: receiver.on(path, () => ({ status: 200 })) } });
+    const now = Date.now();
+    const ended = { silenced: 'silenced by sil_gone: ended earlier', grouped: 'grouped into digest dlv-x-digest-y-1' } as const;
+    const watches: Record<string, string> = {};
+    for (const status of Object.keys(ended) as (keyof typeof ended)[]) {
+      const answer = await postEvent({ id: `evt_lt_${status}_${uid()}`, type: 'run.started', workflowId, runId: `run_${uid()}`, occurredAt: iso(now) });
+      watches[status] = answer.deliveries[0].deliveryId;
+      await eventually(`the ${status} watch's row`, async () => (await stack.service.db.query('SELECT 1 FROM alert_deliveries WHERE delivery_id = $1', [watches[status]])).length > 0);
+      await stack.service.db.query('UPDATE alert_deliveries SET status = $2, error = $3 WHERE delivery_id = $1', [watches[status], status, ended[status]]);
+    }
+    for (const [status, deliveryId] of Object.entries(watches)) {
+      const result = await eventually(`the ${status} watch to complete`, async () => {
+        const handle = stack.service.temporal.client.workflow.getHandle(deliveryId);
+        return (await handle.describe()).status.name === 'COMPLETED' ? handle.result() : undefined;
+      });
+      assert.equal(result.status, status, JSON.stringify(result));
+      assert.equal(result.error, ended[status as keyof typeof ended]);
+    }
+    assert.equal(receiver.at(path).length, 0, 'nothing was sent');
+  });
+
   it("sends the fired delay watch of a noise config once its pipeline says send, and its timeline tells the wait", async () => {
     const workflowId = `wf_delay_noise_${uid()}`;
     const path = `/delay-noise-${uid()}`;
