@@ -263,6 +263,8 @@ export async function deleteConfig(db: Db, keyring: Keyring, projectId: string, 
   await db.transaction(async (tx) => {
     const rows = await tx.query<ConfigRow>('DELETE FROM alert_configs WHERE project_id = $1 AND id = $2 RETURNING *', [projectId, configId]);
     if (rows.length === 0) throw notFound(`alert config ${configId}`);
+    // its own silences match nothing any more (a workflow's silences stay: they are the workflow's)
+    await tx.query('DELETE FROM alert_silences WHERE project_id = $1 AND config_id = $2', [projectId, configId]);
     await recordAudit(tx, { projectId, actor, action: 'config.deleted', configId, workflowId: rows[0].workflow_id, changes: configChanges(deletedConfig(keyring, rows[0]), undefined) });
   });
 }

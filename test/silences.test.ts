@@ -145,6 +145,18 @@ describe('silences API', function () {
     });
   });
 
+  it("deletes a config's own silences with the config, and keeps its workflow's", async () => {
+    const workflowId = `wf_sil_del_${uid()}`;
+    const config = await newConfig(workflowId);
+    const own = await stack.api('POST', '/api/silences', { configId: config.id, from: inMinutes(-5), until: inMinutes(55) });
+    const workflows = await stack.api('POST', '/api/silences', { workflowId, from: inMinutes(-5), until: inMinutes(55) });
+    assert.equal(own.status, 201, JSON.stringify(own.body));
+    assert.equal(workflows.status, 201, JSON.stringify(workflows.body));
+    assert.equal((await stack.api('DELETE', `/api/alerts/config/by-id/${config.id}`)).status, 204);
+    assert.deepEqual(await stack.service.db.query('SELECT id FROM alert_silences WHERE config_id = $1', [config.id]), []);
+    assert.deepEqual((await stack.api('GET', `/api/silences?workflowId=${workflowId}`)).body.silences.map((s: { id: string }) => s.id), [workflows.body.id]);
+  });
+
   it("answers 404 for another project's config, and does not show or delete another project's silences", async () => {
     const other = await stack.tokenFor(`proj_sil_${uid()}`);
     const theirs = await newConfig(`wf_sil_${uid()}`, other);
