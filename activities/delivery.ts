@@ -13,7 +13,7 @@ import { endDelivery, raiseDisabledAgain, raiseFailedAgain, type DeliveryEnd } f
 import { loadSilences, noiseAlertItem } from '../dispatch/noise-routing';
 import { sendToNoisePipeline } from '../dispatch/start-delivery';
 import { findConfig, signingSecrets, type StoredConfig } from '../store/configs';
-import { recordNoiseDecisions } from '../store/noise';
+import { loggedNoiseDecision, recordNoiseDecisions } from '../store/noise';
 import { deliveryWasHeld, holdAndEndDelivery, serviceDisabledReason } from '../store/held';
 import {
   deliveryEvent, finalAttemptAfter, findDelivery, finishDelivery, logAttempt, recordLostAttempts, recordScheduledDelivery, startFirstAttempt,
@@ -172,12 +172,15 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
      * is sendFirstAttempt's to decide (refused, or held), as before.
      */
     async routeDueAlert(input: AlertDeliveryInput, nowMs: number): Promise<DueAlertRoute> {
-      // An earlier run of this workflow task routed it silenced and ended the delivery, and was lost
-      // before Temporal heard of it: the decision stands. Routed again at this run's later clock, the
-      // silence may be over, and the alert would be sent after all (or its first attempt would find
-      // the delivery ended).
+      // An earlier run of this workflow task got somewhere and was lost before Temporal heard of it: what
+      // it did stands. Routed again at this run's later clock, a silence may have begun or ended since.
       const current = await findDelivery(deps.db, input.projectId, input.deliveryId);
       if (current?.status === 'silenced') return { route: 'silenced', note: current.error ?? 'silenced' };
+      // it made the first attempt (or ended the delivery): the first attempt carries on from what it kept
+      if (current && current.status !== 'scheduled') return { route: 'send' };
+      // it logged the alert silenced and was cut off before it ended the delivery
+      const logged = await loggedNoiseDecision(deps.db, input.deliveryId);
+      if (logged?.outcome === 'silenced') return { route: 'silenced', note: logged.note };
       const config = await findConfig(deps.db, deps.keyring, input.projectId, input.configId);
       if (!config || !config.enabled) return { route: 'send' };
       const silence = (await loadSilences(deps.db, input.projectId, input.event.workflowId))(input.configId, nowMs);
@@ -187,7 +190,7 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
       if (noiseOn(noise)) {
         const item = await noiseAlertItem(
           { id: config.id, name: config.name, noise },
-          { deliveryId: input.deliveryId, condition: 'delay', event: input.event, receivedAt: input.receivedAt, silencedBy: silence?.id ?? null, watch: true },
+          { deliveryId: input.deliveryId, condition: 'delay', event: input.event, receivedAt: input.receivedAt, silencedBy: silence?.id ?? null, silenceNote: silence?.note ?? null, watch: true },
           nowMs,
         );
         await sendToNoisePipeline(deps, { projectId: input.projectId, configId: input.configId }, item);

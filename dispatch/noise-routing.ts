@@ -1,6 +1,7 @@
 import { logger } from '../lib/log';
 import { groupKey, type NoiseAlertItem } from '../lib/noise';
 import { buildTemplateContext } from '../lib/render';
+import { TemplateError } from '../lib/templates';
 import type { AlertConfig, NoiseSettings } from '../lib/schemas';
 import { activeSilence, silenceNote } from '../lib/silences';
 import { renderAlertSandboxed } from '../runtime/template-sandbox';
@@ -39,6 +40,9 @@ async function renderDedupKey(key: string, config: NoiseRoutedConfig, item: Pick
     const value: unknown = JSON.parse(rendered.body);
     return typeof value === 'string' ? value : JSON.stringify(value);
   } catch (err) {
+    // only the key's own fault falls back to its text: a renderer that is down is retried (503, a retried activity),
+    // not taken for a key that puts every alert of the window under one
+    if (!(err instanceof TemplateError)) throw err;
     log.warn({ configId: config.id, deliveryId: item.deliveryId, error: (err as Error).message }, `dedup.key of config ${config.id} did not render; its text is the key`);
     return key;
   }
@@ -47,7 +51,7 @@ async function renderDedupKey(key: string, config: NoiseRoutedConfig, item: Pick
 /** One alert of a noise config as its pipeline takes it in. */
 export async function noiseAlertItem(
   config: NoiseRoutedConfig,
-  alert: Pick<NoiseAlertItem, 'deliveryId' | 'condition' | 'event' | 'receivedAt' | 'silencedBy' | 'watch'>,
+  alert: Pick<NoiseAlertItem, 'deliveryId' | 'condition' | 'event' | 'receivedAt' | 'silencedBy' | 'silenceNote' | 'watch'>,
   nowMs: number,
 ): Promise<NoiseAlertItem> {
   const { grouping, dedup } = config.noise;

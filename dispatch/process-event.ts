@@ -47,7 +47,7 @@ export async function dispatchEvent(deps: Deps, projectId: string, rawEvent: unk
     if (noiseOn(config.noise)) {
       const item = await noiseAlertItem(
         config,
-        { deliveryId, condition, event, receivedAt: receivedAt.toISOString(), silencedBy: silence?.id ?? null, watch: false },
+        { deliveryId, condition, event, receivedAt: receivedAt.toISOString(), silencedBy: silence?.id ?? null, silenceNote: silence?.note ?? null, watch: false },
         receivedAt.getTime(),
       );
       await sendToNoisePipeline(deps, { projectId, configId: config.id }, item);

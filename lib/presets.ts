@@ -40,10 +40,11 @@ const WHAT =
 const WHO = 'workflow.name | default: workflow.id';
 
 /** a digest's runs, as words after their count (lib/render.ts's GROUP_TEXT) */
+const RUNS = '{% if group.count == 1 %}run{% else %}runs{% endif %}';
 const GROUP_WHAT =
-  '{% case group.condition %}{% when "failure" %}failed runs{% when "success" %}succeeded runs' +
-  '{% when "manual_intervention" %}runs waiting for manual intervention{% when "canceled" %}canceled runs' +
-  '{% when "delay" %}runs running longer than expected{% else %}{{ group.condition }}{% endcase %}';
+  `{% case group.condition %}{% when "failure" %}failed ${RUNS}{% when "success" %}succeeded ${RUNS}` +
+  `{% when "manual_intervention" %}${RUNS} waiting for manual intervention{% when "canceled" %}canceled ${RUNS}` +
+  `{% when "delay" %}${RUNS} running longer than expected{% else %}{{ group.condition }} ${RUNS}{% endcase %}`;
 
 /** "12 failed runs between … and …": a digest (the template context's `group`) */
 const DIGEST = `{{ group.count }} ${GROUP_WHAT} between {{ group.firstAt }} and {{ group.lastAt }}`;

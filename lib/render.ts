@@ -66,13 +66,18 @@ const CONDITION_TEXT: Record<AlertConditionName, string> = {
   recovered: 'recovered',
 };
 
-const GROUP_TEXT: Partial<Record<AlertConditionName, string>> = {
-  failure: 'failed runs',
-  success: 'succeeded runs',
-  manual_intervention: 'runs waiting for manual intervention',
-  canceled: 'canceled runs',
-  delay: 'runs running longer than expected',
-};
+/** A digest's runs after their count: "1 failed run", "12 failed runs". */
+function groupText(condition: AlertConditionName, count: number): string {
+  const runs = count === 1 ? 'run' : 'runs';
+  switch (condition) {
+    case 'failure': return `failed ${runs}`;
+    case 'success': return `succeeded ${runs}`;
+    case 'manual_intervention': return `${runs} waiting for manual intervention`;
+    case 'canceled': return `canceled ${runs}`;
+    case 'delay': return `${runs} running longer than expected`;
+    default: return `${condition} ${runs}`;
+  }
+}
 
 /** "5m 3s", "2h 0m", "41s": a duration as the default payload words it. */
 export function durationText(ms: number): string {
@@ -98,7 +103,7 @@ export function defaultPayload(ctx: TemplateContext): JsonValue {
   const text = (ctx.condition === 'test'
     ? `Test alert for "${ctx.config.name}" (${who})`
     : ctx.group
-      ? `${who}: ${ctx.group.count} ${GROUP_TEXT[ctx.group.condition] ?? ctx.group.condition} between ${ctx.group.firstAt} and ${ctx.group.lastAt}`
+      ? `${who}: ${ctx.group.count} ${groupText(ctx.group.condition, ctx.group.count)} between ${ctx.group.firstAt} and ${ctx.group.lastAt}`
       : ctx.recovery
         ? `${who} recovered after failing for ${durationText(ctx.recovery.failingForMs)} (${ctx.recovery.failures} ${ctx.recovery.failures === 1 ? 'failure' : 'failures'})`
         : `${who} run ${ctx.run.id} ${CONDITION_TEXT[ctx.condition]}${ctx.error?.message ? `: ${ctx.error.message}` : ''}`) + heldBackText(ctx.noise);

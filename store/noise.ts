@@ -27,3 +27,9 @@ export async function recordNoiseDecisions(db: Queryable, rows: NoiseDecisionRow
     values,
   );
 }
+
+/** The decision logged for alert `deliveryId` (its attempt-0 row), or undefined. */
+export async function loggedNoiseDecision(db: Queryable, deliveryId: string): Promise<{ outcome: NoiseOutcome; note: string } | undefined> {
+  const rows = await db.query<{ outcome: NoiseOutcome; error: string | null }>('SELECT outcome, error FROM alert_logs WHERE delivery_id = $1 AND attempt = 0', [deliveryId]);
+  return rows[0] && { outcome: rows[0].outcome, note: rows[0].error ?? rows[0].outcome };
+}
