@@ -2,6 +2,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@te
 import { TypedSearchAttributes } from '@temporalio/common';
 import { AlertsError } from '../lib/errors';
 import { configDeliveryIdPrefix, delayWatchId, noiseWorkflowId } from '../lib/delivery-ids';
+import { logger } from '../lib/log';
 import type { NoiseAlertItem } from '../lib/noise';
 import type { ExecutionEvent } from '../lib/schemas';
 import * as sa from '../lib/search-attributes';
@@ -87,6 +88,7 @@ export async function endDelayWatch({ temporal }: Temporal, projectId: string, c
 }
 
 const firstLine = (err: unknown) => (err as Error).message.split('\n')[0];
+const noiseLog = logger('noise');
 
 /**
  * Hands one alert to its config's noise pipeline (docs/noise-control.md): signals the config's
@@ -125,5 +127,20 @@ export async function tellNoisePipelineOfSuccess({ temporal }: Temporal, configI
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return;
     throw new AlertsError('unavailable', `Temporal did not take the successful run ${item.event.runId} to the noise pipeline of ${configId}: ${firstLine(err)}; send the event again`);
+  }
+}
+
+/**
+ * Ends a deleted config's noise pipeline: what it holds could only be sent for a config that no
+ * longer exists (each digest would fail as "the alert config was deleted"). Best effort: with
+ * Temporal unreachable the delete still stands, and the pipeline's own deliveries find the config gone.
+ */
+export async function endNoisePipeline({ temporal }: Temporal, configId: string): Promise<void> {
+  try {
+    await temporal.client.withDeadline(Date.now() + START_DEADLINE_MS, () =>
+      temporal.client.workflow.getHandle(noiseWorkflowId(configId)).terminate('its alert config was deleted'));
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return;
+    noiseLog.warn({ configId, error: firstLine(err) }, `the noise pipeline of deleted config ${configId} was not ended`);
   }
 }

@@ -144,6 +144,19 @@ describe('noise control: dispatch and delivery ends of the pipeline (end to end)
     assert.equal(description.type, 'AlertNoise');
   });
 
+  it("ends a deleted config's noise pipeline (what it holds could only fail), and the delete still answers 204", async () => {
+    const workflowId = `wf_deleted_${uid()}`;
+    const configId = await createConfig({
+      workflowId, conditions: [{ type: 'failure' }], webhook: { url: receiver.on(`/deleted-${uid()}`, () => ({ status: 200 })) },
+      grouping: { by: ['workflow.id'], waitSeconds: 3600, intervalSeconds: 3600, maxEvents: 10 },
+    });
+    await postEvent(failed(workflowId, `evt_del_${uid()}`, iso(Date.now())));
+    const handle = stack.service.temporal.client.workflow.getHandle(noiseWorkflowId(configId));
+    await eventually('the pipeline to run', async () => (await handle.describe()).status.name === 'RUNNING');
+    assert.equal((await api('DELETE', `/api/alerts/config/by-id/${configId}`)).status, 204);
+    assert.equal((await handle.describe()).status.name, 'TERMINATED');
+  });
+
   it('tells a successful run to no workflow when no AlertNoise runs for a config with recovery: 202, nothing started', async () => {
     const workflowId = `wf_recovery_${uid()}`;
     const configId = await createConfig({ workflowId, conditions: [{ type: 'failure' }], webhook: { url: receiver.on(`/recovery-${uid()}`, () => ({ status: 200 })) }, recovery: true });
