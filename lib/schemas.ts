@@ -547,8 +547,8 @@ export const silenceInputSchema = z
   .strictObject({
     configId: idSchema('configId').optional(),
     workflowId: idSchema('workflowId').optional(),
-    from: z.iso.datetime({ offset: true }).optional(),
-    until: z.iso.datetime({ offset: true }).optional(),
+    from: z.iso.datetime({ offset: true, error: 'from must be an ISO time with an offset (Z or +01:00), e.g. 2026-12-02T22:00:00+01:00' }).optional(),
+    until: z.iso.datetime({ offset: true, error: 'until must be an ISO time with an offset (Z or +01:00), e.g. 2026-12-03T01:00:00+01:00' }).optional(),
     recurrence: silenceRecurrenceSchema.optional(),
     comment: z.string().max(500, 'comment must be at most 500 characters').default(''),
   })
@@ -566,7 +566,7 @@ export const silenceSchema = z
     comment: z.string(),
     createdAt: isoTime,
     activeNow: z.boolean(),
-    nextWindow: z.object({ from: isoTime, until: isoTime }).nullable().meta({ description: 'the window in force now, else the next one; null when none is left' }),
+    nextWindow: z.object({ from: isoTime, until: isoTime.nullable().meta({ description: 'null: open-ended, the windows join on past the next 1000 (docs/silences.md)' }) }).nullable().meta({ description: 'the window in force now, else the next one; null when none is left' }),
   })
   .meta({ id: 'Silence' });
 export type Silence = z.infer<typeof silenceSchema>;

@@ -6,8 +6,10 @@ import type { Silence, SilenceInput, SilenceRecurrence } from './schemas';
  * (from–until) or recurring: a window starts at each local wall-clock minute its five-field cron
  * matches, read in its IANA time zone, and lasts durationSeconds of real time.
  *
- * Daylight saving time, as RFC 5545 and JavaScript's Temporal ("compatible") read a local time:
- * - a local time that occurs twice (the clocks go back) starts one window, at its first occurrence;
+ * Daylight saving time, as Vixie cron runs jobs:
+ * - a local time that occurs twice (the clocks go back) starts a window at both occurrences when the
+ *   cron's minute or hour field begins with `*` (`0 * * * *`, `0 *\/2 * * *`, `*\/15 2 * * *`: the
+ *   windows go on through the repeated hour), and once, at the first, when both are fixed (`30 2 * * *`);
  * - a local time that does not occur (the clocks go forward) starts the window that much later by the
  *   offset before the change: 02:30 on the night Europe/Berlin skips 02:00–03:00 starts at 03:30 CEST.
  *   A daily window is never lost to the change.
@@ -19,17 +21,21 @@ import type { Silence, SilenceInput, SilenceRecurrence } from './schemas';
 /** A silence as the store keeps it (the API's Silence without what is computed at read time). */
 export type StoredSilence = Omit<Silence, 'activeNow' | 'nextWindow'>;
 /** What deciding whether a silence is in force needs. */
-export type SilenceRule = Pick<StoredSilence, 'id' | 'configId' | 'workflowId' | 'from' | 'until' | 'recurrence'> & { comment?: string };
+export type SilenceRule = Pick<StoredSilence, 'id' | 'configId' | 'workflowId' | 'from' | 'until' | 'recurrence' | 'createdAt'> & { comment?: string };
 
-/** A window of a silence, [fromMs, untilMs). Overlapping or touching windows of a recurrence are one. */
+/**
+ * A window of a silence, [fromMs, untilMs). Overlapping or touching windows of a recurrence are one,
+ * from the first still in force when the silence was created; untilMs null: open-ended, more than
+ * MAX_JOINED_WINDOWS join on (a cron every minute with a 2-minute window never ends).
+ */
 export interface SilenceWindow {
   fromMs: number;
-  untilMs: number;
+  untilMs: number | null;
 }
 
 /** How far ahead nextWindow looks for a recurring silence's next window: four years and a day, for a cron of February 29. */
 export const NEXT_WINDOW_HORIZON_DAYS = 4 * 366;
-/** Overlapping windows of a recurrence joined into one at most (a cron every minute with a 2-minute window never ends). */
+/** Overlapping windows of a recurrence joined into one at most, each way (a cron every minute with a 2-minute window never ends). */
 const MAX_JOINED_WINDOWS = 1000;
 
 const DAY_MS = 86_400_000;
@@ -58,6 +64,8 @@ export interface CronSchedule {
   /** Vixie cron: a day field written with `*` (even `*\/2`) leaves the day to the other field; both restricted: either matches */
   dayOfMonthStar: boolean;
   dayOfWeekStar: boolean;
+  /** Vixie cron: the minute or the hour field written with `*`; such a cron starts windows in a repeated hour too */
+  wildcardTime: boolean;
 }
 
 const MONTH_NAMES = ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'];
@@ -116,6 +124,7 @@ export function parseCron(expression: string): CronSchedule {
     daysOfWeek,
     dayOfMonthStar: fields[2].startsWith('*'),
     dayOfWeekStar: fields[4].startsWith('*'),
+    wildcardTime: fields[0].startsWith('*') || fields[1].startsWith('*'),
   };
   if (!canEverMatch(schedule)) {
     throw new CronError(`never matches: the day-of-month "${fields[2]}" does not occur in the month "${fields[3]}"`);
@@ -256,17 +265,20 @@ function offsetsAround(timeZone: string, dayStartNaiveMs: number): DayOffsets {
   return { before, after, changeMs: high };
 }
 
-/** The instant a local wall-clock time (written as if it were UTC) means: its first occurrence, or past a gap by the gap's length. */
-function instantOf(naiveMs: number, o: DayOffsets): number {
-  if (o.changeMs === Infinity) return naiveMs - o.before;
+/**
+ * The instants a local wall-clock time (written as if it were UTC) means: one; both occurrences of a
+ * repeated time when `bothOccurrences`, else the first; a time in a gap past the gap by its length.
+ */
+function instantsOf(naiveMs: number, o: DayOffsets, bothOccurrences: boolean): number[] {
+  if (o.changeMs === Infinity) return [naiveMs - o.before];
   const early = naiveMs - o.before;
   const late = naiveMs - o.after;
   const earlyValid = early < o.changeMs;
   const lateValid = late >= o.changeMs;
-  if (earlyValid && lateValid) return Math.min(early, late);
-  if (earlyValid) return early;
-  if (lateValid) return late;
-  return early;
+  if (earlyValid && lateValid) return bothOccurrences ? [early, late] : [Math.min(early, late)];
+  if (earlyValid) return [early];
+  if (lateValid) return [late];
+  return [early];
 }
 
 /**
@@ -293,12 +305,14 @@ function startsOnDay(schedule: CronSchedule, timeZone: string, day: number): rea
   return starts;
 }
 
-/** A gap's shifted start may come out of order, so a day with an offset change is sorted. */
+/** A gap's shifted start or a repeated hour's second occurrence may come out of order, so a day with an offset change is sorted. */
 function computeStartsOnDay(schedule: CronSchedule, timeZone: string, day: number): number[] {
   const dayStart = day * DAY_MS;
   const o = offsetsAround(timeZone, dayStart);
   const starts: number[] = [];
-  for (const hour of schedule.hours) for (const minute of schedule.minutes) starts.push(instantOf(dayStart + hour * 3_600_000 + minute * MINUTE_MS, o));
+  for (const hour of schedule.hours) {
+    for (const minute of schedule.minutes) starts.push(...instantsOf(dayStart + hour * 3_600_000 + minute * MINUTE_MS, o, schedule.wildcardTime));
+  }
   if (o.changeMs !== Infinity) starts.sort((a, b) => a - b);
   return starts;
 }
@@ -346,24 +360,28 @@ function recurringWindowStart(recurrence: SilenceRecurrence, atMs: number): numb
   return start !== undefined && start + durationMs > atMs ? start : undefined;
 }
 
-/** [fromMs, start + duration) widened over the windows that overlap or touch it, before and after. */
-function joinedWindow(recurrence: SilenceRecurrence, startMs: number, joinBackwards: boolean): SilenceWindow {
+/**
+ * [start, start + duration) widened over the windows that overlap or touch it: before it back to the
+ * window in force when the silence was created (the ones that had ended by then were never its), and
+ * after it; open-ended (untilMs null) when MAX_JOINED_WINDOWS more join on.
+ */
+function joinedWindow(recurrence: SilenceRecurrence, createdAtMs: number, startMs: number, joinBackwards: boolean): SilenceWindow {
   const schedule = scheduleOf(recurrence.cron);
   const { timeZone } = recurrence;
   const durationMs = recurrence.durationSeconds * 1000;
   let fromMs = startMs;
   for (let i = 0; joinBackwards && i < MAX_JOINED_WINDOWS; i++) {
     const earlier = latestStartAtOrBefore(schedule, timeZone, fromMs - 1, fromMs - 1 - durationMs);
-    if (earlier === undefined || earlier + durationMs < fromMs) break;
+    if (earlier === undefined || earlier + durationMs < fromMs || earlier + durationMs <= createdAtMs) break;
     fromMs = earlier;
   }
   let lastStart = startMs;
   for (let i = 0; i < MAX_JOINED_WINDOWS; i++) {
     const later = latestStartAtOrBefore(schedule, timeZone, lastStart + durationMs, lastStart);
-    if (later === undefined || later <= lastStart) break;
+    if (later === undefined || later <= lastStart) return { fromMs, untilMs: lastStart + durationMs };
     lastStart = later;
   }
-  return { fromMs, untilMs: lastStart + durationMs };
+  return { fromMs, untilMs: null };
 }
 
 /** Whether the silence is in force at atMs (what dispatch asks; cheaper than silenceWindowAt). */
@@ -376,7 +394,7 @@ export function silenceInForce(silence: SilenceRule, atMs: number): boolean {
 export function silenceWindowAt(silence: SilenceRule, atMs: number): SilenceWindow | undefined {
   if (silence.recurrence) {
     const start = recurringWindowStart(silence.recurrence, atMs);
-    return start === undefined ? undefined : joinedWindow(silence.recurrence, start, true);
+    return start === undefined ? undefined : joinedWindow(silence.recurrence, Date.parse(silence.createdAt), start, true);
   }
   if (!silenceInForce(silence, atMs)) return undefined;
   return { fromMs: Date.parse(silence.from!), untilMs: Date.parse(silence.until!) };
@@ -392,7 +410,7 @@ export function nextWindow(silence: SilenceRule, fromMs: number): SilenceWindow 
   const current = silenceWindowAt(silence, fromMs);
   if (current) return current;
   const start = earliestStartAtOrAfter(scheduleOf(silence.recurrence.cron), silence.recurrence.timeZone, fromMs, NEXT_WINDOW_HORIZON_DAYS);
-  return start === undefined ? undefined : joinedWindow(silence.recurrence, start, false);
+  return start === undefined ? undefined : joinedWindow(silence.recurrence, Date.parse(silence.createdAt), start, false);
 }
 
 /** Whether a silence covers a config: its own, or one of its MeshHook workflow's. */
@@ -415,10 +433,10 @@ export function activeSilence<S extends SilenceRule>(silences: readonly S[], sco
   return workflowWide;
 }
 
-/** The note of a silenced alert's log row: which silence, until when, and its comment. */
+/** The note of a silenced alert's log row: which silence, until when (or until further notice), and its comment. */
 export function silenceNote(silence: SilenceRule, atMs: number): string {
   const window = silenceWindowAt(silence, atMs);
-  const until = window ? ` until ${new Date(window.untilMs).toISOString()}` : '';
+  const until = !window ? '' : window.untilMs === null ? ' until further notice' : ` until ${new Date(window.untilMs).toISOString()}`;
   const comment = silence.comment ? `: ${silence.comment}` : '';
   return `silenced by ${silence.id} (maintenance window${until}${comment})`;
 }
@@ -429,7 +447,7 @@ export function describeSilence(silence: StoredSilence, nowMs: number): Silence 
   return {
     ...silence,
     activeNow: window !== undefined && window.fromMs <= nowMs,
-    nextWindow: window ? { from: new Date(window.fromMs).toISOString(), until: new Date(window.untilMs).toISOString() } : null,
+    nextWindow: window ? { from: new Date(window.fromMs).toISOString(), until: window.untilMs === null ? null : new Date(window.untilMs).toISOString() } : null,
   };
 }
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { silenceInputSchema, type SilenceRecurrence } from '../../lib/schemas';
 import {
   activeSilence,
+  silenceInForce,
   CronError,
   describeSilence,
   nextWindow,
@@ -24,12 +25,13 @@ const recurring = (cron: string, durationSeconds: number, timeZone: string, scop
   from: null,
   until: null,
   recurrence: { cron, durationSeconds, timeZone } satisfies SilenceRecurrence,
+  createdAt: '2020-01-01T00:00:00.000Z',
   ...scope,
 });
 const oneOff = (from: string, until: string, scope: Partial<SilenceRule> = { configId: 'cfg_a' }): SilenceRule => ({
-  id: 'sil_oneoff', configId: null, workflowId: null, from, until, recurrence: null, ...scope,
+  id: 'sil_oneoff', configId: null, workflowId: null, from, until, recurrence: null, createdAt: '2020-01-01T00:00:00.000Z', ...scope,
 });
-const iso = (w: SilenceWindow | undefined) => w && { from: new Date(w.fromMs).toISOString(), until: new Date(w.untilMs).toISOString() };
+const iso = (w: SilenceWindow | undefined) => w && { from: new Date(w.fromMs).toISOString(), until: w.untilMs === null ? null : new Date(w.untilMs).toISOString() };
 const cronError = (cron: string) => {
   try {
     parseCron(cron);
@@ -108,6 +110,20 @@ describe('silences: windows in a time zone', () => {
     assert.deepEqual(iso(nextWindow(nightly, at('2026-10-25T01:00:00Z'))), { from: '2026-10-26T01:30:00.000Z', until: '2026-10-26T02:00:00.000Z' });
   });
 
+  it('goes on through the repeated hour of the autumn change when the cron starts windows every hour or more often (Vixie cron: a * in the minute or hour field)', () => {
+    // Europe/Berlin 2026-10-25: 02:00–03:00 local is 00:00–01:00Z (CEST) and again 01:00–02:00Z (CET)
+    assert.ok(silenceInForce(recurring('0 * * * *', 3600, 'Europe/Berlin'), at('2026-10-25T01:30:00Z')), '02:30 CET, in the window of the second 02:00');
+    assert.ok(silenceInForce(recurring('@hourly', 3600, 'Europe/Berlin'), at('2026-10-25T01:30:00Z')), '@hourly');
+    assert.deepEqual(iso(nextWindow(recurring('0 * 25 10 *', 3600, 'Europe/Berlin'), at('2026-10-24T12:00:00Z'))), { from: '2026-10-24T22:00:00.000Z', until: '2026-10-25T23:00:00.000Z' }, 'the 25 hours of the day, one window');
+    assert.ok(silenceInForce(recurring('0 */2 * * *', 7200, 'Europe/Berlin'), at('2026-10-25T02:30:00Z')), 'a step in the hour field: 02:00 CET starts one too');
+    assert.ok(silenceInForce(recurring('*/30 2 * * *', 1800, 'Europe/Berlin'), at('2026-10-25T01:15:00Z')), 'a step in the minute field: 02:00 CET starts one too');
+    // America/New_York 2026-11-01: 01:00–02:00 local is 05:00–06:00Z (EDT) and again 06:00–07:00Z (EST)
+    assert.ok(silenceInForce(recurring('0 * * * *', 3600, 'America/New_York'), at('2026-11-01T06:30:00Z')), '01:30 EST');
+    assert.deepEqual(iso(nextWindow(recurring('0 * 1 11 *', 3600, 'America/New_York'), at('2026-10-31T12:00:00Z'))), { from: '2026-11-01T04:00:00.000Z', until: '2026-11-02T05:00:00.000Z' });
+    // a fixed hour and minute still starts once (the test above): `30 2 * * *` at the first 02:30 only
+    assert.equal(silenceInForce(recurring('30 2 * * *', 1800, 'Europe/Berlin'), at('2026-10-25T01:45:00Z')), false);
+  });
+
   it('keeps a weekday 09:00 America/New_York window at 09:00 local across the March and November changes', () => {
     const standup = recurring('0 9 * * MON-FRI', 3600, 'America/New_York');
     // EST (-5) until 2026-03-08, EDT (-4) after; back to EST on 2026-11-01
@@ -123,9 +139,23 @@ describe('silences: windows in a time zone', () => {
   it('answers the window in force with its start, and joins windows that overlap or touch', () => {
     const hourly = recurring('0 * * * *', 3600, 'UTC');
     const w = silenceWindowAt(hourly, at('2026-12-02T10:30:00Z'))!;
-    assert.ok(w.fromMs <= at('2026-12-02T10:30:00Z') && w.untilMs > at('2026-12-03T10:30:00Z'), 'back-to-back windows are one');
+    assert.ok(w.fromMs <= at('2026-12-02T10:30:00Z') && w.untilMs === null, 'back-to-back windows are one, open-ended');
     const twice = recurring('0 9,10 * * *', 5400, 'UTC');
     assert.deepEqual(iso(silenceWindowAt(twice, at('2026-12-02T09:15:00Z'))), { from: '2026-12-02T09:00:00.000Z', until: '2026-12-02T11:30:00.000Z' });
+  });
+
+  it('joins windows back only to the one in force when the silence was created, and answers a window that never ends as open-ended', () => {
+    // weekly windows of 7 days touch: one window from the Sunday before the silence was created, until further notice
+    const weekly = recurring('0 0 * * SUN', 7 * 86_400, 'UTC', { configId: 'cfg_a', createdAt: '2026-12-01T10:00:00.000Z' });
+    assert.deepEqual(iso(nextWindow(weekly, at('2026-12-02T10:00:00Z'))), { from: '2026-11-29T00:00:00.000Z', until: null });
+    assert.equal(silenceNote(weekly, at('2026-12-02T10:00:00Z')), `silenced by ${weekly.id} (maintenance window until further notice)`);
+    assert.deepEqual(describeSilence({ ...weekly, comment: '' } as Parameters<typeof describeSilence>[0], at('2026-12-02T10:00:00Z')).nextWindow, { from: '2026-11-29T00:00:00.000Z', until: null });
+    // every minute for 2 minutes: from the window still in force at 10:00 (09:59), not the one that ended then
+    const everyMinute = recurring('* * * * *', 120, 'UTC', { configId: 'cfg_a', createdAt: '2026-12-02T10:00:00.000Z' });
+    assert.deepEqual(iso(silenceWindowAt(everyMinute, at('2026-12-02T10:30:30Z'))), { from: '2026-12-02T09:59:00.000Z', until: null });
+    // created during a window: that window keeps its start, as it is in force
+    const daily = recurring('0 10 * * *', 3600, 'UTC', { configId: 'cfg_a', createdAt: '2026-12-02T10:30:00.000Z' });
+    assert.deepEqual(iso(nextWindow(daily, at('2026-12-02T10:40:00Z'))), { from: '2026-12-02T10:00:00.000Z', until: '2026-12-02T11:00:00.000Z' });
   });
 
   it('finds the next window a long way ahead (February 29) and none for an ended one-off silence', () => {
@@ -187,6 +217,14 @@ describe('silences: input', () => {
     assert.deepEqual(issues({ configId: 'c', ...window, recurrence: { cron: '0 2 * * *', durationSeconds: 60, timeZone: 'UTC' } }), [
       'recurrence: a silence is one-off (from, until) or recurring (recurrence), not both',
     ]);
+  });
+
+  it('says that from and until need an offset', () => {
+    const parsed = silenceInputSchema.safeParse({ configId: 'c', from: '2026-12-02T22:00:00', until: '2026-12-03T01:00:00+01:00' });
+    assert.ok(!parsed.success);
+    assert.deepEqual(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`), ['from: from must be an ISO time with an offset (Z or +01:00), e.g. 2026-12-02T22:00:00+01:00']);
+    const untilWrong = silenceInputSchema.safeParse({ configId: 'c', from: '2026-12-02T22:00:00Z', until: 'tomorrow' });
+    assert.match(untilWrong.error!.issues[0].message, /^until must be an ISO time with an offset \(Z or \+01:00\)/);
   });
 
   it('names a bad cron and an unknown time zone', () => {
