@@ -476,7 +476,7 @@ export const startedDeliverySchema = z
     condition: conditionNameSchema,
     duplicate: z.boolean().meta({ description: 'this event had already started this delivery: nothing new was sent' }),
     noise: z.enum(['silenced', 'pipeline']).optional().meta({
-      description: "`silenced`: a silence was in force at the event's time, nothing is sent; `pipeline`: the config's noise pipeline decides (grouped, throttled, …: the log row of deliveryId says; docs/noise-control.md)",
+      description: "`silenced`: a silence was in force at the event's time, nothing is sent; `pipeline`: the config's noise pipeline decides (grouped, throttled, …: the log row of deliveryId says; docs/noise-control.md). With either, `duplicate` is false even for an event sent before (the pipeline takes it in once), and deliveryId has a delivery (GET /api/alerts/deliveries) only once the alert is sent on its own; until then its attempt-0 log row tells",
     }),
   })
   .meta({ id: 'StartedDelivery' });
