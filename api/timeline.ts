@@ -87,16 +87,7 @@ export async function readTimeline(
   }
   const attempts = await loadAttempts();
   const { payloadCodecs, payloadConverter, failureConverter } = client.options.loadedDataConverter;
-  // payloads and failure messages are encrypted in the history (lib/codec.ts): read them through the client's codec
-  const decode = async <T>(payloads: Payload[] | null | undefined): Promise<T | undefined> => {
-    if (!payloads?.length) return undefined;
-    try {
-      for (const codec of [...payloadCodecs].reverse()) payloads = await codec.decode(payloads);
-      return payloadConverter.fromPayload<T>(payloads[0]);
-    } catch {
-      return undefined;
-    }
-  };
+  const decode = decoderOf(client);
   const messageOf = async (failure: ProtoFailure | null | undefined) =>
     failure ? (await decodeOptionalFailureToOptionalError({ payloadCodecs, payloadConverter, failureConverter }, failure).catch((err: Error) => err))?.message : undefined;
 
@@ -162,6 +153,35 @@ export async function readTimeline(
   // the first attempt is still in its workflow task, or its task has not completed yet
   placeFirstAttempts();
   return { attempts, timeline: entries };
+}
+
+/** Payloads and failure messages are encrypted in the history (lib/codec.ts): read through the client's codec; undefined when they do not decode. */
+function decoderOf(client: Client) {
+  const { payloadCodecs, payloadConverter } = client.options.loadedDataConverter;
+  return async <T>(payloads: Payload[] | null | undefined): Promise<T | undefined> => {
+    if (!payloads?.length) return undefined;
+    try {
+      for (const codec of [...payloadCodecs].reverse()) payloads = await codec.decode(payloads);
+      return payloadConverter.fromPayload<T>(payloads[0]);
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+/**
+ * The input a delivery's workflow started with (what a redelivery repeats beyond the event: a
+ * digest's group, a recovery's incident), or undefined when its history is gone or unreadable.
+ */
+export async function deliveryStartInput(client: Client, deliveryId: string): Promise<AlertDeliveryInput | undefined> {
+  let history;
+  try {
+    history = await client.workflow.getHandle(deliveryId).fetchHistory();
+  } catch (err) {
+    if (dependencyUnavailable(err)) throw err;
+    return undefined;
+  }
+  return decoderOf(client)<AlertDeliveryInput>(history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads as Payload[] | undefined);
 }
 
 /**

@@ -157,6 +157,29 @@ describe('noise control: dispatch and delivery ends of the pipeline (end to end)
     assert.equal((await handle.describe()).status.name, 'TERMINATED');
   });
 
+  it('redelivers a digest as the digest it was (its group read from its workflow history), not as its newest event alone', async () => {
+    const workflowId = `wf_redeliver_digest_${uid()}`;
+    const path = `/redeliver-digest-${uid()}`;
+    await createConfig({
+      workflowId, conditions: [{ type: 'failure' }], webhook: { url: receiver.on(path, () => ({ status: 200 })) }, payload: { template: null },
+      grouping: { by: ['workflow.id'], waitSeconds: 1, intervalSeconds: 60, maxEvents: 10 },
+    });
+    const now = Date.now();
+    await postEvent(failed(workflowId, `evt_rd1_${uid()}`, iso(now)));
+    await postEvent(failed(workflowId, `evt_rd2_${uid()}`, iso(now + 1)));
+    const [digest] = await receiver.waitFor(path, 1);
+    const sent = JSON.parse(digest.body);
+    assert.equal(sent.type, 'alert.failure.digest');
+    assert.equal(sent.group.count, 2);
+    const res = await api('POST', `/api/alerts/deliveries/${encodeURIComponent(digest.headers['webhook-id'] as string)}/redeliver`);
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const [, again] = await receiver.waitFor(path, 2);
+    const resent = JSON.parse(again.body);
+    assert.equal(again.headers['webhook-id'], res.body.deliveryId);
+    assert.equal(resent.type, 'alert.failure.digest');
+    assert.deepEqual(resent.group, sent.group);
+  });
+
   it('tells a successful run to no workflow when no AlertNoise runs for a config with recovery: 202, nothing started', async () => {
     const workflowId = `wf_recovery_${uid()}`;
     const configId = await createConfig({ workflowId, conditions: [{ type: 'failure' }], webhook: { url: receiver.on(`/recovery-${uid()}`, () => ({ status: 200 })) }, recovery: true });

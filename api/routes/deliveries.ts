@@ -8,7 +8,7 @@ import { attemptsOf, deliveryEvent, findDelivery, listDeliveries } from '../../s
 import type { AuthState } from '../auth';
 import { parseInput } from '../errors';
 import { deliveriesQuerySchema } from '../schemas';
-import { describeStartingDelivery, readTimeline } from '../timeline';
+import { deliveryStartInput, describeStartingDelivery, readTimeline } from '../timeline';
 
 const temporalUrl = ({ temporal }: ServiceDeps, deliveryId: string) =>
   temporal.uiUrl ? `${temporal.uiUrl}/namespaces/${encodeURIComponent(temporal.namespace)}/workflows/${encodeURIComponent(deliveryId)}` : null;
@@ -38,7 +38,11 @@ export function deliveryRoutes(router: Router<AuthState>, deps: ServiceDeps): vo
   router.post('/api/alerts/deliveries/:deliveryId/redeliver', async (ctx) => {
     const { delivery, event } = await deliveryEvent(deps.db, deps.keyring, ctx.state.projectId, ctx.params.deliveryId);
     await getConfig(deps.db, deps.keyring, ctx.state.projectId, delivery.configId);
+    // a digest or a recovery repeats its group or incident too (kept in its workflow's history, not in the store)
+    const original = await deliveryStartInput(deps.temporal.client, delivery.deliveryId);
     const started = await startDelivery(deps, {
+      ...(original?.group ? { group: original.group } : {}),
+      ...(original?.recovery ? { recovery: original.recovery } : {}),
       deliveryId: redeliveryId(delivery.redeliveryOf ?? delivery.deliveryId),
       projectId: ctx.state.projectId,
       configId: delivery.configId,
