@@ -1,14 +1,15 @@
 import { AlertsError, notFound } from '../lib/errors';
 import { immediateDeliveryId } from '../lib/delivery-ids';
 import { logger } from '../lib/log';
-import type { HeldAction, StartedDelivery } from '../lib/schemas';
+import { noiseOn, type HeldAction, type NoiseSettings, type StartedDelivery } from '../lib/schemas';
 import type { ServiceDeps } from '../runtime/deps';
 import { recordAudit, SERVICE_ACTOR, type Actor } from '../store/audit';
 import { getConfig } from '../store/configs';
 import { lockForReenable, reenableConfig } from '../store/health';
 import { countHeld, deleteHeld, discardHeld, firstAttemptDone, heldAlertsPending, oldestHeld, type HeldAlert } from '../store/held';
 import { raiseOperatorAlert } from './operator-alert';
-import { startDelivery } from './start-delivery';
+import { noiseAlertItem } from './noise-routing';
+import { sendToNoisePipeline, startDelivery } from './start-delivery';
 
 /**
  * Re-enabling a config, and what becomes of the alerts held while the service had it disabled
@@ -64,11 +65,28 @@ export async function releaseHeld(deps: Deps, projectId: string, configId: strin
   const count = await countHeld(deps.db, projectId, configId);
   if (count > 0) await recordAudit(deps.db, { ...entry(count), action: 'config.held_sent' });
   const deliveries: StartedDelivery[] = [];
+  const noiseSettings: NoiseSettings = {
+    grouping: config.grouping, recovery: config.recovery, throttle: config.throttle, dedup: config.dedup, repeatIntervalSeconds: config.repeatIntervalSeconds,
+  };
+  const noise = noiseOn(noiseSettings) ? noiseSettings : null;
   let inOrder = true;
   for (;;) {
     const batch = await oldestHeld(deps.db, deps.keyring, projectId, configId, BATCH);
     for (const held of batch) {
       const deliveryId = heldDeliveryId(configId, held);
+      // a config with noise settings takes its held alerts through its pipeline: an outage held while it was
+      // disabled is grouped, throttled, … as it would have been, not sent as one webhook each
+      if (noise && held.condition !== 'test' && held.condition !== 'recovered') {
+        const item = await noiseAlertItem(
+          { id: configId, name: config.name, noise },
+          { deliveryId, condition: held.condition, event: held.event, silencedBy: null, watch: false },
+          Date.now(),
+        );
+        await sendToNoisePipeline(deps, { projectId, configId }, item);
+        await deleteHeld(deps.db, projectId, held.id);
+        deliveries.push({ deliveryId, configId, condition: held.condition, duplicate: false, noise: 'pipeline' });
+        continue;
+      }
       const started = await startDelivery(deps, {
         deliveryId,
         projectId,

@@ -4,6 +4,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { eventsAcceptedSchema } from '../api/schemas';
 import { noiseWorkflowId } from '../lib/delivery-ids';
 import { defaultOperations } from '../runtime/deps';
+import { disableConfig } from '../store/configs';
 import { attemptsOverWindows } from '../runtime/failure-rate-monitor';
 import { Receiver } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
@@ -178,6 +179,30 @@ describe('noise control: dispatch and delivery ends of the pipeline (end to end)
     assert.equal(again.headers['webhook-id'], res.body.deliveryId);
     assert.equal(resent.type, 'alert.failure.digest');
     assert.deepEqual(resent.group, sent.group);
+  });
+
+  it('sends the alerts held while the service had a grouped config disabled through its pipeline: one digest, not one webhook each', async () => {
+    const workflowId = `wf_held_noise_${uid()}`;
+    const path = `/held-noise-${uid()}`;
+    const configId = await createConfig({
+      workflowId, conditions: [{ type: 'failure' }], webhook: { url: receiver.on(path, () => ({ status: 200 })) }, payload: { template: null },
+      grouping: { by: ['workflow.id'], waitSeconds: 1, intervalSeconds: 60, maxEvents: 10 },
+    });
+    assert.ok(await disableConfig(stack.service.db, project, configId, 'the receiver answered 410 Gone'));
+    const now = Date.now();
+    const ids = [1, 2, 3].map((n) => `evt_held_${n}_${uid()}`);
+    for (const [n, id] of ids.entries()) {
+      const answer = await postEvent(failed(workflowId, id, iso(now + n)));
+      assert.equal(answer.deliveries.length, 0, JSON.stringify(answer));
+    }
+    const enabled = await api('POST', `/api/alerts/config/by-id/${configId}/enable`, { held: 'send' });
+    assert.equal(enabled.status, 200, JSON.stringify(enabled.body));
+    const [digest] = await receiver.waitFor(path, 1);
+    const body = JSON.parse(digest.body);
+    assert.equal(body.type, 'alert.failure.digest');
+    assert.deepEqual(body.group.events.map((e: { id: string }) => e.id).sort(), [...ids].sort());
+    await sleep(1500);
+    assert.equal(receiver.at(path).length, 1, 'one digest, nothing else');
   });
 
   it('tells a successful run to no workflow when no AlertNoise runs for a config with recovery: 202, nothing started', async () => {
