@@ -111,19 +111,46 @@ export type NoiseAction =
   | { kind: 'send'; item: NoiseAlertItem; noise: NoiseSummary | null }
   /** a digest goes out, under deliveryId; `event`: its newest event (the template's `event`) */
   | { kind: 'digest'; deliveryId: string; group: DigestGroup; event: ExecutionEvent; noise: NoiseSummary | null }
-  /** a recovery goes out, under deliveryId, condition `recovered`; `event`: the successful run's */
-  | { kind: 'recovery'; deliveryId: string; recovery: RecoveryInfo; event: ExecutionEvent; noise: NoiseSummary | null };
+  /**
+   * a recovery goes out, under deliveryId, condition `recovered`; `event`: the successful run's.
+   * `after`: the deliveries of the incident's alerts and digests that went out (the last
+   * INCIDENT_DELIVERIES_MAX, oldest first, those of this same step included): the recovery must not reach
+   * the receiver before them
+   */
+  | { kind: 'recovery'; deliveryId: string; recovery: RecoveryInfo; event: ExecutionEvent; noise: NoiseSummary | null; after: string[] };
 
 /** How long an item's id is remembered (a repeated item is recognised), and how long an idle AlertNoise workflow lingers. */
 export const NOISE_LINGER_MS = 3_600_000;
 /** At most this many ids are remembered, the newest. */
 export const SEEN_IDS_MAX = 10_000;
-/**
- * A listed event's error.message is cut to this many characters: a digest lists up to 1000 events and
- * a message may be 10 000 long, and the digest is one Temporal payload (at most 2 MB). The digest's
- * newest event (its template `event` and `error`) stays whole.
+
+/*
+ * Bounds. The state is carried by continue-as-new in one Temporal payload, and a digest is one too (at
+ * most 2 MiB each: past it the workflow cannot go on). Sizes are JSON bytes (UTF-8, escapes included),
+ * as the payload holds them; test/unit/noise.test.ts measures the state and a digest with everything
+ * at its cap (state at most 1.5 MiB, a digest at most 1 MiB).
  */
-export const LISTED_MESSAGE_MAX = 500;
+/** A listed event's error.message is cut to this many bytes (then "…"); its error.step and error.code to LISTED_FIELD_MAX. */
+export const LISTED_MESSAGE_MAX = 200;
+export const LISTED_FIELD_MAX = 100;
+/** A dedup or group key longer than this (bytes) is kept as its beginning, "…#" and a hash of the whole key (compactKey). */
+export const KEY_MAX_BYTES = 200;
+/** Dedup windows held at most: beyond, the oldest window closes early. */
+export const DEDUP_WINDOWS_MAX = 1000;
+/** Open groups at most: an alert whose new group would be one more goes into its condition's overflow group (overflowGroupKey). */
+export const GROUPS_MAX = 200;
+/**
+ * What the open groups hold together (their listed events and their newest events), in bytes: past it,
+ * the group listing the most lists one event fewer (it still counts it). Of it, the newest events at
+ * most NEWESTS_HELD_MAX: past that, a newest event is kept lean (leanEvent).
+ */
+export const GROUPS_HELD_MAX = 448 * 1024;
+export const NEWESTS_HELD_MAX = 96 * 1024;
+/** A digest's newest event keeps its `data` only when the data's JSON is at most this (bytes); the rest of the event at most NEWEST_EVENT_MAX. */
+export const NEWEST_DATA_MAX = 16 * 1024;
+export const NEWEST_EVENT_MAX = 32 * 1024;
+/** The incident remembers the deliveries of its last this many alerts and digests that went out (a recovery's `after`). */
+export const INCIDENT_DELIVERIES_MAX = 50;
 
 /** An open group of alerts of one key: its next flush and the events waiting for it. */
 export interface GroupState {
@@ -146,8 +173,13 @@ export interface GroupState {
     events: GroupedEvent[];
     firstAtMs: number;
     lastAtMs: number;
-    /** the newest event whole (data included): the digest's template `event` */
+    /** the newest event (the digest's template `event`): whole, without `data` when its data is large, or lean when the groups hold much */
     newest: ExecutionEvent;
+    /** JSON bytes of `newest` and of `events`: what this buffer counts towards GROUPS_HELD_MAX */
+    heldBytes: number;
+    newestBytes: number;
+    /** an event was left out of `events` (maxEvents, GROUPS_HELD_MAX): a later event no older than the last listed one is not listed either, so the list stays the oldest */
+    cut: boolean;
   } | null;
 }
 
@@ -162,6 +194,10 @@ export interface IncidentState {
   alerted: boolean;
   lastNotifiedAtMs: number | null;
   key: string;
+  /** the latest event time (occurredAt, ms) of its failures: a successful run before it does not end the incident */
+  lastFailureAtMs: number;
+  /** the delivery ids of its alerts and digests that went out, the last INCIDENT_DELIVERIES_MAX: its recovery comes after them */
+  deliveries: string[];
 }
 
 /** The whole state of a config's pipeline, JSON as it is (continue-as-new carries it). */
@@ -170,14 +206,14 @@ export interface NoiseState {
   /** item ids taken in (alert: deliveryId without the config's idPrefix, success: "success:" + event id) → when (nowMs), oldest first */
   seen: Record<string, number>;
   seenCount: number;
-  /** dedup key → its fixed window, from the key's first alert */
+  /** dedup key (compactKey) → its fixed window, from the key's first alert; at most DEDUP_WINDOWS_MAX */
   dedup: Record<string, { firstAtMs: number; untilMs: number }>;
   /** the throttle's fixed window, from its first counted alert */
   throttle: { startMs: number; untilMs: number; count: number } | null;
   groups: Record<string, GroupState>;
   incident: IncidentState | null;
-  /** what was held back since the last alert that went out */
-  heldBack: { silenced: number; deduplicated: number; throttled: number; repeatSuppressed: number; sinceMs: number } | null;
+  /** what was held back since the last alert that went out; lastAtMs: when the latest of them was */
+  heldBack: { silenced: number; deduplicated: number; throttled: number; repeatSuppressed: number; sinceMs: number; lastAtMs: number } | null;
   /** the next digest's sequence number (digestDeliveryId) */
   nextDigestSeq: number;
 }
@@ -202,10 +238,94 @@ const eventMs = (event: { occurredAt?: string }, nowMs: number) => {
 };
 /** A key or id as a note shows it: whole when short. */
 const shown = (text: string) => (text.length > 200 ? `${text.slice(0, 200)}…` : text);
+/** "1 alert", "2 alerts" */
+const counted = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 const FAILING = new Set<string>(['failure', 'delay']);
 const successSeenId = (eventId: string) => `success:${eventId}`;
-// every alert id of the config starts with its prefix: remembered without it (up to SEEN_IDS_MAX of them are carried by continue-as-new)
+/** A remembered id is at most this long (bytes): 10 000 of them are carried by continue-as-new. */
+const SEEN_ID_MAX_BYTES = 24;
+// every alert id of the config starts with its prefix: remembered without it
 const alertSeenId = (ids: NoiseIds, deliveryId: string) => (deliveryId.startsWith(`${ids.idPrefix}-`) ? deliveryId.slice(ids.idPrefix.length) : deliveryId);
+
+/**
+ * FNV-1a, 64 bits, over the string's UTF-16 code units (its bytes for ASCII), as 16 hex digits. Plain
+ * arithmetic on two 32-bit halves: no Node built-ins here (workflow code imports this module).
+ */
+export function fnv1a64(text: string): string {
+  // offset basis 0xcbf29ce484222325; prime 0x100000001b3 = 2^40 + 0x1b3
+  let hi = 0xcbf29ce4;
+  let lo = 0x84222325;
+  for (let i = 0; i < text.length; i++) {
+    lo = (lo ^ text.charCodeAt(i)) >>> 0;
+    const loTimes = lo * 0x1b3; // < 2^41: exact in a double
+    const carry = Math.floor(loTimes / 0x1_0000_0000);
+    hi = (Math.imul(hi, 0x1b3) + carry + (lo << 8)) >>> 0;
+    lo = loTimes >>> 0;
+  }
+  return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
+}
+
+const isHighSurrogate = (unit: number) => unit >= 0xd800 && unit <= 0xdbff;
+const isLowSurrogate = (unit: number) => unit >= 0xdc00 && unit <= 0xdfff;
+/** The bytes the code unit at `i` takes in the string's JSON text (UTF-8, escapes included); a surrogate pair is 2 + 2. */
+function jsonUnitBytes(text: string, i: number): number {
+  const c = text.charCodeAt(i);
+  if (c === 0x22 || c === 0x5c) return 2;
+  if (c < 0x20) return c === 8 || c === 9 || c === 10 || c === 12 || c === 13 ? 2 : 6;
+  if (c < 0x80) return 1;
+  if (c < 0x800) return 2;
+  if (isHighSurrogate(c)) return isLowSurrogate(text.charCodeAt(i + 1)) ? 2 : 6;
+  if (isLowSurrogate(c)) return isHighSurrogate(text.charCodeAt(i - 1)) ? 2 : 6; // a lone surrogate is written \uXXXX
+  return 3;
+}
+/** The JSON bytes of a string without its quotes. */
+function textBytes(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) bytes += jsonUnitBytes(text, i);
+  return bytes;
+}
+/** The longest beginning of `text` of at most `maxBytes` JSON bytes, not splitting a surrogate pair. */
+function textPrefix(text: string, maxBytes: number): string {
+  let bytes = 0;
+  let end = 0;
+  while (end < text.length) {
+    const pair = isHighSurrogate(text.charCodeAt(end)) && isLowSurrogate(text.charCodeAt(end + 1));
+    const units = pair ? 2 : 1;
+    const next = pair ? 4 : jsonUnitBytes(text, end);
+    if (bytes + next > maxBytes) break;
+    bytes += next;
+    end += units;
+  }
+  return text.slice(0, end);
+}
+/** The JSON bytes of a value as a payload holds it (0 for undefined); past `limit`, any number above it (counting stops). */
+export function jsonBytes(value: unknown, limit = Infinity): number {
+  const json = JSON.stringify(value) as string | undefined;
+  if (json === undefined) return 0;
+  if (json.length > limit) return json.length; // at least a byte per code unit
+  // the JSON text has its escapes already: count UTF-8 bytes of its code units
+  let bytes = 0;
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c <= 0xdfff ? 2 : 3;
+  }
+  return bytes;
+}
+/** A text cut to at most `maxBytes` JSON bytes, then "…"; whole when it fits. */
+function cutText(text: string, maxBytes: number): string {
+  return textBytes(text) <= maxBytes ? text : `${textPrefix(text, maxBytes)}…`;
+}
+
+/**
+ * A key as the state keeps it: whole when at most `maxBytes` JSON bytes, else its beginning, "…#" and
+ * the FNV-1a hash of the whole key, `maxBytes` at most in all. Two long keys with the same beginning
+ * stay apart by their hash. Compacting a compacted key gives it back unchanged.
+ */
+export function compactKey(key: string, maxBytes = KEY_MAX_BYTES): string {
+  if (textBytes(key) <= maxBytes) return key;
+  const suffix = `…#${fnv1a64(key)}`; // 3 + 1 + 16 bytes
+  return `${textPrefix(key, maxBytes - 20)}${suffix}`;
+}
 
 const GROUP_VALUE: Record<GroupField, (event: ExecutionEvent) => string | number | undefined> = {
   'workflow.id': (e) => e.workflowId,
@@ -218,11 +338,14 @@ const GROUP_VALUE: Record<GroupField, (event: ExecutionEvent) => string | number
 /**
  * The group an alert belongs to: its condition and the values of grouping.by ('' for a missing value),
  * joined by "|". A "|" or "\" inside a value is escaped, so two different sets of values never share a key.
+ * A key longer than KEY_MAX_BYTES is compacted (compactKey).
  */
 export function groupKey(by: GroupField[], event: ExecutionEvent, condition: string): string {
   const escape = (value: string) => value.replace(/[\\|]/g, (c) => `\\${c}`);
-  return [condition, ...by.map((field) => String(GROUP_VALUE[field](event) ?? ''))].map(escape).join('|');
+  return compactKey([condition, ...by.map((field) => String(GROUP_VALUE[field](event) ?? ''))].map(escape).join('|'));
 }
+/** The one group of a condition that takes the alerts whose own group would be past GROUPS_MAX. */
+export const overflowGroupKey = (condition: string) => `${condition}|…other groups`;
 
 export function emptyNoiseState(): NoiseState {
   return { version: 1, seen: {}, seenCount: 0, dedup: {}, throttle: null, groups: {}, incident: null, heldBack: null, nextDigestSeq: 1 };
@@ -253,8 +376,9 @@ function forgetOldIds(state: NoiseState, nowMs: number) {
 }
 
 function holdBack(state: NoiseState, what: 'silenced' | 'deduplicated' | 'throttled' | 'repeatSuppressed', nowMs: number) {
-  state.heldBack ??= { silenced: 0, deduplicated: 0, throttled: 0, repeatSuppressed: 0, sinceMs: nowMs };
+  state.heldBack ??= { silenced: 0, deduplicated: 0, throttled: 0, repeatSuppressed: 0, sinceMs: nowMs, lastAtMs: nowMs };
   state.heldBack[what] += 1;
+  state.heldBack.lastAtMs = nowMs;
 }
 
 /** The held-back counts for the alert going out now, which tells them: they start again from zero. */
@@ -262,15 +386,28 @@ function takeHeldBack(state: NoiseState): NoiseSummary | null {
   const held = state.heldBack;
   state.heldBack = null;
   if (!held) return null;
-  const { sinceMs, ...counts } = held;
-  return { ...counts, since: iso(sinceMs) };
+  const { silenced, deduplicated, throttled, repeatSuppressed, sinceMs } = held;
+  return { silenced, deduplicated, throttled, repeatSuppressed, since: iso(sinceMs) };
 }
 
-/** A failure or delay alert (sent, or in a digest) went out now: the open incident was notified. */
-function markNotified(state: NoiseState, condition: string, nowMs: number) {
+/**
+ * When held-back counts may be let go untold (epoch ms), or undefined while something will still tell
+ * them: a group's digest, or the recovery an open incident waits for. Each held-back alert has its
+ * own log row; without this, a throttle-only pipeline after an outage never ends.
+ */
+function heldBackLapsesAtMs(state: NoiseState): number | undefined {
+  if (!state.heldBack || state.incident || Object.keys(state.groups).length > 0) return undefined;
+  return state.heldBack.lastAtMs + NOISE_LINGER_MS;
+}
+
+/** A failure or delay alert (sent, or in a digest, under `deliveryId`) went out now: the open incident was notified. */
+function markNotified(state: NoiseState, condition: string, deliveryId: string, nowMs: number) {
   if (!state.incident || !FAILING.has(condition)) return;
   state.incident.alerted = true;
   state.incident.lastNotifiedAtMs = nowMs;
+  const deliveries = state.incident.deliveries;
+  deliveries.push(deliveryId);
+  if (deliveries.length > INCIDENT_DELIVERIES_MAX) deliveries.splice(0, deliveries.length - INCIDENT_DELIVERIES_MAX);
 }
 
 /** The digest of a group's buffer, now; the group then waits intervalSeconds for the next one. */
@@ -279,10 +416,11 @@ function flushGroup(state: NoiseState, group: GroupState, nowMs: number, ids: No
   group.digests += 1;
   group.buffer = null;
   group.flushAtMs = nowMs + group.intervalSeconds * 1000;
-  markNotified(state, group.condition, nowMs);
+  const deliveryId = digestDeliveryId(ids, buffer.seq);
+  markNotified(state, group.condition, deliveryId, nowMs);
   return {
     kind: 'digest',
-    deliveryId: digestDeliveryId(ids, buffer.seq),
+    deliveryId,
     group: {
       key: group.key,
       by: group.by,
@@ -299,53 +437,163 @@ function flushGroup(state: NoiseState, group: GroupState, nowMs: number, ids: No
   };
 }
 
+/** An event time as listed: as the event gave it, unless absurdly long (its fraction of a second is free length). */
+const listedTime = (occurredAt: string | undefined, atMs: number) => (occurredAt !== undefined && occurredAt.length <= 64 ? occurredAt : iso(atMs));
+
 function listedError(error: ExecutionEvent['error']): GroupedEvent['error'] {
   if (!error) return null;
-  const { message } = error;
-  return message !== undefined && message.length > LISTED_MESSAGE_MAX ? { ...error, message: `${message.slice(0, LISTED_MESSAGE_MAX)}…` } : error;
+  const { message, step, code } = error;
+  const cut: NonNullable<GroupedEvent['error']> = { ...error };
+  if (message !== undefined) cut.message = cutText(message, LISTED_MESSAGE_MAX);
+  if (step !== undefined) cut.step = cutText(step, LISTED_FIELD_MAX);
+  if (code !== undefined) cut.code = cutText(code, LISTED_FIELD_MAX);
+  return cut;
+}
+
+/**
+ * An event as a group keeps it for the digest's template `event` when the groups hold much: its ids,
+ * times, workflow and error, the texts cut as in a listed event; no data.
+ */
+function leanEvent(event: ExecutionEvent, atMs: number): ExecutionEvent {
+  const lean: ExecutionEvent = { id: event.id, type: event.type, workflowId: event.workflowId, runId: event.runId, occurredAt: listedTime(event.occurredAt, atMs) };
+  if (event.workflow) {
+    const { name, version } = event.workflow;
+    lean.workflow = {
+      ...(name !== undefined ? { name: cutText(name, LISTED_FIELD_MAX) } : {}),
+      ...(version !== undefined ? { version: typeof version === 'string' ? cutText(version, LISTED_FIELD_MAX) : version } : {}),
+    };
+  }
+  if (event.run) {
+    const { startedAt, finishedAt } = event.run;
+    lean.run = {
+      ...(startedAt !== undefined && startedAt.length <= 64 ? { startedAt } : {}),
+      ...(finishedAt !== undefined && finishedAt.length <= 64 ? { finishedAt } : {}),
+    };
+  }
+  const error = listedError(event.error);
+  if (error) lean.error = error;
+  return lean;
+}
+
+/**
+ * The newest event as a group keeps it when there is room (`roomBytes`): whole, but without `data` when
+ * its data is over NEWEST_DATA_MAX, and the rest at most NEWEST_EVENT_MAX; undefined when that does not fit.
+ */
+function keptNewest(event: ExecutionEvent, roomBytes: number): { event: ExecutionEvent; bytes: number } | undefined {
+  const { data, ...withoutData } = event;
+  const kept = data !== undefined && jsonBytes(data, NEWEST_DATA_MAX) <= NEWEST_DATA_MAX ? event : withoutData;
+  const limit = Math.min(roomBytes, kept === event ? NEWEST_DATA_MAX + NEWEST_EVENT_MAX : NEWEST_EVENT_MAX);
+  const bytes = jsonBytes(kept, limit);
+  return bytes <= limit ? { event: kept, bytes } : undefined;
+}
+
+/** What the open groups hold together (GROUPS_HELD_MAX), and of it their newest events (NEWESTS_HELD_MAX). */
+const groupsHeldBytes = (state: NoiseState) => Object.values(state.groups).reduce((n, g) => n + (g.buffer?.heldBytes ?? 0), 0);
+const newestsHeldBytes = (state: NoiseState) => Object.values(state.groups).reduce((n, g) => n + (g.buffer?.newestBytes ?? 0), 0);
+
+/**
+ * Past GROUPS_HELD_MAX, the group listing the most (by bytes) lets its newest listed event go: it is
+ * still counted (`more`), and its digest keeps listing the oldest.
+ */
+function shedListedEvents(state: NoiseState) {
+  for (;;) {
+    if (groupsHeldBytes(state) <= GROUPS_HELD_MAX) return;
+    let most: NonNullable<GroupState['buffer']> | null = null;
+    for (const group of Object.values(state.groups)) {
+      const buffer = group.buffer;
+      if (buffer && buffer.events.length > 0 && (!most || buffer.heldBytes - buffer.newestBytes > most.heldBytes - most.newestBytes)) most = buffer;
+    }
+    if (!most) return; // newest events alone: at most NEWESTS_HELD_MAX and a lean one per group
+    most.heldBytes -= jsonBytes(most.events.pop());
+    most.cut = true;
+  }
+}
+
+/** The key of the group an alert goes into: its own, or its condition's overflow group when its own would be one past GROUPS_MAX. */
+function groupKeyFor(state: NoiseState, item: NoiseAlertItem, nowMs: number): string {
+  const key = compactKey(item.groupKey);
+  const open = (g: GroupState | undefined) => g !== undefined && (g.buffer !== null || g.flushAtMs > nowMs);
+  if (open(state.groups[key])) return key;
+  // groups whose flush passed with nothing to send are closed: they take no room
+  for (const group of Object.values(state.groups)) if (!open(group)) delete state.groups[group.key];
+  return Object.keys(state.groups).length < GROUPS_MAX ? key : overflowGroupKey(item.condition);
 }
 
 /** Puts the event into its group's next digest (opening the group when needed); the grouped note. */
 function addToGroup(state: NoiseState, item: NoiseAlertItem, grouping: NonNullable<NoiseSettings['grouping']>, nowMs: number, ids: NoiseIds): string {
-  let group: GroupState | undefined = state.groups[item.groupKey];
+  const key = groupKeyFor(state, item, nowMs);
+  let group: GroupState | undefined = state.groups[key];
   // a group whose flush passed with nothing to send is closed, even if dueActions has not run yet
   if (group && !group.buffer && group.flushAtMs <= nowMs) group = undefined;
   if (!group) {
     group = {
-      key: item.groupKey, by: grouping.by, condition: item.condition, intervalSeconds: grouping.intervalSeconds, maxEvents: grouping.maxEvents,
+      key, by: grouping.by, condition: item.condition, intervalSeconds: grouping.intervalSeconds, maxEvents: grouping.maxEvents,
       flushAtMs: nowMs + grouping.waitSeconds * 1000, digests: 0, buffer: null,
     };
-    state.groups[item.groupKey] = group;
+    state.groups[key] = group;
   }
   group.intervalSeconds = grouping.intervalSeconds;
   group.maxEvents = grouping.maxEvents;
   const event = item.event;
   const atMs = eventMs(event, nowMs);
-  const listed: GroupedEvent = {
-    id: event.id, type: event.type, workflowId: event.workflowId, runId: event.runId,
-    occurredAt: event.occurredAt ?? iso(atMs), error: listedError(event.error), deliveryId: item.deliveryId,
-  };
   if (!group.buffer) {
-    group.buffer = { seq: state.nextDigestSeq++, count: 0, events: [], firstAtMs: atMs, lastAtMs: atMs, newest: event };
+    group.buffer = { seq: state.nextDigestSeq++, count: 0, events: [], firstAtMs: atMs, lastAtMs: atMs, newest: event, heldBytes: 0, newestBytes: 0, cut: false };
   }
   const buffer = group.buffer;
   buffer.count += 1;
   buffer.firstAtMs = Math.min(buffer.firstAtMs, atMs);
   if (atMs >= buffer.lastAtMs) {
     buffer.lastAtMs = atMs;
-    buffer.newest = event;
+    const lean = leanEvent(event, atMs);
+    const leanBytes = jsonBytes(lean);
+    const room = NEWESTS_HELD_MAX - (newestsHeldBytes(state) - buffer.newestBytes);
+    const kept = (room > leanBytes ? keptNewest(event, room) : undefined) ?? { event: lean, bytes: leanBytes };
+    buffer.heldBytes += kept.bytes - buffer.newestBytes;
+    buffer.newest = kept.event;
+    buffer.newestBytes = kept.bytes;
   }
   // the oldest first; an event as old as a listed one goes after it (the order it came in)
   let at = buffer.events.length;
   while (at > 0 && eventMs(buffer.events[at - 1], nowMs) > atMs) at -= 1;
-  buffer.events.splice(at, 0, listed);
-  if (buffer.events.length > group.maxEvents) buffer.events.length = group.maxEvents;
+  // once one was left out, only an event older than the last listed one may still be listed
+  if (!(buffer.cut && at === buffer.events.length)) {
+    const listed: GroupedEvent = {
+      id: event.id, type: event.type, workflowId: event.workflowId, runId: event.runId,
+      occurredAt: listedTime(event.occurredAt, atMs), error: listedError(event.error), deliveryId: item.deliveryId,
+    };
+    buffer.events.splice(at, 0, listed);
+    buffer.heldBytes += jsonBytes(listed);
+    if (buffer.events.length > group.maxEvents) {
+      buffer.heldBytes -= jsonBytes(buffer.events.pop());
+      buffer.cut = true;
+    }
+  }
+  shedListedEvents(state);
   return `grouped into digest ${digestDeliveryId(ids, buffer.seq)} (group ${shown(group.key)})`;
+}
+
+/** Opens the fixed dedup window of `key` now; at DEDUP_WINDOWS_MAX, the oldest window closes early. */
+function openDedupWindow(state: NoiseState, key: string, windowSeconds: number, nowMs: number) {
+  delete state.dedup[key];
+  let count = Object.keys(state.dedup).length;
+  while (count >= DEDUP_WINDOWS_MAX) {
+    // the oldest by its start (a key like "500" is not kept in insertion order), then by key: one choice on every replay
+    let oldest = '';
+    let oldestAtMs = Infinity;
+    for (const k in state.dedup) {
+      const atMs = state.dedup[k].firstAtMs;
+      if (atMs < oldestAtMs || (atMs === oldestAtMs && k < oldest)) (oldest = k), (oldestAtMs = atMs);
+    }
+    delete state.dedup[oldest];
+    count -= 1;
+  }
+  state.dedup[key] = { firstAtMs: nowMs, untilMs: nowMs + windowSeconds * 1000 };
 }
 
 /** Takes one item in at `nowMs`: mutates `state`, returns what to do. An item already taken in (same deliveryId, or the same success event) returns []. */
 export function admitItem(state: NoiseState, item: NoiseItem, nowMs: number, ids: NoiseIds): NoiseAction[] {
-  if (!firstSight(state, item.kind === 'alert' ? alertSeenId(ids, item.deliveryId) : successSeenId(item.event.id), nowMs)) return [];
+  const seenId = compactKey(item.kind === 'alert' ? alertSeenId(ids, item.deliveryId) : successSeenId(item.event.id), SEEN_ID_MAX_BYTES);
+  if (!firstSight(state, seenId, nowMs)) return [];
   return item.kind === 'alert' ? admitAlert(state, item, nowMs, ids) : admitSuccess(state, item, nowMs, ids);
 }
 
@@ -360,9 +608,10 @@ function admitAlert(state: NoiseState, item: NoiseAlertItem, nowMs: number, ids:
   if (failing && tracksIncidents) {
     state.incident ??= {
       openedBy: item.deliveryId, since: item.event.occurredAt ?? iso(nowMs), failures: 0, alerted: false, lastNotifiedAtMs: null,
-      key: item.dedupKey ?? item.event.workflowId,
+      key: compactKey(item.dedupKey ?? item.event.workflowId), lastFailureAtMs: eventMs(item.event, nowMs), deliveries: [],
     };
     state.incident.failures += 1;
+    state.incident.lastFailureAtMs = Math.max(state.incident.lastFailureAtMs, eventMs(item.event, nowMs));
   }
 
   // 1 silence: decided before the pipeline; counted here, told by the next alert that goes out
@@ -372,7 +621,7 @@ function admitAlert(state: NoiseState, item: NoiseAlertItem, nowMs: number, ids:
   }
 
   // 2 dedup: one alert per key in a fixed window from the key's first alert (registered below, once it is let through)
-  const dedupKey = settings.dedup ? item.dedupKey : null;
+  const dedupKey = settings.dedup && item.dedupKey !== null ? compactKey(item.dedupKey) : null;
   if (dedupKey !== null) {
     const window = state.dedup[dedupKey];
     if (window && nowMs < window.untilMs) {
@@ -398,30 +647,37 @@ function admitAlert(state: NoiseState, item: NoiseAlertItem, nowMs: number, ids:
       holdBack(state, 'throttled', nowMs);
       return decided(
         'throttled',
-        `throttled: ${state.throttle.count} alerts already in this window (at most ${maxPerWindow} per ${windowSeconds} s, until ${iso(state.throttle.untilMs)})`,
+        `throttled: ${counted(state.throttle.count, 'alert')} already in this window (at most ${maxPerWindow} per ${windowSeconds} s, until ${iso(state.throttle.untilMs)})`,
       );
     }
     state.throttle.count += 1;
   }
   // a key whose first alert was held back (repeat, throttle) has told nothing yet: only an alert let through opens its window
-  if (dedupKey !== null) state.dedup[dedupKey] = { firstAtMs: nowMs, untilMs: nowMs + settings.dedup!.windowSeconds * 1000 };
+  if (dedupKey !== null) openDedupWindow(state, dedupKey, settings.dedup!.windowSeconds, nowMs);
 
   // 4 group: into the group's next digest
   if (settings.grouping) return decided('grouped', addToGroup(state, item, settings.grouping, nowMs, ids));
 
   // 5 deliver, telling what was held back
-  markNotified(state, item.condition, nowMs);
+  markNotified(state, item.condition, item.deliveryId, nowMs);
   return [{ kind: 'send', item, noise: takeHeldBack(state) }];
 }
 
 function admitSuccess(state: NoiseState, item: Extract<NoiseItem, { kind: 'success' }>, nowMs: number, ids: NoiseIds): NoiseAction[] {
   const incident = state.incident;
   if (!incident) return [];
+  // decided by the events' times, not by when they came: a run that succeeded before the latest failure ends nothing
+  if (eventMs(item.event, nowMs) < incident.lastFailureAtMs) return [];
   const actions: NoiseAction[] = [];
-  // the incident's failures still waiting in a group go out before the recovery that ends them
+  // the incident's failures still waiting in a group go out before the recovery that ends them; then
+  // their groups close, as do the dedup and throttle windows: the next incident's first alert goes out at once
   for (const group of groupsInFlushOrder(state)) {
-    if (group.buffer && FAILING.has(group.condition)) actions.push(flushGroup(state, group, nowMs, ids));
+    if (!FAILING.has(group.condition)) continue;
+    if (group.buffer) actions.push(flushGroup(state, group, nowMs, ids));
+    delete state.groups[group.key];
   }
+  state.dedup = {};
+  state.throttle = null;
   state.incident = null;
   if (incident.alerted && item.settings.recovery) {
     const recoveredAt = item.event.occurredAt ?? iso(nowMs);
@@ -437,6 +693,7 @@ function admitSuccess(state: NoiseState, item: Extract<NoiseItem, { kind: 'succe
       },
       event: item.event,
       noise: takeHeldBack(state),
+      after: [...incident.deliveries],
     });
   }
   return actions;
@@ -457,26 +714,34 @@ export function dueActions(state: NoiseState, nowMs: number, ids: NoiseIds): Noi
     if (group.buffer) actions.push(flushGroup(state, group, nowMs, ids));
     else delete state.groups[group.key]; // nothing came since its last digest: it closes
   }
+  const lapsesAtMs = heldBackLapsesAtMs(state);
+  if (lapsesAtMs !== undefined && lapsesAtMs <= nowMs) state.heldBack = null;
   return actions;
 }
 
 /** When dueActions next has something to do (epoch ms), or undefined when nothing is waiting for time. */
 export function nextWakeMs(state: NoiseState): number | undefined {
+  const lapsesAtMs = heldBackLapsesAtMs(state);
   const times = [
     ...Object.values(state.groups).map((g) => g.flushAtMs),
     ...Object.values(state.dedup).map((w) => w.untilMs),
     ...(state.throttle ? [state.throttle.untilMs] : []),
+    ...(lapsesAtMs !== undefined ? [lapsesAtMs] : []),
   ];
   return times.length ? Math.min(...times) : undefined;
 }
 
-/** Whether the pipeline holds nothing any more (no group, no window, no open incident, no count to tell): the workflow may end. */
+/**
+ * Whether the pipeline holds nothing any more (no group, no window, no open incident, no count that
+ * something will still tell): the workflow may end.
+ */
 export function isIdle(state: NoiseState, nowMs: number): boolean {
+  const lapsesAtMs = heldBackLapsesAtMs(state);
   return (
     Object.keys(state.groups).length === 0 &&
     Object.values(state.dedup).every((w) => w.untilMs <= nowMs) &&
     (!state.throttle || state.throttle.untilMs <= nowMs) &&
     state.incident === null &&
-    state.heldBack === null
+    (state.heldBack === null || (lapsesAtMs !== undefined && lapsesAtMs <= nowMs))
   );
 }

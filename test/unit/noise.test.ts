@@ -1,14 +1,23 @@
 import assert from 'node:assert/strict';
 import {
   admitItem,
+  compactKey,
+  DEDUP_WINDOWS_MAX,
   digestDeliveryId,
   dueActions,
   emptyNoiseState,
+  fnv1a64,
   groupKey,
+  GROUPS_MAX,
+  INCIDENT_DELIVERIES_MAX,
   isIdle,
+  jsonBytes,
+  KEY_MAX_BYTES,
   LISTED_MESSAGE_MAX,
+  NEWEST_DATA_MAX,
   nextWakeMs,
   NOISE_LINGER_MS,
+  overflowGroupKey,
   SEEN_IDS_MAX,
   type NoiseAction,
   type NoiseAlertItem,
@@ -548,6 +557,272 @@ describe('noise pipeline reducer (lib/noise.ts)', () => {
       assert.equal(isIdle(state, sec(10_000)), false);
       admitItem(state, success(settings, 10_001), sec(10_001), ids);
       assert.equal(isIdle(state, sec(10_001)), true);
+    });
+  });
+
+  describe('incidents end where their events say, and leave nothing behind', () => {
+    it('a recovery names the deliveries it must come after: the alerts and digests of its incident that went out, the digests flushed with it included', () => {
+      const settings: NoiseSettings = { ...NOISE_OFF, recovery: true };
+      const state = emptyNoiseState();
+      admitItem(state, alert(settings, failed(0)), sec(0), ids);
+      const paused = { ...failed(1), type: 'run.paused' as const };
+      admitItem(state, alert(settings, paused, { condition: 'manual_intervention' }), sec(1), ids);
+      admitItem(state, alert(settings, failed(2)), sec(2), ids);
+      const grouped: NoiseSettings = { ...settings, grouping: grouping(30, 300) };
+      admitItem(state, alert(grouped, failed(3)), sec(3), ids);
+      const actions = admitItem(state, success(grouped, 10), sec(10), ids);
+      assert.deepEqual(brief(actions), [`digest ${digestId(1)} #1 evt_3`, 'recovery dlv-cfg_1-evt_0-recovered']);
+      const recovery = only(actions.slice(1), 'recovery');
+      // the paused run's alert is not the incident's
+      assert.deepEqual(recovery.after, ['dlv-cfg_1-evt_0', 'dlv-cfg_1-evt_2', digestId(1)]);
+    });
+
+    it('keeps the last INCIDENT_DELIVERIES_MAX of them', () => {
+      const settings: NoiseSettings = { ...NOISE_OFF, recovery: true };
+      const state = emptyNoiseState();
+      const n = INCIDENT_DELIVERIES_MAX + 7;
+      for (let k = 0; k < n; k++) admitItem(state, alert(settings, failed(k)), sec(k), ids);
+      const recovery = only(admitItem(state, success(settings, n), sec(n), ids), 'recovery');
+      assert.deepEqual(recovery.after, Array.from({ length: INCIDENT_DELIVERIES_MAX }, (_, k) => `dlv-cfg_1-evt_${k + 7}`));
+    });
+
+    it('a new incident after a recovery is notified at once: its dedup, throttle and failing groups closed with the last one', () => {
+      const settings: NoiseSettings = {
+        ...NOISE_OFF, recovery: true, dedup: { key: '{{ error.step }}', windowSeconds: 86_400 }, throttle: { maxPerWindow: 1, windowSeconds: 86_400 },
+      };
+      const state = emptyNoiseState();
+      assert.deepEqual(brief(admitItem(state, alert(settings, failed(0)), sec(0), ids)), ['send evt_0']);
+      only(admitItem(state, success(settings, 10), sec(10), ids), 'recovery');
+      assert.deepEqual(brief(admitItem(state, alert(settings, failed(20)), sec(20), ids)), ['send evt_20'], 'not deduplicated nor throttled by the last incident');
+
+      const grouped: NoiseSettings = { ...settings, throttle: null, grouping: grouping(30, 300) };
+      admitItem(state, alert(grouped, failed(30, 30, { error: { step: 'chargeCard' } })), sec(30), ids);
+      admitItem(state, alert(grouped, failed(31, 31, { error: { step: 'chargeCard' } })), sec(31), ids);
+      assert.deepEqual(brief(admitItem(state, success(grouped, 40), sec(40), ids)), [`digest ${digestId(1)} #1 evt_30`, 'recovery dlv-cfg_1-evt_20-recovered']);
+      assert.deepEqual(state.groups, {}, 'the flushed failing group is closed');
+      // the next failure opens its group again: it waits waitSeconds, not the interval of the last incident's digest
+      assert.equal(only(admitItem(state, alert(grouped, failed(50, 50, { error: { step: 'chargeCard' } })), sec(50), ids), 'decided').outcome, 'grouped');
+      assert.deepEqual(brief(dueActions(state, sec(80), ids)), [`digest ${digestId(2)} #1 evt_50`]);
+    });
+
+    it('a successful run whose event is older than the latest failure ends nothing: it is taken in and ignored', () => {
+      const settings: NoiseSettings = { ...NOISE_OFF, recovery: true };
+      const state = emptyNoiseState();
+      admitItem(state, alert(settings, failed(0)), sec(0), ids);
+      admitItem(state, alert(settings, failed(100)), sec(101), ids);
+      // run ok_50 succeeded at 50 s, before the failure at 100 s, but came later
+      assert.deepEqual(admitItem(state, success(settings, 50), sec(102), ids), []);
+      assert.equal(state.incident?.failures, 2, 'the incident is still open');
+      assert.deepEqual(admitItem(state, success(settings, 50), sec(103), ids), [], 'and the same run is not taken in twice');
+      const recovery = only(admitItem(state, success(settings, 100), sec(104), ids), 'recovery');
+      assert.deepEqual(recovery.recovery, { failingSince: at(0), recoveredAt: at(100), failingForMs: 100_000, failures: 2, incidentKey: 'wf_orders' });
+    });
+  });
+
+  describe('a pipeline can end', () => {
+    it('lets untold held-back counts go NOISE_LINGER_MS after the last of them, when nothing else will tell them', () => {
+      const settings: NoiseSettings = { ...NOISE_OFF, throttle: { maxPerWindow: 1, windowSeconds: 60 } };
+      const state = emptyNoiseState();
+      admitItem(state, alert(settings, failed(0)), sec(0), ids);
+      for (let n = 1; n <= 5; n++) assert.equal(only(admitItem(state, alert(settings, failed(n)), sec(n), ids), 'decided').outcome, 'throttled');
+      // the outage is over: no alert comes to tell the five
+      dueActions(state, sec(60), ids);
+      assert.equal(isIdle(state, sec(60)), false, 'the counts wait for the next alert a while');
+      assert.equal(nextWakeMs(state), sec(5) + NOISE_LINGER_MS);
+      assert.equal(isIdle(state, sec(5) + NOISE_LINGER_MS), true);
+      dueActions(state, sec(5) + NOISE_LINGER_MS, ids);
+      assert.equal(state.heldBack, null);
+      assert.equal(nextWakeMs(state), undefined);
+      assert.equal(only(admitItem(state, alert(settings, failed(9000)), sec(9000), ids), 'send').noise, null);
+    });
+
+    it('silenced failures and then a successful run: the pipeline ends; an open incident keeps it', () => {
+      const settings: NoiseSettings = { ...NOISE_OFF, recovery: true };
+      const state = emptyNoiseState();
+      admitItem(state, alert(settings, failed(0), { silencedBy: 'sil_night' }), sec(0), ids);
+      assert.equal(isIdle(state, sec(0) + 2 * NOISE_LINGER_MS), false, 'the incident waits for its successful run');
+      assert.equal(nextWakeMs(state), undefined);
+      assert.deepEqual(admitItem(state, success(settings, 10), sec(10), ids), []);
+      assert.equal(isIdle(state, sec(10)), false);
+      assert.equal(nextWakeMs(state), sec(0) + NOISE_LINGER_MS);
+      assert.equal(isIdle(state, sec(0) + NOISE_LINGER_MS), true);
+    });
+
+    it('a group still to send keeps the counts: its digest tells them', () => {
+      const settings: NoiseSettings = { ...NOISE_OFF, throttle: { maxPerWindow: 1, windowSeconds: 60 }, grouping: grouping(7200, 86_400) };
+      const state = emptyNoiseState();
+      admitItem(state, alert(settings, failed(0)), sec(0), ids);
+      admitItem(state, alert(settings, failed(1)), sec(1), ids);
+      assert.deepEqual(dueActions(state, sec(1) + NOISE_LINGER_MS + 1000, ids), []);
+      assert.equal(isIdle(state, sec(1) + NOISE_LINGER_MS + 1000), false);
+      assert.equal(only(dueActions(state, sec(7200), ids), 'digest').noise?.throttled, 1);
+    });
+  });
+
+  it('says "1 alert", not "1 alerts"', () => {
+    const settings: NoiseSettings = { ...NOISE_OFF, throttle: { maxPerWindow: 1, windowSeconds: 60 } };
+    const state = emptyNoiseState();
+    admitItem(state, alert(settings, failed(0)), sec(0), ids);
+    assert.equal(only(admitItem(state, alert(settings, failed(1)), sec(1), ids), 'decided').note, `throttled: 1 alert already in this window (at most 1 per 60 s, until ${at(60)})`);
+  });
+
+  describe('bounded state and digests (one Temporal payload each)', () => {
+    const MiB = 1024 * 1024;
+
+    it('hashes with FNV-1a (64 bits), and keeps a long key as its beginning and that hash', () => {
+      assert.equal(fnv1a64(''), 'cbf29ce484222325');
+      assert.equal(fnv1a64('a'), 'af63dc4c8601ec8c');
+      assert.equal(fnv1a64('foobar'), '85944171f73967e8');
+      assert.equal(compactKey('createContact'), 'createContact');
+      const long = `${'m'.repeat(300)}:1`;
+      const key = compactKey(long);
+      assert.equal(key, `${'m'.repeat(KEY_MAX_BYTES - 20)}…#${fnv1a64(long)}`);
+      assert.equal(jsonBytes(key) - 2, KEY_MAX_BYTES);
+      assert.notEqual(compactKey(`${'m'.repeat(300)}:2`), key, 'the same beginning, another key');
+      assert.equal(compactKey(key), key, 'a compacted key stays as it is');
+      // escapes and multi-byte characters count as the payload holds them
+      for (const odd of ['"\\'.repeat(150), '\u0001'.repeat(100), '😀'.repeat(100), `${'é'.repeat(99)}😀`]) {
+        assert.ok(jsonBytes(compactKey(odd)) - 2 <= KEY_MAX_BYTES, `${jsonBytes(compactKey(odd))} bytes`);
+        assert.equal(compactKey(compactKey(odd)), compactKey(odd));
+      }
+      assert.ok(!compactKey('😀'.repeat(100)).includes('\ud83d…'), 'a surrogate pair is not split');
+    });
+
+    it('holds at most DEDUP_WINDOWS_MAX dedup windows, of short keys: beyond, the oldest closes early', () => {
+      // measured before: a key of ~2 KB messages with a 1-day window passed 2 MiB after 936 alerts
+      const settings: NoiseSettings = { ...NOISE_OFF, dedup: { key: '{{ error.message }}', windowSeconds: 86_400 } };
+      const state = emptyNoiseState();
+      const message = (n: number) => `${n}: ${'timeout talking to the CRM '.repeat(80)}`;
+      for (let n = 0; n < DEDUP_WINDOWS_MAX + 500; n++) {
+        const event = failed(n, n, { error: { message: message(n) } });
+        assert.equal(brief(admitItem(state, alert(settings, event, { dedupKey: message(n) }), sec(n), ids))[0], `send evt_${n}`);
+      }
+      assert.equal(Object.keys(state.dedup).length, DEDUP_WINDOWS_MAX);
+      assert.ok(Object.keys(state.dedup).every((k) => jsonBytes(k) - 2 <= KEY_MAX_BYTES));
+      // key 0's window closed early; key 600's is still open
+      const again = (n: number, s: number) => brief(admitItem(state, alert(settings, failed(100_000 + n, s, { error: { message: message(n) } }), { dedupKey: message(n) }), sec(s), ids))[0];
+      assert.equal(again(0, 2000), `send evt_100000`);
+      assert.equal(again(600, 2001), `deduplicated evt_100600`);
+      assert.ok(jsonBytes(state) < 0.5 * MiB, `${jsonBytes(state)} bytes`);
+    });
+
+    it(`holds at most GROUPS_MAX open groups: the alerts of more go into their condition's overflow group`, () => {
+      // measured before: grouping by message with distinct ~450-character messages passed 2 MiB after 605 open groups
+      const settings: NoiseSettings = { ...NOISE_OFF, grouping: { by: ['workflow.id', 'error.message'], waitSeconds: 30, intervalSeconds: 300, maxEvents: 100 } };
+      const state = emptyNoiseState();
+      const notes: string[] = [];
+      for (let n = 0; n < GROUPS_MAX + 100; n++) {
+        const event = failed(n, n / 100, { error: { message: `${n}: ${'x'.repeat(450)}` } });
+        notes.push(only(admitItem(state, alert(settings, event), sec(n / 100), ids), 'decided').note);
+      }
+      assert.equal(Object.keys(state.groups).length, GROUPS_MAX + 1);
+      const overflow = state.groups[overflowGroupKey('failure')];
+      assert.equal(overflow.buffer?.count, 100);
+      assert.equal(notes[GROUPS_MAX], `grouped into digest ${digestId(GROUPS_MAX + 1)} (group failure|…other groups)`);
+      assert.ok(Object.keys(state.groups).every((k) => jsonBytes(k) - 2 <= KEY_MAX_BYTES));
+      const digests = dueActions(state, sec(40), ids);
+      assert.equal(digests.length, GROUPS_MAX + 1);
+      const last = digests.at(-1)!;
+      assert.ok(last.kind === 'digest' && last.group.key === 'failure|…other groups' && last.group.count === 100);
+      // a group that closes makes room again
+      assert.deepEqual(dueActions(state, sec(340), ids), []);
+      const note = only(admitItem(state, alert(settings, failed(9999, 400, { error: { message: 'new' } })), sec(400), ids), 'decided').note;
+      assert.match(note, /\(group failure\|wf_orders\|new\)$/);
+    });
+
+    it(`keeps a digest's newest event whole, without its data when that is over NEWEST_DATA_MAX`, () => {
+      const settings: NoiseSettings = { ...NOISE_OFF, grouping: grouping(30, 300) };
+      const state = emptyNoiseState();
+      const small = { blob: 'd'.repeat(NEWEST_DATA_MAX - 100) };
+      admitItem(state, alert(settings, failed(1, 1, { data: small })), sec(1), ids);
+      assert.deepEqual(only(dueActions(state, sec(31), ids), 'digest').event.data, small);
+      const big = failed(2, 40, { data: { blob: 'd'.repeat(1_000_000) } });
+      admitItem(state, alert(settings, big), sec(40), ids);
+      const { data: _data, ...withoutData } = big;
+      assert.deepEqual(only(dueActions(state, sec(331), ids), 'digest').event, withoutData);
+    });
+
+    it('lists 1000 events of 2 KB messages whole in one digest, well under 600 KB', () => {
+      const settings: NoiseSettings = { ...NOISE_OFF, grouping: grouping(5, 30, 1000) };
+      const state = emptyNoiseState();
+      for (let n = 0; n < 1000; n++) admitItem(state, alert(settings, failed(n, n / 100, { error: { message: `${n} ${'z'.repeat(2000)}`, step: 'createContact', code: 'E_HTTP' } })), sec(n / 100), ids);
+      const digest = only(dueActions(state, sec(10), ids), 'digest');
+      assert.equal(digest.group.events.length, 1000);
+      assert.equal(digest.group.more, 0);
+      assert.ok(jsonBytes(digest) < 500 * 1024, `${jsonBytes(digest)} bytes`);
+    });
+
+    it('keeps a digest of 1000 events at their caps under 1 MiB: it lists the oldest that fit and counts the rest', () => {
+      const settings: NoiseSettings = { ...NOISE_OFF, grouping: { by: ['workflow.id'], waitSeconds: 5, intervalSeconds: 30, maxEvents: 1000 } };
+      const state = emptyNoiseState();
+      const pad = (text: string, length: number) => `${text}${'_'.repeat(length - text.length)}`;
+      for (let n = 0; n < 1000; n++) {
+        const event = failed(n, n / 100, {
+          id: pad(`evt_${n}`, 200), workflowId: pad('wf', 200), runId: pad(`run_${n}`, 200),
+          error: { message: '"\u0001😀'.repeat(2500), step: '"'.repeat(500), code: '\u0002'.repeat(200) }, data: { blob: 'd'.repeat(1_000_000) },
+        });
+        admitItem(state, alert(settings, event), sec(n / 100), ids);
+      }
+      const digest = only(dueActions(state, sec(10), ids), 'digest');
+      assert.ok(jsonBytes(digest) <= MiB, `${jsonBytes(digest)} bytes`);
+      assert.equal(digest.group.count, 1000);
+      assert.ok(digest.group.events.length > 100 && digest.group.more === 1000 - digest.group.events.length);
+      assert.deepEqual(digest.group.events.map((e) => e.id), Array.from({ length: digest.group.events.length }, (_, n) => pad(`evt_${n}`, 200)));
+      assert.equal(digest.event.id, pad('evt_999', 200));
+      assert.equal(digest.event.data, undefined);
+    });
+
+    it('stays under 1.5 MiB of state and 1 MiB a digest with everything at its cap', function () {
+      this.timeout(60_000);
+      // every id at its 200 characters, messages of 10 000 (some all escapes), steps of 500, data of 15 KB and 20 KB,
+      // keyed and grouped by the message: more ids, dedup keys and groups than are kept
+      const settings: NoiseSettings = {
+        grouping: { by: ['workflow.id', 'error.message'], waitSeconds: 3600, intervalSeconds: 86_400, maxEvents: 1000 },
+        dedup: { key: '{{ error.message }}', windowSeconds: 7 * 86_400 }, recovery: true, throttle: null, repeatIntervalSeconds: null,
+      };
+      const pad = (text: string, length: number) => `${text}${'_'.repeat(length - text.length)}`;
+      const workflowId = pad('wf', 200);
+      const plain = 'm'.repeat(10_000);
+      const escapes = '"\u0001\\é😀'.repeat(2000);
+      const smallData = { blob: 'd'.repeat(15_000) };
+      const bigData = { blob: 'd'.repeat(20_000) };
+      const event = (n: number, s: number): ExecutionEvent => ({
+        id: pad(`evt_${n}`, 200), type: 'run.failed', workflowId, runId: pad(`run_${n}`, 200), occurredAt: at(s),
+        workflow: { name: 'n'.repeat(500), version: 'v'.repeat(100) },
+        run: { startedAt: at(s - 1), finishedAt: at(s) },
+        error: { message: `${n}:${(n % 3 ? plain : escapes).slice(0, 10_000 - 8)}`, step: (n % 2 ? 's' : '"').repeat(500), code: (n % 2 ? 'c' : '\u0002').repeat(200) },
+        data: n % 2 ? smallData : bigData,
+      });
+      const item = (n: number, s: number) => {
+        const e = event(n, s);
+        return alert(settings, e, { deliveryId: `dlv-cfg_1-${e.id}`, dedupKey: e.error!.message! });
+      };
+      const state = emptyNoiseState();
+      // an incident with more digests out than it remembers
+      for (let n = 0; n < INCIDENT_DELIVERIES_MAX + 10; n++) admitItem(state, item(n, 0), sec(0), ids);
+      assert.equal(dueActions(state, sec(3600), ids).length, INCIDENT_DELIVERIES_MAX + 10);
+      let largest = 0;
+      for (let n = 1000; n < 1000 + SEEN_IDS_MAX + 2000; n++) {
+        admitItem(state, item(n, 3600 + n / 1000), sec(3600 + n / 1000), ids);
+        if (n % 1000 === 0) largest = Math.max(largest, jsonBytes(state));
+      }
+      const bytes = jsonBytes(state);
+      largest = Math.max(largest, bytes);
+      assert.equal(state.seenCount, SEEN_IDS_MAX);
+      assert.equal(Object.keys(state.dedup).length, DEDUP_WINDOWS_MAX);
+      assert.equal(Object.keys(state.groups).length, GROUPS_MAX + 1);
+      assert.equal(state.incident?.deliveries.length, INCIDENT_DELIVERIES_MAX);
+      assert.ok(largest <= 1.5 * MiB, `state: ${largest} bytes`);
+      // the state decides the same after a trip through JSON
+      assert.deepEqual(JSON.parse(JSON.stringify(state)), state);
+
+      const digests = dueActions(state, sec(3600 + 86_400), ids);
+      // the first digests' groups had nothing more: they close
+      assert.equal(digests.length, GROUPS_MAX + 1 - (INCIDENT_DELIVERIES_MAX + 10));
+      const sizes = digests.map((d) => jsonBytes(d));
+      assert.ok(Math.max(...sizes) <= 1 * MiB, `largest digest: ${Math.max(...sizes)} bytes`);
+      const overflow = digests.find((d) => d.kind === 'digest' && d.group.key === overflowGroupKey('failure'));
+      assert.ok(overflow?.kind === 'digest' && overflow.group.count > 10_000 && overflow.group.events.length > 0);
     });
   });
 });
