@@ -1,4 +1,5 @@
 import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
 import { logger } from '../lib/log';
@@ -41,6 +42,9 @@ export interface RetriedAttempts extends AttemptRequest {
   /** when the first attempt started (epoch ms): the plan's maxDurationMs counts from it */
   firstAttemptAtMs: number;
 }
+
+/** How often a waiting recovery looks whether its incident's alerts have ended. */
+const AWAIT_DELIVERIES_POLL_MS = 1_000;
 
 /** The failure type of a retried attempt that did not deliver, as the Temporal Web UI shows it (the message says why). */
 const ATTEMPT_FAILED = 'WebhookAttemptFailed';
@@ -199,6 +203,31 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
       if (!silence) return { route: 'send' };
       await recordNoiseDecisions(deps.db, [{ ref: deliveryRef(input), outcome: 'silenced', note: silence.note }]);
       return { route: 'silenced', note: silence.note };
+    },
+
+    /**
+     * Waits until none of these AlertDelivery workflows runs any more (a recovery's incident alerts),
+     * heartbeating as it polls; one not found (never started, or closed and gone) has ended.
+     */
+    async awaitDeliveriesEnded(deliveryIds: string[]): Promise<void> {
+      const { client } = deps.temporal;
+      let waiting = [...deliveryIds];
+      for (;;) {
+        const running = await Promise.all(
+          waiting.map(async (id) => {
+            try {
+              return (await client.workflow.getHandle(id).describe()).status.name === 'RUNNING' ? id : null;
+            } catch (err) {
+              if (err instanceof WorkflowNotFoundError) return null;
+              throw err;
+            }
+          }),
+        );
+        waiting = running.filter((id): id is string => id !== null);
+        Context.current().heartbeat({ waitingFor: waiting });
+        if (waiting.length === 0) return;
+        await Context.current().sleep(AWAIT_DELIVERIES_POLL_MS);
+      }
     },
 
     /**

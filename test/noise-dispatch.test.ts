@@ -205,6 +205,22 @@ describe('noise control: dispatch and delivery ends of the pipeline (end to end)
     assert.equal(receiver.at(path).length, 1, 'one digest, nothing else');
   });
 
+  it('sends a recovery only after the alert it resolves has ended: a retried failure alert lands first', async () => {
+    const workflowId = `wf_recovery_order_${uid()}`;
+    const path = `/recovery-order-${uid()}`;
+    // the failure alert's first attempt is answered 503, its retry 2 s later lands; everything after, 200
+    await createConfig({
+      workflowId, conditions: [{ type: 'failure' }], webhook: { url: receiver.on(path, (n) => ({ status: n === 1 ? 503 : 200 })) }, payload: { template: null },
+      recovery: true, retry: { maxAttempts: 3, initialIntervalMs: 2000, backoffCoefficient: 2, maxIntervalMs: 4000, maxDurationMs: 60_000 },
+    });
+    const now = Date.now();
+    await postEvent(failed(workflowId, `evt_ro_f_${uid()}`, iso(now)));
+    await receiver.waitFor(path, 1);
+    await postEvent({ id: `evt_ro_ok_${uid()}`, type: 'run.succeeded', workflowId, runId: `run_ok_${uid()}`, occurredAt: iso(now + 100) });
+    const got = await receiver.waitFor(path, 3, 30_000);
+    assert.deepEqual(got.map((r) => JSON.parse(r.body).type), ['alert.failure', 'alert.failure', 'alert.recovered']);
+  });
+
   it('tells a successful run to no workflow when no AlertNoise runs for a config with recovery: 202, nothing started', async () => {
     const workflowId = `wf_recovery_${uid()}`;
     const configId = await createConfig({ workflowId, conditions: [{ type: 'failure' }], webhook: { url: receiver.on(`/recovery-${uid()}`, () => ({ status: 200 })) }, recovery: true });

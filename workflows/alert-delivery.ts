@@ -62,6 +62,14 @@ const firstAttempt = proxyLocalActivities<Activities>({
   retry: { initialInterval: '200ms', maximumInterval: '10s' },
 });
 
+// A recovery waits for the alerts of its incident that are still being delivered (a retried digest
+// may take the config's whole retry duration, at most 30 days): one long activity that heartbeats.
+const awaiting = proxyActivities<Activities>({
+  startToCloseTimeout: '31 days',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '1s', maximumInterval: '1 minute' },
+});
+
 /**
  * One alert: (for a delay watch) wait for the run to finish or the threshold
  * to pass, render once and POST; if that first attempt must be retried, POST
@@ -107,6 +115,11 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
       }
     }
   }
+
+  // A recovery goes out after the alerts it resolves: a PagerDuty resolve or an Opsgenie close that
+  // overtook its trigger (still retrying) would leave the incident open. (Only inputs of this version
+  // have `after`: earlier histories never come here.)
+  if (input.after?.length) await awaiting.awaitDeliveriesEnded(input.after);
 
   // Render and make the first attempt inside this workflow task (the workflow's clock: a delay
   // alert's run.durationMs is measured when the timer fired). Most alerts end here.

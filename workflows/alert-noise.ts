@@ -256,7 +256,7 @@ function deliveryOf(input: AlertNoiseInput, action: NoiseAction): AlertDeliveryI
     case 'digest':
       return { deliveryId: action.deliveryId, projectId, configId, condition: action.group.condition, event: action.event, group: action.group, ...noise, pipelined: true };
     case 'recovery':
-      return { deliveryId: action.deliveryId, projectId, configId, condition: 'recovered', event: action.event, recovery: action.recovery, ...noise, pipelined: true };
+      return { deliveryId: action.deliveryId, projectId, configId, condition: 'recovered', event: action.event, recovery: action.recovery, ...noise, pipelined: true, after: action.after };
   }
 }
 

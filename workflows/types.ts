@@ -23,6 +23,8 @@ export interface AlertDeliveryInput {
   noise?: NoiseSummary;
   /** the noise pipeline let this alert through: it is not routed to the pipeline again */
   pipelined?: boolean;
+  /** a recovery: the deliveries of its incident's alerts, which must end before it is sent */
+  after?: string[];
 }
 
 /** How a delivery ends. */
