@@ -519,6 +519,18 @@ function groupKeyFor(state: NoiseState, item: NoiseAlertItem, nowMs: number): st
   return Object.keys(state.groups).length < GROUPS_MAX ? key : overflowGroupKey(item.condition);
 }
 
+/**
+ * When a new group's wait began: when the service received its first alert's event (as Alertmanager's
+ * group_wait counts from the alert's arrival), not when this workflow got to it (a burst's signals
+ * queue behind busy workflow tasks for seconds). An alert that queued longer than the wait goes out in
+ * a digest at once; a fired delay watch's alert (its event came long before) and one without a
+ * receipt time count from now.
+ */
+function groupOpenedAtMs(item: NoiseAlertItem, waitSeconds: number, nowMs: number): number {
+  const receivedMs = item.watch || !item.receivedAt ? NaN : Date.parse(item.receivedAt);
+  return Number.isFinite(receivedMs) ? Math.min(nowMs, Math.max(receivedMs, nowMs - waitSeconds * 1000)) : nowMs;
+}
+
 /** Puts the event into its group's next digest (opening the group when needed); the grouped note. */
 function addToGroup(state: NoiseState, item: NoiseAlertItem, grouping: NonNullable<NoiseSettings['grouping']>, nowMs: number, ids: NoiseIds): string {
   const key = groupKeyFor(state, item, nowMs);
@@ -528,7 +540,7 @@ function addToGroup(state: NoiseState, item: NoiseAlertItem, grouping: NonNullab
   if (!group) {
     group = {
       key, by: grouping.by, condition: item.condition, intervalSeconds: grouping.intervalSeconds, maxEvents: grouping.maxEvents,
-      flushAtMs: nowMs + grouping.waitSeconds * 1000, digests: 0, buffer: null,
+      flushAtMs: groupOpenedAtMs(item, grouping.waitSeconds, nowMs) + grouping.waitSeconds * 1000, digests: 0, buffer: null,
     };
     state.groups[key] = group;
   }

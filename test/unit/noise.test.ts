@@ -237,6 +237,22 @@ describe('noise pipeline reducer (lib/noise.ts)', () => {
   describe('grouping', () => {
     const settings: NoiseSettings = { ...NOISE_OFF, grouping: grouping(30, 300) };
 
+    it("counts a new group's wait from when the service received its first alert's event, not from when the pipeline took it in", () => {
+      // a burst's signals queue behind busy workflow tasks: the alert received at 0 s is taken in at 12 s
+      const state = emptyNoiseState();
+      admitItem(state, alert(settings, failed(0), { receivedAt: at(0) }), sec(12), ids);
+      assert.equal(nextWakeMs(state), sec(30));
+      assert.deepEqual(dueActions(state, sec(29), ids), []);
+      assert.equal(only(dueActions(state, sec(30), ids), 'digest').group.count, 1);
+      // one that queued longer than the wait goes out at once; a fired delay watch's counts from now
+      const late = emptyNoiseState();
+      admitItem(late, alert(settings, failed(0), { receivedAt: at(0) }), sec(45), ids);
+      assert.equal(nextWakeMs(late), sec(45));
+      const watch = emptyNoiseState();
+      admitItem(watch, alert(settings, failed(0), { receivedAt: at(0), watch: true, condition: 'delay' }), sec(12), ids);
+      assert.equal(nextWakeMs(watch), sec(42));
+    });
+
     it('waits waitSeconds for the first digest, then sends the next events at most every intervalSeconds, and closes when none came', () => {
       const state = emptyNoiseState();
       const first = only(admitItem(state, alert(settings, failed(0)), sec(0), ids), 'decided');
