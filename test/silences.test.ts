@@ -112,13 +112,15 @@ describe('silences API', function () {
 
   describe('refuses with 400 naming the field', () => {
     const recurrence = { cron: '0 2 * * *', durationSeconds: 3600, timeZone: 'UTC' };
+    // one instant for both ends (two calls of inMinutes may be a millisecond apart)
+    const inAnHour = inMinutes(60);
     const cases: [string, object, string, RegExp][] = [
       ['neither configId nor workflowId', { from: inMinutes(1), until: inMinutes(60) }, 'configId', /give configId .* or workflowId/],
       ['both configId and workflowId', { configId: 'cfg_x', workflowId: 'wf_x', from: inMinutes(1), until: inMinutes(60) }, 'workflowId', /not both/],
       ['no from', { workflowId: 'wf_x', until: inMinutes(60) }, 'from', /from is required/],
       ['no until', { workflowId: 'wf_x', from: inMinutes(1) }, 'until', /until is required with from/],
       ['until before from', { workflowId: 'wf_x', from: inMinutes(60), until: inMinutes(1) }, 'until', /until must be after from/],
-      ['until equal to from', { workflowId: 'wf_x', from: inMinutes(60), until: inMinutes(60) }, 'until', /until must be after from/],
+      ['until equal to from', { workflowId: 'wf_x', from: inAnHour, until: inAnHour }, 'until', /until must be after from/],
       ['a one-off window and a recurrence', { workflowId: 'wf_x', from: inMinutes(1), until: inMinutes(60), recurrence }, 'recurrence', /one-off .* or recurring .*, not both/],
       ['a bad cron', { workflowId: 'wf_x', recurrence: { ...recurrence, cron: '0 2 * *' } }, 'recurrence.cron', /needs 5 fields/],
       ['a cron value out of range', { workflowId: 'wf_x', recurrence: { ...recurrence, cron: '0 2 * * 9' } }, 'recurrence.cron', /the day-of-week field "9": 9 is out of range/],
