@@ -6,7 +6,7 @@ import { logger } from '../lib/log';
 import { noteDeliveryFinished, noteFirstAttemptSent } from '../lib/metrics';
 import { buildTemplateContext } from '../lib/render';
 import { classifyStatus, givingUp } from '../lib/retry';
-import { noiseOn, type DeliveryRef, type NoiseSettings } from '../lib/schemas';
+import { noiseOn, noiseSettingsOf, type DeliveryRef } from '../lib/schemas';
 import { TemplateError } from '../lib/templates';
 import type { ServiceDeps } from '../runtime/deps';
 import { renderAlertSandboxed } from '../runtime/template-sandbox';
@@ -188,9 +188,7 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
       const config = await findConfig(deps.db, deps.keyring, input.projectId, input.configId);
       if (!config || !config.enabled) return { route: 'send' };
       const silence = (await loadSilences(deps.db, input.projectId, input.event.workflowId))(input.configId, nowMs);
-      const noise: NoiseSettings = {
-        grouping: config.grouping, recovery: config.recovery, throttle: config.throttle, dedup: config.dedup, repeatIntervalSeconds: config.repeatIntervalSeconds,
-      };
+      const noise = noiseSettingsOf(config);
       if (noiseOn(noise)) {
         const item = await noiseAlertItem(
           { id: config.id, name: config.name, noise },

@@ -1,7 +1,7 @@
 import { AlertsError, notFound } from '../lib/errors';
 import { immediateDeliveryId } from '../lib/delivery-ids';
 import { logger } from '../lib/log';
-import { noiseOn, type HeldAction, type NoiseSettings, type StartedDelivery } from '../lib/schemas';
+import { noiseOn, noiseSettingsOf, type HeldAction, type StartedDelivery } from '../lib/schemas';
 import type { ServiceDeps } from '../runtime/deps';
 import { recordAudit, SERVICE_ACTOR, type Actor } from '../store/audit';
 import { getConfig } from '../store/configs';
@@ -65,9 +65,7 @@ export async function releaseHeld(deps: Deps, projectId: string, configId: strin
   const count = await countHeld(deps.db, projectId, configId);
   if (count > 0) await recordAudit(deps.db, { ...entry(count), action: 'config.held_sent' });
   const deliveries: StartedDelivery[] = [];
-  const noiseSettings: NoiseSettings = {
-    grouping: config.grouping, recovery: config.recovery, throttle: config.throttle, dedup: config.dedup, repeatIntervalSeconds: config.repeatIntervalSeconds,
-  };
+  const noiseSettings = noiseSettingsOf(config);
   const noise = noiseOn(noiseSettings) ? noiseSettings : null;
   let inOrder = true;
   for (;;) {

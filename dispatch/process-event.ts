@@ -36,14 +36,15 @@ export async function dispatchEvent(deps: Deps, projectId: string, rawEvent: unk
   const configs = await dispatchableConfigsFor(deps.db, projectId, event.workflowId);
   const work: Promise<StartedDelivery | undefined>[] = [];
   const held: HeldMatch[] = [];
-  // read once per event, and only when an alert was matched
+  // read once per event, and only when an alert was matched for a config that has silences
   let silences: ReturnType<typeof loadSilences> | undefined;
-  const silenceOf = async (configId: string) => (await (silences ??= loadSilences(deps.db, projectId, event.workflowId)))(configId, eventAtMs);
+  const silenceOf = async (config: (typeof configs)[number]) =>
+    config.silenceable ? (await (silences ??= loadSilences(deps.db, projectId, event.workflowId)))(config.id, eventAtMs) : undefined;
 
   /** An immediate alert of an enabled config: silenced, to its noise pipeline, or started. */
   const send = async (config: (typeof configs)[number], condition: SendAction['condition']): Promise<StartedDelivery> => {
     const deliveryId = immediateDeliveryId(config.id, event.id);
-    const silence = await silenceOf(config.id);
+    const silence = await silenceOf(config);
     if (noiseOn(config.noise)) {
       const item = await noiseAlertItem(
         config,

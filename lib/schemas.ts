@@ -149,6 +149,10 @@ export const noiseSettingsFields = {
 export const noiseSettingsSchema = z.object(noiseSettingsFields);
 export type NoiseSettings = z.infer<typeof noiseSettingsSchema>;
 export const NOISE_OFF: NoiseSettings = { grouping: null, recovery: false, throttle: null, dedup: null, repeatIntervalSeconds: null };
+/** The noise settings of a config (or a config input): its five fields, as the pipeline reads them. */
+export const noiseSettingsOf = (c: NoiseSettings): NoiseSettings => ({
+  grouping: c.grouping, recovery: c.recovery, throttle: c.throttle, dedup: c.dedup, repeatIntervalSeconds: c.repeatIntervalSeconds,
+});
 /** Whether a config's alerts go through its noise pipeline (the AlertNoise workflow) at all. */
 export const noiseOn = (n: NoiseSettings | null | undefined): n is NoiseSettings =>
   !!n && (n.grouping !== null || n.recovery || n.throttle !== null || n.dedup !== null || n.repeatIntervalSeconds !== null);

@@ -3,7 +3,7 @@ import { configChanges, MASK, secretChange, type AuditedConfig } from '../lib/au
 import { open, seal, type Keyring } from '../lib/crypto';
 import { newWebhookSecret } from '../lib/crypto';
 import { notFound } from '../lib/errors';
-import { NOISE_OFF, noiseOn, type AlertConfig, type AlertConfigInput, type AlertCondition, type NoiseSettings } from '../lib/schemas';
+import { NOISE_OFF, noiseOn, noiseSettingsOf, type AlertConfig, type AlertConfigInput, type AlertCondition, type NoiseSettings } from '../lib/schemas';
 import type { PresetName } from '../lib/presets';
 import type { JsonValue } from '../lib/templates';
 import { recordAudit, SERVICE_ACTOR, type Actor } from './audit';
@@ -149,9 +149,7 @@ export const noiseOf = (row: Pick<ConfigRow, 'noise'>): NoiseSettings => ({ ...N
 
 /** The noise settings of a config input, as the noise column keeps them (null when all are off). */
 function noiseColumn(input: AlertConfigInput): string | null {
-  const noise: NoiseSettings = {
-    grouping: input.grouping, recovery: input.recovery, throttle: input.throttle, dedup: input.dedup, repeatIntervalSeconds: input.repeatIntervalSeconds,
-  };
+  const noise = noiseSettingsOf(input);
   return noiseOn(noise) ? JSON.stringify(noise) : null;
 }
 
@@ -306,9 +304,14 @@ export async function dispatchableConfigsFor(
   db: Queryable,
   projectId: string,
   workflowId: string,
-): Promise<{ id: string; name: string; conditions: AlertCondition[]; held: boolean; noise: NoiseSettings }[]> {
-  const rows = await db.query<{ id: string; name: string; conditions: AlertCondition[]; held: boolean; noise: NoiseSettings | null }>(
-    'SELECT id, name, conditions, NOT enabled AS held, noise FROM alert_configs WHERE project_id = $1 AND workflow_id = $2 AND (enabled OR disabled_reason IS NOT NULL)',
+): Promise<{ id: string; name: string; conditions: AlertCondition[]; held: boolean; noise: NoiseSettings; silenceable: boolean }[]> {
+  // `silenceable`: a silence exists for the config or its workflow (in force or not), so that dispatch
+  // reads silences only then: one round trip fewer on the alert path of every config without any
+  const rows = await db.query<{ id: string; name: string; conditions: AlertCondition[]; held: boolean; noise: NoiseSettings | null; silenceable: boolean }>(
+    `SELECT id, name, conditions, NOT enabled AS held, noise,
+       EXISTS (SELECT 1 FROM alert_silences s WHERE s.project_id = alert_configs.project_id
+                 AND (s.config_id = alert_configs.id OR s.workflow_id = alert_configs.workflow_id)) AS silenceable
+     FROM alert_configs WHERE project_id = $1 AND workflow_id = $2 AND (enabled OR disabled_reason IS NOT NULL)`,
     [projectId, workflowId],
   );
   return rows.map((row) => ({ ...row, noise: noiseOf(row) }));
