@@ -17,6 +17,7 @@ import { disableConfig, getConfig as getStoredConfig, saveConfig } from '../stor
 import { countFailure, countSuccess, lockForReenable, reenableConfig } from '../store/health';
 import { countHeld, holdAlert } from '../store/held';
 import { projectHealthSettings } from '../store/project-settings';
+import { eventually } from './support/eventually';
 import { Receiver, type Received } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
 import { STORE_KINDS, useStore } from './support/stores';
@@ -31,7 +32,6 @@ import { STORE_KINDS, useStore } from './support/stores';
  */
 
 const uid = () => randomBytes(5).toString('hex');
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const newSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
 /** one attempt per delivery: each event is one failed (or delivered) delivery */
@@ -62,17 +62,6 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
   const api = (method: string, path: string, body?: unknown) => stack.api(method, path, body, token);
 
   /** polls `probe` until it returns something truthy, within a deadline */
-  async function eventually<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last: unknown;
-    for (;;) {
-      const value = await probe();
-      if (value) return value;
-      last = value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-      await sleep(100);
-    }
-  }
 
   /** The operator alerts received so far, each verified with the operator secret (a bad signature throws). */
   function operatorAlerts(type?: string, configId?: string): OperatorAlert[] {

@@ -6,6 +6,7 @@ import { noiseWorkflowId } from '../lib/delivery-ids';
 import { defaultOperations } from '../runtime/deps';
 import { disableConfig } from '../store/configs';
 import { attemptsOverWindows } from '../runtime/failure-rate-monitor';
+import { eventually } from './support/eventually';
 import { Receiver } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
 
@@ -31,17 +32,6 @@ describe('noise control: dispatch and delivery ends of the pipeline (end to end)
 
   const api = (method: string, path: string, body?: unknown) => stack.api(method, path, body, token);
 
-  async function eventually<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last: unknown;
-    for (;;) {
-      const value = await probe();
-      if (value) return value;
-      last = value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-      await sleep(100);
-    }
-  }
 
   async function createConfig(config: Record<string, unknown>): Promise<string> {
     const res = await api('POST', '/api/alerts/config', {

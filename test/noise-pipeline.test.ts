@@ -8,7 +8,7 @@ import { createActivities } from '../activities';
 import { newKeySpec, parseKeyring } from '../lib/crypto';
 import { parseEgressPolicy } from '../lib/egress';
 import { ALL_SEARCH_ATTRIBUTES } from '../lib/search-attributes';
-import { alertConfigInputSchema } from '../lib/schemas';
+import { alertConfigInputSchema, noiseSettingsOf } from '../lib/schemas';
 import { defaultOperations } from '../runtime/deps';
 import { resolveTimeSkippingServer } from '../runtime/temporal-cli';
 import { saveConfig } from '../store/configs';
@@ -17,6 +17,7 @@ import { groupKey, recoveryDeliveryId, type NoiseAlertItem, type NoiseItem } fro
 import type { ExecutionEvent, NoiseSettings } from '../lib/schemas';
 import type { AlertNoiseInput } from '../workflows/types';
 import { NOISE_ITEM_SIGNAL } from '../workflows/types';
+import { eventually } from './support/eventually';
 import { Receiver, type Received } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
 import { openStore, type TestStore } from './support/stores';
@@ -74,17 +75,6 @@ describe('noise pipeline: dedup, throttle, repeat, recovery, grouping (end to en
 
   // ------------------------------------------------------------ helpers
 
-  async function eventually<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last: unknown;
-    for (;;) {
-      const value = await probe();
-      if (value) return value;
-      last = value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-      await sleep(100);
-    }
-  }
 
   /** A config of its own MeshHook workflow and receiver path, failures alerted, with these noise settings. */
   async function createConfig(noise: Partial<NoiseSettings>, extra: Record<string, unknown> = {}): Promise<{ config: Config; path: string }> {
@@ -629,7 +619,7 @@ describe('noise pipeline over hours (time-skipping test server)', function () {
     await receiver?.close();
   });
 
-  const settings = (): NoiseSettings => ({ grouping: config.grouping, recovery: config.recovery, throttle: config.throttle, dedup: config.dedup, repeatIntervalSeconds: config.repeatIntervalSeconds });
+  const settings = (): NoiseSettings => noiseSettingsOf(config);
   const failure = (id: string): NoiseAlertItem => {
     const event: ExecutionEvent = { id, type: 'run.failed', occurredAt: '2026-12-01T10:00:00.000Z', workflowId, runId: `run_${id}`, error: { message: 'boom' } };
     return { kind: 'alert', deliveryId: immediateDeliveryId(config.id, id), condition: 'failure', event, groupKey: groupKey(['workflow.id'], event, 'failure'), dedupKey: null, silencedBy: null, watch: false, settings: settings() };
