@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { newKeySpec, parseKeyring } from '../lib/crypto';
 import { parseEgressPolicy } from '../lib/egress';
 import { defaultOperations } from '../runtime/deps';
 import { alertConfigInputSchema } from '../lib/schemas';
-import { ALL_SEARCH_ATTRIBUTES } from '../lib/search-attributes';
 import { temporal } from '@temporalio/proto';
-import { resolveTimeSkippingServer } from '../runtime/temporal-cli';
 import { saveConfig } from '../store/configs';
 import type { AlertDeliveryInput } from '../workflows/types';
+import { startTimeSkippingEnv } from './support/time-skipping';
 import { Receiver } from './support/receiver';
 import { openStore, type TestStore } from './support/stores';
 
@@ -32,12 +31,7 @@ describe('delay watch of five minutes (time-skipping test server)', function () 
   let configId: string;
 
   before(async () => {
-    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: await resolveTimeSkippingServer() } } });
-    // the workflow keeps its AlertStatus search attribute current: register ours as the dev server does
-    await env.connection.operatorService.addSearchAttributes({
-      namespace: env.namespace ?? 'default',
-      searchAttributes: Object.fromEntries(ALL_SEARCH_ATTRIBUTES.map((key) => [key.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
-    });
+    env = await startTimeSkippingEnv();
     store = await openStore('pglite');
     receiver = await Receiver.start();
     const saved = await saveConfig(

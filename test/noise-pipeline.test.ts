@@ -2,15 +2,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { newKeySpec, parseKeyring } from '../lib/crypto';
 import { parseEgressPolicy } from '../lib/egress';
-import { ALL_SEARCH_ATTRIBUTES } from '../lib/search-attributes';
 import { alertConfigInputSchema, noiseSettingsOf } from '../lib/schemas';
 import { defaultOperations } from '../runtime/deps';
-import { resolveTimeSkippingServer } from '../runtime/temporal-cli';
 import { saveConfig } from '../store/configs';
 import { configDeliveryIdPrefix, immediateDeliveryId, noiseWorkflowId } from '../lib/delivery-ids';
 import { groupKey, recoveryDeliveryId, type NoiseAlertItem, type NoiseItem } from '../lib/noise';
@@ -18,6 +16,7 @@ import type { ExecutionEvent, NoiseSettings } from '../lib/schemas';
 import type { AlertNoiseInput } from '../workflows/types';
 import { NOISE_ITEM_SIGNAL } from '../workflows/types';
 import { eventually } from './support/eventually';
+import { startTimeSkippingEnv } from './support/time-skipping';
 import { Receiver, type Received } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
 import { openStore, type TestStore } from './support/stores';
@@ -575,11 +574,7 @@ describe('noise pipeline over hours (time-skipping test server)', function () {
   const workflowId = 'wf_hourly';
 
   before(async () => {
-    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: await resolveTimeSkippingServer() } } });
-    await env.connection.operatorService.addSearchAttributes({
-      namespace: env.namespace ?? 'default',
-      searchAttributes: Object.fromEntries(ALL_SEARCH_ATTRIBUTES.map((key) => [key.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
-    });
+    env = await startTimeSkippingEnv();
     store = await openStore('pglite');
     receiver = await Receiver.start();
     const saved = await saveConfig(

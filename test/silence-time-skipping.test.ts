@@ -1,18 +1,16 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { temporal } from '@temporalio/proto';
 import { createActivities } from '../activities';
 import { newKeySpec, parseKeyring } from '../lib/crypto';
 import { parseEgressPolicy } from '../lib/egress';
 import { alertConfigInputSchema } from '../lib/schemas';
-import { ALL_SEARCH_ATTRIBUTES } from '../lib/search-attributes';
 import { defaultOperations } from '../runtime/deps';
-import { resolveTimeSkippingServer } from '../runtime/temporal-cli';
 import { saveConfig } from '../store/configs';
 import { createSilence } from '../store/silences';
 import type { AlertDeliveryInput } from '../workflows/types';
+import { startTimeSkippingEnv } from './support/time-skipping';
 import { Receiver } from './support/receiver';
 import { openStore, type TestStore } from './support/stores';
 
@@ -36,11 +34,7 @@ describe('recurring silence across its window, delay watches (time-skipping test
   let configId: string;
 
   before(async () => {
-    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: await resolveTimeSkippingServer() } } });
-    await env.connection.operatorService.addSearchAttributes({
-      namespace: env.namespace ?? 'default',
-      searchAttributes: Object.fromEntries(ALL_SEARCH_ATTRIBUTES.map((key) => [key.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
-    });
+    env = await startTimeSkippingEnv();
     store = await openStore('pglite');
     receiver = await Receiver.start();
     const saved = await saveConfig(
