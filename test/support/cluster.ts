@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { newKeySpec } from '../../lib/crypto';
+import { resolveTemporalServer, setupTemporalSchemas, startTemporalServer, postgresTarget, type TemporalServer } from '../../runtime/temporal-server';
+import { startPostgres, type TestPostgres } from './postgres';
+import { startServiceProcess, type ServiceProcess } from './processes';
+import { makeScratchDir } from './scratch';
+
+/**
+ * The deployment topology on one machine: PostgreSQL (throwaway, or the server of TEST_DATABASE_URL),
+ * the real Temporal server on it (runtime/temporal-server.ts), N API processes on N ports and M
+ * worker processes (`node --import tsx api/server.ts` / `worker.ts`, as the image runs them), every
+ * one on PostgreSQL. Used by test/cluster.test.ts, bench/cluster.ts and scripts/cluster.ts.
+ * stop() ends every process it started and drops what it made.
+ */
+export interface Cluster {
+  temporal: TemporalServer;
+  postgres: TestPostgres;
+  /** the alerts database */
+  databaseUrl: string;
+  apis: ClusterApi[];
+  workers: ServiceProcess[];
+  /** environment every API and worker gets (add PORT for an API) */
+  env: Record<string, string>;
+  token: string;
+  dir: string;
+  /** starts one more worker and waits until it is ready */
+  startWorker(): Promise<ServiceProcess>;
+  /** starts one more API process on a free port and waits until it is ready */
+  startApi(): Promise<ClusterApi>;
+  stop(): Promise<void>;
+}
+
+export interface ClusterApi {
+  url: string;
+  process: ServiceProcess;
+}
+
+export interface ClusterOptions {
+  apis?: number;
+  workers?: number;
+  /** `token:projectId` pairs beyond the cluster's own token (project `default`) */
+  extraTokens?: string[];
+  env?: Record<string, string>;
+  numHistoryShards?: number;
+  log?: (line: string) => void;
+}
+
+const READY = /ready; press Ctrl-C/;
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const databaseName = (url: string) => decodeURIComponent(new URL(url).pathname.slice(1));
+
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`[cluster] ${line}\n`));
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  const processes: ServiceProcess[] = [];
+  const stop = async () => {
+    const problems: string[] = [];
+    await Promise.all(processes.map((p) => p.kill('SIGTERM').catch((err: Error) => problems.push(`${p.name}: ${err.message}`))));
+    for (const fn of cleanups.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+    }
+    if (problems.length) throw new Error(`cluster stop: ${problems.join('; ')}`);
+  };
+  try {
+    const bin = await resolveTemporalServer({ log });
+    const dir = makeScratchDir('meshhook-alerts-cluster-');
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const postgres = await startPostgres();
+    cleanups.push(() => postgres.stop());
+    const [persistence, visibility, databaseUrl] = [await postgres.createDatabase(), await postgres.createDatabase(), await postgres.createDatabase()];
+    const target = postgresTarget(databaseUrl);
+    const databases = { persistence: databaseName(persistence), visibility: databaseName(visibility) };
+    setupTemporalSchemas(bin, target, databases, log);
+    const ports: number[] = [];
+    while (ports.length < 10) {
+      const port = await freePort();
+      if (!ports.includes(port)) ports.push(port);
+    }
+    const temporal = await startTemporalServer({
+      bin,
+      target,
+      databases,
+      frontendPort: ports[0],
+      ports: ports.slice(1),
+      dir: path.join(dir, 'temporal'),
+      namespace: 'default',
+      numHistoryShards: options.numHistoryShards,
+      log,
+    });
+    cleanups.push(() => temporal.stop());
+
+    const token = `cluster_${randomBytes(16).toString('hex')}`;
+    const env: Record<string, string> = {
+      DATABASE_URL: databaseUrl,
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: 'default',
+      TEMPORAL_TASK_QUEUE: 'meshhook-alerts',
+      ALERTS_ENCRYPTION_KEYS: newKeySpec(),
+      ALERTS_API_TOKENS: [`${token}:default`, ...(options.extraTokens ?? [])].join(','),
+      ALERTS_EGRESS_ALLOW: '127.0.0.1',
+      ALERTS_ALLOW_PRIVATE_NETWORKS: '',
+      DATA_DIR: path.join(dir, 'data'),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      ...options.env,
+    };
+    const apis: ClusterApi[] = [];
+    const workers: ServiceProcess[] = [];
+    const startApi = async () => {
+      const port = await freePort();
+      const proc = startServiceProcess(`api ${apis.length + 1}`, 'api/server.ts', { ...env, PORT: String(port) });
+      processes.push(proc);
+      await proc.waitForOutput(READY, 120_000);
+      const api = { url: `http://127.0.0.1:${port}`, process: proc };
+      apis.push(api);
+      return api;
+    };
+    const startWorker = async () => {
+      const proc = startServiceProcess(`worker ${workers.length + 1}`, 'worker.ts', env);
+      processes.push(proc);
+      await proc.waitForOutput(READY, 120_000);
+      workers.push(proc);
+      return proc;
+    };
+    // one at a time: each runs the migrations under an advisory lock and bundles its workflows
+    for (let i = 0; i < (options.apis ?? 2); i++) await startApi();
+    for (let i = 0; i < (options.workers ?? 2); i++) await startWorker();
+    return { temporal, postgres, databaseUrl, apis, workers, env, token, dir, startApi, startWorker, stop };
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** The pid of the process (among `pids`) that has a TCP connection open to 127.0.0.1:`port` (Linux /proc). */
+export function pidConnectedTo(port: number, pids: number[]): number | undefined {
+  const inodes = new Set<string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!fs.existsSync(file)) continue;
+    for (const line of fs.readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 10) continue;
+      const remotePort = parseInt(fields[2].split(':')[1], 16);
+      if (remotePort === port && fields[3] === '01') inodes.add(fields[9]); // 01: ESTABLISHED
+    }
+  }
+  for (const pid of pids) {
+    let fds: string[] = [];
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+        const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+        if (inode && inodes.has(inode)) return pid;
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  }
+  return undefined;
+}
