@@ -62,6 +62,25 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A free port below 32768: Temporal's cluster_membership table keeps ports as smallint, so the
+ * server's ports (not only its membership ports: rpc_port too) must stay under it; the kernel's
+ * ephemeral ports are above it.
+ */
+async function freeLowPort(taken: number[]): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (taken.includes(port)) continue;
+    const ok = await new Promise<boolean>((resolve) => {
+      const server = net.createServer();
+      server.unref();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+}
+
 const databaseName = (url: string) => decodeURIComponent(new URL(url).pathname.slice(1));
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
@@ -91,10 +110,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const databases = { persistence: databaseName(persistence), visibility: databaseName(visibility) };
     setupTemporalSchemas(bin, target, databases, log);
     const ports: number[] = [];
-    while (ports.length < 10) {
-      const port = await freePort();
-      if (!ports.includes(port)) ports.push(port);
-    }
+    while (ports.length < 10) ports.push(await freeLowPort(ports));
     const temporal = await startTemporalServer({
       bin,
       target,
