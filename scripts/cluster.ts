@@ -9,7 +9,9 @@
  *   4. the server, the `default` namespace and the six search attributes;
  *   5. CLUSTER_APIS API processes (default 2), each on its own port, and CLUSTER_WORKERS worker
  *      processes (default 2), all on PostgreSQL.
- * Ctrl-C stops everything. `npm run cluster -- --build` only builds (or finds) the server and
+ * CLUSTER_TEMPORAL_PORT and CLUSTER_API_PORT (the first API's; the others follow) fix the ports;
+ * unset, free ones are taken. Each process's log lines are shown prefixed with its name (LOG_LEVEL,
+ * default warn). Ctrl-C stops everything. `npm run cluster -- --build` only builds (or finds) the server and
  * prints where it is (.ci/run uses it).
  *
  * The real server has no Web UI built in (the CLI's dev server does): run the Temporal UI server
@@ -38,7 +40,22 @@ async function main(): Promise<void> {
   const apis = count('CLUSTER_APIS', 2);
   const workers = count('CLUSTER_WORKERS', 2);
   log(`starting PostgreSQL, the Temporal server ${TEMPORAL_SERVER_VERSION}, ${apis} API and ${workers} worker processes ...`);
-  const cluster = await startCluster({ apis, workers, log, env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' } });
+  const port = (name: string) => (process.env[name] ? count(name, 0) : undefined);
+  const cluster = await startCluster({
+    apis,
+    workers,
+    log,
+    temporalPort: port('CLUSTER_TEMPORAL_PORT'),
+    apiPort: port('CLUSTER_API_PORT'),
+    env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', LOG_FORMAT: 'pretty' },
+    onProcess: (proc) => {
+      const show = (chunk: Buffer) => {
+        for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) process.stdout.write(`[${proc.name}] ${line}\n`);
+      };
+      proc.child.stdout?.on('data', show);
+      proc.child.stderr?.on('data', show);
+    },
+  });
   let stopping = false;
   const stop = async (why: string) => {
     if (stopping) return;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { Client } from 'pg';
 import { newKeySpec } from '../../lib/crypto';
 import { resolveTemporalServer, setupTemporalSchemas, startTemporalServer, postgresTarget, type TemporalServer } from '../../runtime/temporal-server';
 import { startPostgres, type TestPostgres } from './postgres';
@@ -45,6 +46,12 @@ export interface ClusterOptions {
   extraTokens?: string[];
   env?: Record<string, string>;
   numHistoryShards?: number;
+  /** the Temporal frontend's port (default: a free one) */
+  temporalPort?: number;
+  /** the first API's port, the next ones follow (default: free ones) */
+  apiPort?: number;
+  /** called with each API and worker process as it starts (npm run cluster shows their output) */
+  onProcess?: (proc: ServiceProcess) => void;
   log?: (line: string) => void;
 }
 
@@ -105,11 +112,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
     const postgres = await startPostgres();
     cleanups.push(() => postgres.stop());
-    const [persistence, visibility, databaseUrl] = [await postgres.createDatabase(), await postgres.createDatabase(), await postgres.createDatabase()];
-    const target = postgresTarget(databaseUrl);
-    const databases = { persistence: databaseName(persistence), visibility: databaseName(visibility) };
+    const { temporalUrl, visibilityUrl, databaseUrl, dropRoles } = await databasesAndRoles(postgres);
+    cleanups.push(dropRoles);
+    const target = postgresTarget(temporalUrl);
+    const databases = { persistence: databaseName(temporalUrl), visibility: databaseName(visibilityUrl) };
     setupTemporalSchemas(bin, target, databases, log);
     const ports: number[] = [];
+    if (options.temporalPort) ports.push(options.temporalPort);
     while (ports.length < 10) ports.push(await freeLowPort(ports));
     const temporal = await startTemporalServer({
       bin,
@@ -142,9 +151,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const apis: ClusterApi[] = [];
     const workers: ServiceProcess[] = [];
     const startApi = async () => {
-      const port = await freePort();
+      const port = options.apiPort ? options.apiPort + apis.length : await freePort();
       const proc = startServiceProcess(`api ${apis.length + 1}`, 'api/server.ts', { ...env, PORT: String(port) });
       processes.push(proc);
+      options.onProcess?.(proc);
       await proc.waitForOutput(READY, 120_000);
       const api = { url: `http://127.0.0.1:${port}`, process: proc };
       apis.push(api);
@@ -153,6 +163,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const startWorker = async () => {
       const proc = startServiceProcess(`worker ${workers.length + 1}`, 'worker.ts', env);
       processes.push(proc);
+      options.onProcess?.(proc);
       await proc.waitForOutput(READY, 120_000);
       workers.push(proc);
       return proc;
@@ -165,6 +176,53 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await stop().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The databases and roles of docker/postgres-init/01-databases.sh: a `temporal` role that owns the
+ * persistence and visibility databases (no superuser: Temporal's schema tool runs as the owner), an
+ * `alerts` role that owns the alerts database, each database reachable by its owner only. Role names
+ * get a random suffix (roles are server-wide); on TEST_DATABASE_URL's server dropRoles() removes them.
+ */
+async function databasesAndRoles(postgres: TestPostgres): Promise<{ temporalUrl: string; visibilityUrl: string; databaseUrl: string; dropRoles: () => Promise<void> }> {
+  const suffix = randomBytes(4).toString('hex');
+  const roles = { temporal: `temporal_${suffix}`, alerts: `alerts_${suffix}` };
+  const passwords = { temporal: randomBytes(12).toString('hex'), alerts: randomBytes(12).toString('hex') };
+  const urls = [await postgres.createDatabase(), await postgres.createDatabase(), await postgres.createDatabase()];
+  const admin = new Client({ connectionString: postgres.url });
+  await admin.connect();
+  const asRole = (url: string, role: 'temporal' | 'alerts') => {
+    const u = new URL(url);
+    u.username = roles[role];
+    u.password = passwords[role];
+    return u.toString();
+  };
+  try {
+    for (const role of ['temporal', 'alerts'] as const) await admin.query(`CREATE ROLE "${roles[role]}" LOGIN PASSWORD '${passwords[role]}'`);
+    for (const [url, role] of [[urls[0], 'temporal'], [urls[1], 'temporal'], [urls[2], 'alerts']] as const) {
+      const name = databaseName(url);
+      await admin.query(`ALTER DATABASE "${name}" OWNER TO "${roles[role]}"`);
+      await admin.query(`REVOKE CONNECT, TEMPORARY ON DATABASE "${name}" FROM PUBLIC`);
+    }
+  } finally {
+    await admin.end();
+  }
+  return {
+    temporalUrl: asRole(urls[0], 'temporal'),
+    visibilityUrl: asRole(urls[1], 'temporal'),
+    databaseUrl: asRole(urls[2], 'alerts'),
+    async dropRoles() {
+      if (postgres.mode !== 'external') return; // a throwaway server goes whole
+      for (const url of urls) await postgres.dropDatabase(url);
+      const client = new Client({ connectionString: postgres.url });
+      await client.connect();
+      try {
+        for (const role of Object.values(roles)) await client.query(`DROP ROLE IF EXISTS "${role}"`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
 }
 
 /** The pid of the process (among `pids`) that has a TCP connection open to 127.0.0.1:`port` (Linux /proc). */
