@@ -179,7 +179,7 @@ async function main(): Promise<void> {
     req.on('end', () => {
       const at = Date.now();
       try {
-        const runId = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { run?: { id?: string } }).run?.id;
+        const runId = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { runId?: string }).runId;
         if (runId && !arrivals.has(runId)) arrivals.set(runId, at);
       } catch {
         /* not ours */
@@ -194,13 +194,17 @@ async function main(): Promise<void> {
     for (const workers of WORKERS) {
       log(`starting the cluster: 1 API, ${workers} worker(s), Temporal server ${TEMPORAL_SERVER_VERSION} on PostgreSQL ...`);
       const cluster = await startCluster({ apis: 1, workers, env: { ALERTS_RATE_LIMIT_PER_MINUTE: '0', LOG_LEVEL: 'warn' }, log });
+      // Ctrl-C: stop what was started (the API and worker processes would outlive a plain exit)
+      const onSignal = () => void cluster.stop().finally(() => process.exit(130));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
       try {
         const api = cluster.apis[0].url;
         const workflowId = `wf_bench_cluster_${workers}`;
         const created = await fetch(`${api}/api/alerts/config`, {
           method: 'POST',
           headers: { authorization: `Bearer ${cluster.token}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ config: { workflowId, name: 'bench', conditions: [{ type: 'failure' }], webhook: { url: `${receiverUrl}/hook` }, payload: { template: { text: '{{ workflow.id }} {{ run.id }} failed' } } } }),
+          body: JSON.stringify({ config: { workflowId, name: 'bench', conditions: [{ type: 'failure' }], webhook: { url: `${receiverUrl}/hook` }, payload: { template: { text: '{{ workflow.id }} {{ run.id }} failed: {{ error.message }}', runId: '{{ run.id }}' } } } }),
         });
         if (created.status !== 201) throw new Error(`config: ${created.status} ${await created.text()}`);
         const pg = postmasterPid(cluster.databaseUrl);
@@ -211,15 +215,19 @@ async function main(): Promise<void> {
           [`worker${workers > 1 ? 's' : ''} (${workers})`]: cluster.workers.map((w) => w.child.pid!),
         };
         log('warm-up: 5 s at 10/s');
-        await runPhase(cluster, api, workflowId, 10, 5, arrivals, procs, `w${workers}_warm`);
+        const warm = await runPhase(cluster, api, workflowId, 10, 5, arrivals, procs, `w${workers}_warm`);
+        if (warm.delivered < warm.sent) throw new Error(`warm-up: ${warm.delivered} of ${warm.sent} alerts arrived`);
         for (const rate of RATES) {
           log(`${workers} worker(s): ${rate} alerts/s for ${SECONDS} s ...`);
           const phase = { workers, ...(await runPhase(cluster, api, workflowId, rate, SECONDS, arrivals, procs, `w${workers}_r${rate}`)) };
           phases.push(phase);
           log(`  delivered ${phase.delivered}/${phase.sent}, p50 ${phase.p50Ms} ms, p99 ${phase.p99Ms} ms, machine ${phase.machineBusyPct} % busy: ${phase.held ? 'held' : 'NOT held'}`);
+          if (phase.delivered === 0) throw new Error(`no alert arrived at ${rate}/s: see the processes' output`);
           if (!phase.held) break;
         }
       } finally {
+        process.removeListener('SIGINT', onSignal);
+        process.removeListener('SIGTERM', onSignal);
         await cluster.stop();
       }
     }
