@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { Client as PgClient } from 'pg';
 import { ENCODING_ENCRYPTED } from '../lib/codec';
 import { TEMPORAL_SERVER_VERSION } from '../runtime/temporal-server';
 import { pidConnectedTo, startCluster, type Cluster } from './support/cluster';
@@ -129,6 +130,16 @@ describe(`a Temporal cluster (server ${TEMPORAL_SERVER_VERSION} on PostgreSQL), 
     assert.deepEqual(delivery.attempts.map((a: { outcome: string; httpStatus: number }) => [a.outcome, a.httpStatus]), [['delivered', 200]]);
     assert.ok(delivery.timeline.some((e: { event: string }) => e.event === 'webhook delivered'), JSON.stringify(delivery.timeline));
     delivered = { deliveryId, hookPath, secret: config.secret, marker };
+
+    // and Temporal keeps it in PostgreSQL: the execution's row in the server's persistence database
+    const db = new PgClient({ connectionString: cluster.temporalDatabaseUrl });
+    await db.connect();
+    try {
+      const { rows } = await db.query('SELECT count(*)::int AS n FROM executions WHERE workflow_id = $1', [deliveryId]);
+      assert.equal(rows[0].n, 1, 'one execution row in the temporal database');
+    } finally {
+      await db.end();
+    }
   });
 
   it('keeps payloads encrypted in the server’s history, decodes them through /codec for the project’s token only', async () => {

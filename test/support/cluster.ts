@@ -21,6 +21,8 @@ export interface Cluster {
   postgres: TestPostgres;
   /** the alerts database */
   databaseUrl: string;
+  /** Temporal's persistence database (role temporal) */
+  temporalDatabaseUrl: string;
   apis: ClusterApi[];
   workers: ServiceProcess[];
   /** environment every API and worker gets (add PORT for an API) */
@@ -171,7 +173,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     // one at a time: each runs the migrations under an advisory lock and bundles its workflows
     for (let i = 0; i < (options.apis ?? 2); i++) await startApi();
     for (let i = 0; i < (options.workers ?? 2); i++) await startWorker();
-    return { temporal, postgres, databaseUrl, apis, workers, env, token, dir, startApi, startWorker, stop };
+    return { temporal, postgres, databaseUrl, temporalDatabaseUrl: temporalUrl, apis, workers, env, token, dir, startApi, startWorker, stop };
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;
