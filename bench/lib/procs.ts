@@ -166,11 +166,11 @@ export function cpuRow(label: string, w: CpuWindow, units: number): string {
   const p = perUnitMs(w, units);
   const cell = (ms: number | null, pct: number | null) => (ms === null ? '-'.padStart(16) : `${ms.toFixed(2)} (${pct ?? '-'}%)`.padStart(16));
   return (
-    `${label.padEnd(30)} ${String(units).padStart(6)} ${cell(p.service, w.corePercent.service)} ${cell(p.renderers, w.corePercent.renderers)} ` +
+    `${label.padEnd(34)} ${String(units).padStart(6)} ${cell(p.service, w.corePercent.service)} ${cell(p.renderers, w.corePercent.renderers)} ` +
     `${cell(p.devServer, w.corePercent.devServer)} ${cell(p.total, w.corePercent.total)} ${(w.machineBusyPercent === null ? '-' : `${w.machineBusyPercent}%`).padStart(8)}`
   );
 }
 
 export const cpuHeader = (unit: string) =>
-  `${'CPU ms per ' + unit + ' (% of a core)'.padEnd(19)}`.padEnd(30) +
+  `CPU ms per ${unit} (% of a core)`.padEnd(34) +
   ` ${'n'.padStart(6)} ${'service proc'.padStart(16)} ${'renderers'.padStart(16)} ${'dev server'.padStart(16)} ${'total'.padStart(16)} ${'machine'.padStart(8)}`;
