@@ -25,12 +25,8 @@ export interface CallSummary {
   ms: Dist;
 }
 
-const sqlKind = (sql: string) => {
-  const s = sql.replace(/\s+/g, ' ').trim();
-  const verb = s.split(' ')[0].toUpperCase();
-  const table = /\b(?:FROM|INTO|UPDATE)\s+([a-z_]+)/i.exec(s)?.[1] ?? '';
-  return `db.query ${verb} ${table}`.trim();
-};
+/** a statement by its opening words, as bench/latency.ts names them */
+const sqlKind = (sql: string) => `db: ${sql.replace(/\s+/g, ' ').trim().slice(0, 56)}`;
 
 export class CallRecorder {
   private calls: Call[] = [];
@@ -99,7 +95,7 @@ export class CallRecorder {
     this.on = false;
     clearInterval(this.probeTimer);
     this.loop.disable();
-    const late = (ns: number) => Math.max(0, Math.round(ns / 1e4) / 100 - 10);
+    const late = (ns: number) => Math.max(0, Math.round(ns / 1e4 - 1000) / 100);
     const byName = new Map<string, Call[]>();
     for (const c of this.calls) {
       if (c.at < fromPerf || c.at > untilPerf) continue;
