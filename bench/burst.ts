@@ -45,7 +45,7 @@ import { performance } from 'node:perf_hooks';
 import { temporal } from '@temporalio/proto';
 import { noiseWorkflowId } from '../lib/delivery-ids';
 import { api, failedRunEvent, gitState, listenLocal, sleep, startTarget, type Target } from './lib/stack';
-import { CallRecorder, type CallSummary } from './lib/calls';
+import { CallRecorder } from './lib/calls';
 import { cpuHeader, cpuRow, cpuSnapshot, cpuWindow, perUnitMs, type CpuWindow } from './lib/procs';
 import { dist, fmt, type Dist } from './lib/stats';
 
@@ -82,7 +82,7 @@ interface UngroupedResult {
   waitedMs: number;
   cpu: CpuWindow;
   cpuPerEventMs: ReturnType<typeof perUnitMs>;
-  whereThe202TimeGoes: { note: string; calls: CallSummary[]; eventLoopDelayMs: { p50: number; p99: number; max: number } };
+  whereThe202TimeGoes: { note: string } & ReturnType<CallRecorder['stop']>;
 }
 
 interface Hit {
@@ -406,8 +406,17 @@ async function main(): Promise<void> {
       const w = u.whereThe202TimeGoes;
       console.log('');
       console.log(`where the 202 time goes, ${u.mode}: calls started between the first send and the last 202 (${fmt(u.lastAcceptedMs)} ms); event-loop delay p50 ${w.eventLoopDelayMs.p50} / p99 ${w.eventLoopDelayMs.p99} / max ${w.eventLoopDelayMs.max} ms`);
-      console.log(`  ${'call'.padEnd(64)} ${'n'.padStart(5)} ${'open'.padStart(5)} ${'total ms'.padStart(9)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'max'.padStart(8)}`);
-      for (const k of w.calls.slice(0, 12)) console.log(`  ${k.name.slice(0, 64).padEnd(64)} ${String(k.n).padStart(5)} ${String(k.peakConcurrent).padStart(5)} ${String(k.totalMs).padStart(9)} ${fmt(k.ms.p50).padStart(8)} ${fmt(k.ms.p99).padStart(8)} ${fmt(k.ms.max).padStart(8)}`);
+      const ss = w.serverSide;
+      console.log(
+        `  at the service's HTTP server (${ss.requests} requests): arrived after the first send p50 ${fmt(ss.arrivedMs.p50)} / max ${fmt(ss.arrivedMs.max)} ms; ` +
+          `arrival -> response end p50 ${fmt(ss.inServerMs.p50)} / p99 ${fmt(ss.inServerMs.p99)} / max ${fmt(ss.inServerMs.max)} ms`,
+      );
+      console.log(`  ${'call'.padEnd(64)} ${'n'.padStart(5)} ${'open'.padStart(5)} ${'1st at'.padStart(7)} ${'last at'.padStart(8)} ${'total ms'.padStart(9)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'max'.padStart(8)}`);
+      for (const k of w.calls.slice(0, 12)) {
+        console.log(
+          `  ${k.name.slice(0, 64).padEnd(64)} ${String(k.n).padStart(5)} ${String(k.peakConcurrent).padStart(5)} ${String(k.firstAtMs).padStart(7)} ${String(k.lastAtMs).padStart(8)} ${String(k.totalMs).padStart(9)} ${fmt(k.ms.p50).padStart(8)} ${fmt(k.ms.p99).padStart(8)} ${fmt(k.ms.max).padStart(8)}`,
+        );
+      }
     }
     console.log('');
 

@@ -6,6 +6,8 @@
  * persistence alone) and this process's event-loop delay. bench/burst.ts reads them for the 500-event
  * burst. The wrappers name calls by their kind only, so they hold whatever the service's statements are.
  */
+import diagnostics from 'node:diagnostics_channel';
+import type http from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { RunningService } from '../../runtime/boot';
 import { dist, type Dist } from './stats';
@@ -18,6 +20,9 @@ interface Call {
 
 export interface CallSummary {
   name: string;
+  /** when the first and the last call of this kind started, ms after the window's start */
+  firstAtMs: number;
+  lastAtMs: number;
   n: number;
   totalMs: number;
   /** most calls of this kind open at once */
@@ -36,7 +41,19 @@ export class CallRecorder {
   private unpolledStart?: (...args: any[]) => Promise<any>;
   private loop = monitorEventLoopDelay({ resolution: 10 });
 
+  /** POST /api/events requests as the service's HTTP server saw them (diagnostics_channel): arrival and response end */
+  private requests = new Map<http.IncomingMessage, { arrived: number; finished?: number }>();
+
   constructor(private readonly service: RunningService) {
+    diagnostics.subscribe('http.server.request.start', (message) => {
+      const { request } = message as { request: http.IncomingMessage };
+      if (this.on && request.method === 'POST' && request.url === '/api/events') this.requests.set(request, { arrived: performance.now() });
+    });
+    diagnostics.subscribe('http.server.response.finish', (message) => {
+      const { request } = message as { request: http.IncomingMessage };
+      const r = this.requests.get(request);
+      if (r && r.finished === undefined) r.finished = performance.now();
+    });
     const db = service.db as unknown as Record<string, (...args: any[]) => Promise<any>>;
     this.wrap(db, 'query', (sql: string) => sqlKind(String(sql)));
     this.wrap(db, 'transaction', () => 'db.transaction (whole)');
@@ -71,6 +88,7 @@ export class CallRecorder {
   /** Starts recording, and probes the server every `probeEveryMs`. */
   start(tag: string, probeEveryMs = 100): void {
     this.calls = [];
+    this.requests.clear();
     this.peak.clear();
     this.on = true;
     this.loop.reset();
@@ -91,7 +109,14 @@ export class CallRecorder {
   }
 
   /** Stops recording; calls that started in [fromPerf, untilPerf]. */
-  stop(fromPerf: number, untilPerf: number): { calls: CallSummary[]; eventLoopDelayMs: { p50: number; p99: number; max: number } } {
+  stop(
+    fromPerf: number,
+    untilPerf: number,
+  ): {
+    calls: CallSummary[];
+    eventLoopDelayMs: { p50: number; p99: number; max: number };
+    serverSide: { note: string; requests: number; arrivedMs: Dist; inServerMs: Dist; finishedMs: Dist };
+  } {
     this.on = false;
     clearInterval(this.probeTimer);
     this.loop.disable();
@@ -103,8 +128,17 @@ export class CallRecorder {
       byName.get(c.name)!.push(c);
     }
     const calls = [...byName.entries()]
-      .map(([name, list]) => ({ name, n: list.length, totalMs: Math.round(list.reduce((a, c) => a + c.ms, 0)), peakConcurrent: this.peak.get(name) ?? 0, ms: dist(list.map((c) => c.ms)) }))
+      .map(([name, list]) => ({ name, firstAtMs: Math.round(Math.min(...list.map((c) => c.at)) - fromPerf), lastAtMs: Math.round(Math.max(...list.map((c) => c.at)) - fromPerf), n: list.length, totalMs: Math.round(list.reduce((a, c) => a + c.ms, 0)), peakConcurrent: this.peak.get(name) ?? 0, ms: dist(list.map((c) => c.ms)) }))
       .sort((a, b) => (a.name.startsWith('probe') ? 1 : 0) - (b.name.startsWith('probe') ? 1 : 0) || b.totalMs - a.totalMs);
-    return { calls, eventLoopDelayMs: { p50: late(this.loop.percentile(50)), p99: late(this.loop.percentile(99)), max: late(this.loop.max) } };
+    const reqs = [...this.requests.values()].filter((r) => r.finished !== undefined);
+    const serverSide = {
+      note: 'POST /api/events as the service\'s HTTP server saw them (diagnostics_channel http.server.request.start / response.finish): arrivedMs = arrival after the first send; inServerMs = arrival to response end; finishedMs = response end after the first send',
+      requests: reqs.length,
+      arrivedMs: dist(reqs.map((r) => r.arrived - fromPerf)),
+      inServerMs: dist(reqs.map((r) => r.finished! - r.arrived)),
+      finishedMs: dist(reqs.map((r) => r.finished! - fromPerf)),
+    };
+    this.requests.clear();
+    return { serverSide, calls, eventLoopDelayMs: { p50: late(this.loop.percentile(50)), p99: late(this.loop.percentile(99)), max: late(this.loop.max) } };
   }
 }
