@@ -411,6 +411,11 @@ async function main(): Promise<void> {
         `  at the service's HTTP server (${ss.requests} requests): arrived after the first send p50 ${fmt(ss.arrivedMs.p50)} / max ${fmt(ss.arrivedMs.max)} ms; ` +
           `arrival -> response end p50 ${fmt(ss.inServerMs.p50)} / p99 ${fmt(ss.inServerMs.p99)} / max ${fmt(ss.inServerMs.max)} ms`,
       );
+      const cs = w.clientSide;
+      console.log(
+        `  the bench's client: ${cs.newConnections} new connections, up after p50 ${fmt(cs.connectedMs.p50)} / max ${fmt(cs.connectedMs.max)} ms; ` +
+          `${cs.headersWritten} requests written after p50 ${fmt(cs.headersWrittenMs.p50)} / max ${fmt(cs.headersWrittenMs.max)} ms`,
+      );
       console.log(`  ${'call'.padEnd(64)} ${'n'.padStart(5)} ${'open'.padStart(5)} ${'1st at'.padStart(7)} ${'last at'.padStart(8)} ${'total ms'.padStart(9)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'max'.padStart(8)}`);
       for (const k of w.calls.slice(0, 12)) {
         console.log(

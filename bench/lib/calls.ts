@@ -43,11 +43,21 @@ export class CallRecorder {
 
   /** POST /api/events requests as the service's HTTP server saw them (diagnostics_channel): arrival and response end */
   private requests = new Map<http.IncomingMessage, { arrived: number; finished?: number }>();
+  private clientSent: number[] = [];
+  private clientConnects: number[] = [];
 
   constructor(private readonly service: RunningService) {
     diagnostics.subscribe('http.server.request.start', (message) => {
       const { request } = message as { request: http.IncomingMessage };
       if (this.on && request.method === 'POST' && request.url === '/api/events') this.requests.set(request, { arrived: performance.now() });
+    });
+    // the bench's own client (fetch: undici): when each POST /api/events had its headers written to a socket
+    diagnostics.subscribe('undici:client:sendHeaders', (message) => {
+      const { request } = message as { request: { method?: string; path?: string } };
+      if (this.on && request.method === 'POST' && request.path === '/api/events') this.clientSent.push(performance.now());
+    });
+    diagnostics.subscribe('undici:client:connected', () => {
+      if (this.on) this.clientConnects.push(performance.now());
     });
     diagnostics.subscribe('http.server.response.finish', (message) => {
       const { request } = message as { request: http.IncomingMessage };
@@ -89,6 +99,8 @@ export class CallRecorder {
   start(tag: string, probeEveryMs = 100): void {
     this.calls = [];
     this.requests.clear();
+    this.clientSent = [];
+    this.clientConnects = [];
     this.peak.clear();
     this.on = true;
     this.loop.reset();
@@ -116,6 +128,7 @@ export class CallRecorder {
     calls: CallSummary[];
     eventLoopDelayMs: { p50: number; p99: number; max: number };
     serverSide: { note: string; requests: number; arrivedMs: Dist; inServerMs: Dist; finishedMs: Dist };
+    clientSide: { note: string; headersWritten: number; headersWrittenMs: Dist; newConnections: number; connectedMs: Dist };
   } {
     this.on = false;
     clearInterval(this.probeTimer);
@@ -139,6 +152,13 @@ export class CallRecorder {
       finishedMs: dist(reqs.map((r) => r.finished! - fromPerf)),
     };
     this.requests.clear();
-    return { serverSide, calls, eventLoopDelayMs: { p50: late(this.loop.percentile(50)), p99: late(this.loop.percentile(99)), max: late(this.loop.max) } };
+    const clientSide = {
+      note: 'the bench\'s fetch (undici diagnostics_channel): headersWrittenMs = when each POST /api/events had its headers written to a socket, after the first send; connectedMs = when each new connection was up',
+      headersWritten: this.clientSent.length,
+      headersWrittenMs: dist(this.clientSent.map((t) => t - fromPerf)),
+      newConnections: this.clientConnects.length,
+      connectedMs: dist(this.clientConnects.map((t) => t - fromPerf)),
+    };
+    return { clientSide, serverSide, calls, eventLoopDelayMs: { p50: late(this.loop.percentile(50)), p99: late(this.loop.percentile(99)), max: late(this.loop.max) } };
   }
 }
