@@ -45,6 +45,7 @@ import type { RunningService } from '../runtime/boot';
 import { Agent, request } from 'undici';
 import { signatureHeaders } from '../lib/signing';
 import { childrenCpuSeconds, createFailureConfig, failedRunEvent, gitState, listenLocal, sleep, startTarget, type Target } from './lib/stack';
+import { cpuHeader, cpuRow, cpuSnapshot, cpuWindow, perUnitMs, type CpuWindow } from './lib/procs';
 import { dist, fmt, percentile, type Dist } from './lib/stats';
 
 const RATE = positive('BENCH_RATE', 50);
@@ -452,6 +453,7 @@ async function main(): Promise<void> {
     const stopProbes = PROFILE ? startProbes(target.service, runTag) : () => undefined;
     const cpu0 = process.cpuUsage();
     const childCpu0 = childrenCpuSeconds();
+    const snap0 = cpuSnapshot();
     const measured = () => samples.filter((s) => !s.warmup);
     const progress = setInterval(() => {
       const m = measured();
@@ -482,6 +484,7 @@ async function main(): Promise<void> {
     const load1 = os.loadavg();
     const cpu = process.cpuUsage(cpu0);
     const childCpu1 = childrenCpuSeconds();
+    const snap1 = cpuSnapshot();
     sampleRss();
 
     const m = measured();
@@ -541,6 +544,11 @@ async function main(): Promise<void> {
         wallSeconds: Math.round(wallSeconds * 100) / 100,
         idleBaseline: idle,
       },
+      cpuByProcess: {
+        note: 'bench/lib/procs.ts: CPU from the first measured send to the end of the drain; service = this Node process (API + worker + PGlite + the bench sender and receiver, which run in it); renderers = the template renderer child processes; devServer = the Temporal dev server; perAlertMs divides by the webhooks delivered',
+        window: cpuWindow(snap0, snap1),
+        perAlertMs: perUnitMs(cpuWindow(snap0, snap1), received.length),
+      },
       memory: { peakRssMiB: Math.round(peakRssBytes / 2 ** 20), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) },
       hostLoad: {
         note: 'os.loadavg() (1, 5, 15 min) at the start and the end of the measured window; other processes on this host share its CPUs',
@@ -556,7 +564,7 @@ async function main(): Promise<void> {
       errors: [...new Set([...rejected, ...failedRequests].map((s) => s.error ?? `HTTP ${s.status}`))].slice(0, 5),
       profile: undefined as unknown,
       afterGrace: undefined as undefined | Record<string, unknown> & { secondsAfterLastSend: number; answered202: number; answeredError: number; stillOpen: number; deliveredSoFar: number; duplicatesSoFar: number },
-      baseline: undefined as undefined | null | (Awaited<ReturnType<typeof runBaseline>> & { note: string; ratio: { p50: number | null; p99: number | null } }),
+      baseline: undefined as undefined | null | (Awaited<ReturnType<typeof runBaseline>> & { note: string; ratio: { p50: number | null; p99: number | null }; cpuByProcess: { window: CpuWindow; perMessageMs: ReturnType<typeof perUnitMs> } }),
     };
     if (PROFILE) {
       const r = (n: number) => Math.round(n * 10) / 10;
@@ -601,6 +609,9 @@ async function main(): Promise<void> {
         ` over ${results.cpu.wallSeconds}s (idle baseline ${idle.processCorePercent}% / ${idle.temporalServerCorePercent ?? '-'}%); peak RSS ${results.memory.peakRssMiB} MiB`,
     );
     console.log(`event-loop delay p50 ${results.eventLoopDelayMs.p50} ms, p99 ${results.eventLoopDelayMs.p99} ms, max ${results.eventLoopDelayMs.max} ms; host load ${results.hostLoad.start.join(' ')} -> ${results.hostLoad.end.join(' ')} on ${results.host.cpus} CPUs`);
+    console.log(cpuHeader('alert'));
+    console.log(cpuRow(`service, ${RATE}/s`, results.cpuByProcess.window, c.delivered));
+    console.log(`(service proc = this Node process: API + worker + PGlite + the bench's sender and receiver; renderer processes seen: ${results.cpuByProcess.window.renderersSeen})`);
     if (results.errors.length) console.log(`errors: ${results.errors.join(' | ')}`);
     if (results.profile) {
       const p = results.profile as { calls: { name: string; n: number; totalMs: number; busyPercentOfWall: number; p50: number; p99: number; max: number }[]; timeline: { step: string; medianMs: number; p95Ms: number; n: number }[] };
@@ -633,12 +644,15 @@ async function main(): Promise<void> {
     };
     if (BASELINE && webhookTemplate) {
       log(`baseline: the same webhook (${Buffer.byteLength(webhookTemplate.body)} body bytes, Standard Webhooks signed) POSTed straight to the receiver, no Temporal: ${count} at ${RATE}/s, open loop ...`);
+      const bSnap0 = cpuSnapshot();
       const b = await runBaseline(receiver.url, count, RATE, GRACE_SECONDS);
+      const bWindow = cpuWindow(bSnap0, cpuSnapshot());
       const ratio = (service: number, base: number) => (Number.isFinite(service) && Number.isFinite(base) && base > 0 ? Math.round((service / base) * 10) / 10 : null);
       results.baseline = {
         note: 'the first webhook the service delivered in this run (same body bytes, same headers; signature headers made fresh per request with a test secret) POSTed from this process to the same receiver with an undici keep-alive Agent, open loop at the same rate for the same number of events, after the service measurement (the service idle meanwhile); ratio = service send->webhook / baseline send->received',
         ...b,
         ratio: { p50: ratio(sendToReceived.p50, b.sendToReceived.p50), p99: ratio(sendToReceived.p99, b.sendToReceived.p99) },
+        cpuByProcess: { window: bWindow, perMessageMs: perUnitMs(bWindow, b.delivered) },
       };
       const bl = results.baseline;
       console.log('');
@@ -647,6 +661,11 @@ async function main(): Promise<void> {
       console.log(row('baseline send -> received', bl.sendToReceived));
       console.log(row('service send -> webhook received', sendToReceived));
       console.log(`ratio service/baseline: p50 ${bl.ratio.p50 ?? '-'}x, p99 ${bl.ratio.p99 ?? '-'}x`);
+      console.log('');
+      console.log('CPU per alert by process, service beside the no-Temporal baseline (the baseline\'s "service proc" is this process sending and receiving, the service idle)');
+      console.log(cpuHeader('alert'));
+      console.log(cpuRow(`service, ${RATE}/s`, results.cpuByProcess.window, c.delivered));
+      console.log(cpuRow(`baseline (no Temporal), ${RATE}/s`, bWindow, b.delivered));
       console.log(`baseline sent ${bl.sent}, delivered ${bl.delivered}, lost ${bl.lost}, duplicates ${bl.duplicates}, request errors ${bl.requestErrors}; achieved rate ${bl.achievedRatePerSecond}/s (max send lag ${bl.maxSendLagMs} ms), delivered rate ${bl.deliveredRatePerSecond}/s; CPU of this process ${bl.processCpuSeconds}s`);
       console.log('');
     } else if (BASELINE) {
