@@ -15,8 +15,8 @@ const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).def
 const optionalCount = z.coerce.number().int().min(1).optional();
 const optionalText = z.string().trim().optional().transform((v) => (v ? v : undefined));
 
-/** requests a minute per API token: well above what MeshHook and a person at the UI send */
-export const DEFAULT_RATE_LIMIT_PER_MINUTE = 1200;
+/** requests a minute per API token (200/s): above what one MeshHook sends when it reports every run of a busy project */
+export const DEFAULT_RATE_LIMIT_PER_MINUTE = 12_000;
 
 export const envSchema = z.object({
   PORT: port(3000).describe('API port'),
