@@ -233,6 +233,7 @@ export async function forgetWatcher(db: Db, configId: string): Promise<void> {
 
 /** A watch as its row tells it, for the delivery's timeline (api/timeline.ts) before or beside its workflow. */
 export interface WatchStory {
+  status: string;
   startedAt: string;
   deadline: string;
   firedAt: string | null;
@@ -240,12 +241,12 @@ export interface WatchStory {
 }
 
 export async function watchStory(db: Queryable, projectId: string, deliveryId: string): Promise<WatchStory | undefined> {
-  const rows = await db.query<{ created_at: Date; watch_deadline: Date | null; watch_fired_at: Date | null; run_finished_at: Date | null }>(
-    `SELECT created_at, watch_deadline, watch_fired_at, run_finished_at FROM alert_deliveries WHERE project_id = $1 AND delivery_id = $2`,
+  const rows = await db.query<{ status: string; created_at: Date; watch_deadline: Date | null; watch_fired_at: Date | null; run_finished_at: Date | null }>(
+    `SELECT status, created_at, watch_deadline, watch_fired_at, run_finished_at FROM alert_deliveries WHERE project_id = $1 AND delivery_id = $2`,
     [projectId, deliveryId],
   );
   const r = rows[0];
   if (!r?.watch_deadline) return undefined;
   const iso = (d: Date | null) => (d === null ? null : new Date(d).toISOString());
-  return { startedAt: iso(r.created_at)!, deadline: iso(r.watch_deadline)!, firedAt: iso(r.watch_fired_at), runFinishedAt: iso(r.run_finished_at) };
+  return { status: r.status, startedAt: iso(r.created_at)!, deadline: iso(r.watch_deadline)!, firedAt: iso(r.watch_fired_at), runFinishedAt: iso(r.run_finished_at) };
 }
