@@ -9,7 +9,7 @@ import type { Db, Queryable } from './db';
  * starts an AlertDelivery for each late one. `delay_watchers.wake_at` is the deadline the watcher is
  * committed to wake at.
  *
- * Lock order. run.started (openWatch): INSERT the row, then lock the watcher's row (FOR UPDATE) and
+ * Lock order. run.started (openWatch): INSERT the row, then lock the watcher's row (FOR SHARE, which the watcher's FOR UPDATE waits for and blocks) and
  * read wake_at, in one transaction. The watcher (settleWake): lock the watcher's row, then read the
  * earliest open deadline and write it as wake_at, in one transaction. Either
  *   - the run.started transaction locks first: it commits (its row visible) before the watcher gets
@@ -94,8 +94,15 @@ export async function openWatch(
       if (openDeadlineMs === null) return { duplicate, wake: false, deadlineMs };
     }
     await hooks.afterInsert?.();
-    await tx.query(`INSERT INTO delay_watchers (config_id, project_id) VALUES ($1, $2) ON CONFLICT (config_id) DO NOTHING`, [ref.configId, ref.projectId]);
-    const [watcher] = await tx.query<{ wake_at: Date | null }>(`SELECT wake_at FROM delay_watchers WHERE config_id = $1 FOR UPDATE`, [ref.configId]);
+    // FOR SHARE: run.started transactions of one config do not wait for each other, only for the
+    // watcher's FOR UPDATE (and it for them). The watcher's row exists after a config's first watch:
+    // then this is one statement.
+    const lockWatcher = () => tx.query<{ wake_at: Date | null }>(`SELECT wake_at FROM delay_watchers WHERE config_id = $1 FOR SHARE`, [ref.configId]);
+    let [watcher] = await lockWatcher();
+    if (!watcher) {
+      await tx.query(`INSERT INTO delay_watchers (config_id, project_id) VALUES ($1, $2) ON CONFLICT (config_id) DO NOTHING`, [ref.configId, ref.projectId]);
+      [watcher] = await lockWatcher();
+    }
     return { duplicate, wake: needsWake(ms(watcher.wake_at), openDeadlineMs, nowMs), deadlineMs: openDeadlineMs };
   });
 }
