@@ -8,6 +8,7 @@ import { deliveryActivities } from './delivery';
 import { noiseActivities } from './noise';
 import { operatorActivities } from './operator';
 import { retentionActivities } from './retention';
+import { watchActivities } from './watches';
 
 /** Every activity the worker registers, bound to the service's dependencies. */
 export function createActivities(deps: ServiceDeps) {
@@ -18,6 +19,7 @@ export function createActivities(deps: ServiceDeps) {
     ...operatorActivities(deps, dispatcher),
     ...retentionActivities(deps),
     ...noiseActivities(deps),
+    ...watchActivities(deps),
     /** MeshHook's Temporal way in runs the same code as POST /api/events. */
     async processExecutionEvent(input: ProcessExecutionEventInput): Promise<StartedDelivery[]> {
       try {

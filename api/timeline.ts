@@ -1,4 +1,4 @@
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Payload, ProtoFailure } from '@temporalio/common';
 import { decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
 import { temporal } from '@temporalio/proto';
@@ -7,6 +7,7 @@ import type { RetriedAttempts } from '../activities/delivery';
 import { dependencyUnavailable } from '../lib/errors';
 import { retryingIn } from '../lib/retry';
 import type { AttemptLog } from '../lib/schemas';
+import type { WatchStory } from '../store/watches';
 import { NOISE_DECISION_SIGNAL, type AlertDeliveryInput } from '../workflows/types';
 import * as sa from '../lib/search-attributes';
 import type { timelineEntrySchema } from './schemas';
@@ -78,12 +79,18 @@ export async function readTimeline(
   deliveryId: string,
   loadAttempts: () => Promise<AttemptLog[]>,
   finalError: string | null = null,
+  loadWatch?: () => Promise<WatchStory | undefined>,
 ): Promise<{ attempts: AttemptLog[]; timeline: TimelineEntry[] }> {
+  // a delay watch held as a row (docs/delay-watches.md) tells its watch from the row; its AlertDelivery, once fired, follows
+  const watch = await loadWatch?.();
+  const watchEntries = watch ? watchStoryEntries(watch) : [];
   let history;
   try {
     history = await client.workflow.getHandle(deliveryId).fetchHistory();
   } catch (err) {
-    return { attempts: await loadAttempts(), timeline: [{ time: new Date().toISOString(), event: 'history unavailable', detail: (err as Error).message.split('\n')[0] }] };
+    // an open or suppressed row watch has no workflow: its row is its whole story
+    if (watch && (err instanceof WorkflowNotFoundError || (err as { name?: string }).name === 'WorkflowNotFoundError')) return { attempts: await loadAttempts(), timeline: watchEntries };
+    return { attempts: await loadAttempts(), timeline: [...watchEntries, { time: new Date().toISOString(), event: 'history unavailable', detail: (err as Error).message.split('\n')[0] }] };
   }
   const attempts = await loadAttempts();
   const { payloadCodecs, payloadConverter, failureConverter } = client.options.loadedDataConverter;
@@ -94,13 +101,14 @@ export async function readTimeline(
   const events = history.events ?? [];
   // a delay watch's first timer is the watch's, not a backoff (a redelivery of a delay alert has none)
   const started = await decode<AlertDeliveryInput>(events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads as Payload[] | undefined);
-  const delayWatch = started?.delaySeconds !== undefined;
+  // (a row watch's AlertDelivery starts fired: it has no watch timer of its own)
+  const delayWatch = started?.delaySeconds !== undefined && started.watchFiredAtMs === undefined;
   // the retried attempts count on from those made inside workflow tasks (deliverWebhook's input says how many)
   const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes)?.activityTaskScheduledEventAttributes;
   const attemptOffset = scheduled ? (await decode<RetriedAttempts>(scheduled.input?.payloads as Payload[] | undefined))?.attemptOffset : undefined;
   // those attempts' rows, placed before the first event that follows them; the retried attempts' rows are told by their activity events
   let firstAttempts: TimelineEntry[] | undefined = attempts.filter((a) => attemptOffset === undefined || a.attempt <= attemptOffset).map(attemptEntry);
-  const entries: TimelineEntry[] = [];
+  const entries: TimelineEntry[] = [...watchEntries];
   /** `backoffMs`: the timer that follows them, the delay the last of them was retried after */
   const placeFirstAttempts = (backoffMs?: number) => {
     const placed = firstAttempts ?? [];
@@ -139,6 +147,8 @@ export async function readTimeline(
     if (AFTER_FIRST_ATTEMPT.has(type) || (backoff && type === EventType.EVENT_TYPE_TIMER_STARTED)) placeFirstAttempts(backoff ? timeoutMs : undefined);
     const name = backoff ? BACKOFF_NAMES[type] : NAMES[type];
     if (!name) continue;
+    // the row's story began the delivery already
+    if (watch && type === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED) continue;
     const entry: TimelineEntry = { time: toIso(e.eventTime), event: name };
     if (e.activityTaskStartedEventAttributes) {
       entry.attempt = (e.activityTaskStartedEventAttributes.attempt ?? 1) + (attemptOffset ?? 0);
@@ -153,6 +163,21 @@ export async function readTimeline(
   // the first attempt is still in its workflow task, or its task has not completed yet
   placeFirstAttempts();
   return { attempts, timeline: entries };
+}
+
+/**
+ * A row watch's story as the timeline told a watch held by its own workflow (the same texts users
+ * and tests know): started, its timer, and then the run's finish or the timer's firing.
+ */
+function watchStoryEntries(w: WatchStory): TimelineEntry[] {
+  const entries: TimelineEntry[] = [
+    { time: w.startedAt, event: 'delivery started' },
+    { time: w.startedAt, event: 'delay timer started', detail: formatDuration(Math.max(0, Date.parse(w.deadline) - Date.parse(w.startedAt))) },
+  ];
+  if (w.firedAt) entries.push({ time: w.firedAt, event: 'delay timer fired: run still not finished' });
+  else if (w.runFinishedAt) entries.push({ time: w.runFinishedAt, event: 'run finished' });
+  if (!w.firedAt && w.status === 'suppressed') entries.push({ time: w.runFinishedAt ?? w.deadline, event: 'delivery finished', detail: 'suppressed: the run finished in time' });
+  return entries;
 }
 
 /** Payloads and failure messages are encrypted in the history (lib/codec.ts): read through the client's codec; undefined when they do not decode. */

@@ -8,7 +8,7 @@ import { holdAlert } from '../store/held';
 import { recordNoiseDecisions } from '../store/noise';
 import type { StartedDelivery } from '../workflows/types';
 import { loadSilences, noiseAlertItem } from './noise-routing';
-import { endDelayWatch, sendToNoisePipeline, startDelivery, tellNoisePipelineOfSuccess } from './start-delivery';
+import { endDelayWatch, sendToNoisePipeline, startDelayWatch, startDelivery, tellNoisePipelineOfSuccess } from './start-delivery';
 
 type Deps = Pick<ServiceDeps, 'db' | 'keyring' | 'temporal'>;
 type SendAction = Extract<AlertAction, { kind: 'send' }>;
@@ -80,18 +80,19 @@ export async function dispatchEvent(deps: Deps, projectId: string, rawEvent: unk
           }),
         );
       } else if (action.kind === 'watch') {
+        // a row with a deadline, watched by the config's DelayWatcher (docs/delay-watches.md)
         work.push(
-          startDelivery(deps, {
+          startDelayWatch(deps, {
             deliveryId: delayWatchId(config.id, event.runId),
             projectId,
             configId: config.id,
-            condition: 'delay',
             event,
-            delaySeconds: action.thresholdSeconds,
+            thresholdSeconds: action.thresholdSeconds,
+            receivedAtMs: receivedAt.getTime(),
           }),
         );
       } else {
-        work.push(endDelayWatch(deps, projectId, config.id, event).then(() => undefined));
+        work.push(endDelayWatch(deps, projectId, config.id, event, receivedAt.getTime()).then(() => undefined));
       }
     }
     // a successful run closes the config's open incident (recovery, repeat); no pipeline running: none is open

@@ -21,6 +21,8 @@ export const redeliveryId = (deliveryId: string) => `${deliveryId}-re-${randomBy
  * project "a-b" event "c" and project "a" event "b-c" did, and one project's event was dropped as the other's duplicate.
  */
 export const eventWorkflowId = (projectId: string, eventId: string) => `event-${part(projectId)}.${part(eventId)}`;
+/** The config's DelayWatcher workflow (its delay watches held as rows: docs/delay-watches.md). */
+export const delayWatcherId = (configId: string) => `watch-${part(configId)}`;
 /** The config's AlertNoise workflow (its noise pipeline: docs/noise-control.md). */
 export const noiseWorkflowId = (configId: string) => `noise-${part(configId)}`;
 /**

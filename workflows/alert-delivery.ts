@@ -92,19 +92,25 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
   let noise = input.noise;
 
   if (input.delaySeconds !== undefined) {
-    await local.recordDelivery(input);
-    // created by a finishing event that came before its run.started: that run is over
-    if (input.event.type !== 'run.started') return finish(input, { status: 'suppressed', httpStatus: null, error: null });
-    const deadlineMs = delayDeadlineMs(input.event, input.delaySeconds, workflowInfo().startTime.getTime());
-    // a timer even when the deadline has passed (1 ms): histories of earlier versions always have one
-    await condition(() => finishedAtMs !== undefined, Math.max(1, deadlineMs - Date.now()), { summary: `wait ${input.delaySeconds}s for run ${input.event.runId} to finish` });
-    // Decided by time, not by which of the timer and the signal this workflow task happened to see
-    // first: both can land in one task (a busy or restarted worker), and a run that finished after
-    // its deadline was late however the task saw it.
-    if (finishedAtMs !== undefined && finishedInTime(finishedAtMs, deadlineMs)) return finish(input, { status: 'suppressed', httpStatus: null, error: null });
-    // the run is late: silenced, or the noise pipeline's to decide (docs/noise-control.md), at the workflow's clock
+    // A watch held as a row (docs/delay-watches.md) comes here fired and late, decided by its
+    // config's DelayWatcher: no row to write, no timer. Otherwise (watches started before delay
+    // watches became rows, still replayed) this workflow holds the watch's timer itself.
+    if (input.watchFiredAtMs === undefined) {
+      await local.recordDelivery(input);
+      // created by a finishing event that came before its run.started: that run is over
+      if (input.event.type !== 'run.started') return finish(input, { status: 'suppressed', httpStatus: null, error: null });
+      const deadlineMs = delayDeadlineMs(input.event, input.delaySeconds, workflowInfo().startTime.getTime());
+      // a timer even when the deadline has passed (1 ms): histories of earlier versions always have one
+      await condition(() => finishedAtMs !== undefined, Math.max(1, deadlineMs - Date.now()), { summary: `wait ${input.delaySeconds}s for run ${input.event.runId} to finish` });
+      // Decided by time, not by which of the timer and the signal this workflow task happened to see
+      // first: both can land in one task (a busy or restarted worker), and a run that finished after
+      // its deadline was late however the task saw it.
+      if (finishedAtMs !== undefined && finishedInTime(finishedAtMs, deadlineMs)) return finish(input, { status: 'suppressed', httpStatus: null, error: null });
+    }
+    // the run is late: silenced, or the noise pipeline's to decide (docs/noise-control.md), at the
+    // workflow's clock when its timer fired (a fired row watch: the watcher's clock at its claim)
     if (!input.pipelined && patched(ROUTE_DUE_ALERT_PATCH)) {
-      const routed = await routing.routeDueAlert(input, Date.now());
+      const routed = await routing.routeDueAlert(input, input.watchFiredAtMs ?? Date.now());
       if (routed.route === 'silenced') return finish(input, { status: 'silenced', httpStatus: null, error: routed.note });
       if (routed.route === 'pipeline') {
         // the summary begins as api/timeline.ts NOISE_WAIT_SUMMARY says: the timeline tells this wait from a backoff

@@ -4,3 +4,4 @@ export { AlertNoise, noiseItem } from './alert-noise';
 export { ProcessExecutionEvent } from './process-event';
 export { OperatorAlertDelivery } from './operator-alert';
 export { RetentionSweep } from './retention';
+export { DelayWatcher, watchDeadline } from './delay-watcher';

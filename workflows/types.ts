@@ -11,6 +11,12 @@ export interface AlertDeliveryInput {
   event: ExecutionEvent;
   /** delay watch: wait this long for the run to finish before alerting */
   delaySeconds?: number;
+  /**
+   * a delay watch held as a row whose config's DelayWatcher found it late (epoch ms, the watcher's
+   * clock at its claim): no timer, the alert is routed and sent at once. Absent: the workflow holds
+   * the watch's timer itself (watches started before delay watches became rows).
+   */
+  watchFiredAtMs?: number;
   /** when the service received the event (ISO time), for the dispatch latency metric */
   receivedAt?: string;
   /** set on a redelivery: the delivery it repeats */
@@ -78,3 +84,34 @@ export const NOISE_ITEM_SIGNAL = 'noiseItem';
 /** Signal from AlertNoise to a fired delay watch that handed its alert to the pipeline: what became of it. */
 export const NOISE_DECISION_SIGNAL = 'noiseDecision';
 export type { NoiseDecision, NoiseItem };
+
+/** Input of the DelayWatcher workflow (id: lib/delivery-ids.ts delayWatcherId): one per config with open delay watches. */
+export interface DelayWatcherInput {
+  projectId: string;
+  configId: string;
+  /** carried over by continue-as-new: watches fired (late) and suppressed at their deadline so far */
+  fired?: number;
+  suppressed?: number;
+  /** continue as new after this many passes (default DELAY_WATCHER_PASSES; tests set it low) */
+  continueAsNewAfterPasses?: number;
+}
+
+/** Signal to DelayWatcher: a watch with this deadline (epoch ms) opened, earlier than the wake it was committed to (or none). */
+export const WATCH_DEADLINE_SIGNAL = 'watchDeadline';
+export interface WatchDeadlineSignal {
+  deadlineMs: number;
+}
+
+/** What one pass of the watcher (activity fireDueWatches) did, and when it must wake next. */
+export interface WatcherPass {
+  /** late watches whose AlertDelivery this pass started */
+  fired: number;
+  /** watches suppressed at their deadline (their run finished in time) */
+  suppressed: number;
+  /** the earliest open deadline (epoch ms), now the watcher's wake_at; null: none open */
+  wakeAtMs: number | null;
+  /** open watches */
+  open: number;
+  /** fired watches still to start: go round again at once */
+  more: boolean;
+}

@@ -5,7 +5,7 @@ import { saveConfigBodySchema } from '../../lib/schemas';
 import type { ServiceDeps } from '../../runtime/deps';
 import { savedTargetRefusal } from '../../runtime/egress';
 import { listAudit } from '../../store/audit';
-import { endNoisePipeline } from '../../dispatch/start-delivery';
+import { endDelayWatcher, endNoisePipeline } from '../../dispatch/start-delivery';
 import { deleteConfig, findConfig, listConfigs, publicConfig, rotateSecret, saveConfig } from '../../store/configs';
 import type { AuthState } from '../auth';
 import { hasBody, readJson } from '../body';
@@ -51,6 +51,7 @@ export function configRoutes(router: Router<AuthState>, deps: ServiceDeps): void
   router.delete('/api/alerts/config/by-id/:configId', async (ctx) => {
     await deleteConfig(deps.db, deps.keyring, ctx.state.projectId, ctx.params.configId, { tokenId: ctx.state.tokenId });
     await endNoisePipeline(deps, ctx.params.configId);
+    await endDelayWatcher(deps, ctx.params.configId);
     ctx.status = 204;
   });
 

@@ -1,0 +1,259 @@
+import { open, seal, type Keyring } from '../lib/crypto';
+import type { DeliveryRef, ExecutionEvent } from '../lib/schemas';
+import type { Db, Queryable } from './db';
+
+/**
+ * Delay watches as rows (docs/delay-watches.md). A watch is its delivery's row in alert_deliveries
+ * with a `watch_deadline`; a finishing event records `run_finished_at` on it (and suppresses it when
+ * it finished in time); the config's DelayWatcher workflow claims the rows past their deadline and
+ * starts an AlertDelivery for each late one. `delay_watchers.wake_at` is the deadline the watcher is
+ * committed to wake at.
+ *
+ * Lock order. run.started (openWatch): INSERT the row, then lock the watcher's row (FOR SHARE, which the watcher's FOR UPDATE waits for and blocks) and
+ * read wake_at, in one transaction. The watcher (settleWake): lock the watcher's row, then read the
+ * earliest open deadline and write it as wake_at, in one transaction. Either
+ *   - the run.started transaction locks first: it commits (its row visible) before the watcher gets
+ *     the lock, and the watcher's read of the minimum, a statement after the lock, sees the row; or
+ *   - the watcher locks first: the run.started transaction waits on the lock until the watcher has
+ *     committed its wake_at, and then reads that value. The watcher may not have seen the row (not yet
+ *     committed when it read the minimum); run.started then finds wake_at NULL or later than its
+ *     deadline and signals the watcher (dispatch/start-delivery.ts wakeDelayWatcher), or finds it at or
+ *     before its deadline, and the watcher, waking then, reads the minimum again and sees the row.
+ * So a row can never be inserted "after the watcher computed wake_at" without being told to it.
+ * (PGlite runs one statement or transaction at a time, which is the first case always.)
+ */
+
+/** An open watch: scheduled, not fired, with a deadline. */
+const OPEN = `status = 'scheduled' AND watch_fired_at IS NULL AND watch_deadline IS NOT NULL`;
+
+const ms = (d: Date | string | null): number | null => (d === null ? null : new Date(d).getTime());
+const ts = (msValue: number) => new Date(msValue).toISOString();
+
+/** Test seams: where a test holds a transaction to force an interleaving (test/delay-watcher-store.test.ts). */
+export interface WatchHooks {
+  /** openWatch: after its row's INSERT, before it locks the watcher's row */
+  afterInsert?: () => Promise<void>;
+  /** settleWake: after it locked the watcher's row, before it reads the earliest deadline */
+  afterLock?: () => Promise<void>;
+}
+
+export interface OpenedWatch {
+  /** the row existed already (a repeated run.started, or its finishing event came first) */
+  duplicate: boolean;
+  /** whether the watcher must be told of this deadline (signalWithStart): see needsWake */
+  wake: boolean;
+  deadlineMs: number;
+}
+
+/**
+ * A wake later than this overdue means the watcher may be gone (terminated by hand): a run.started
+ * then signals it anyway (signalWithStart starts it again). A watcher that is only late (its worker
+ * down) just gets a signal it did not need.
+ */
+export const WAKE_OVERDUE_MS = 60_000;
+
+/** Whether a watch with this deadline must wake the watcher, given the wake it is committed to. */
+export function needsWake(wakeAtMs: number | null, deadlineMs: number, nowMs: number): boolean {
+  if (wakeAtMs === null) return true;
+  if (wakeAtMs > deadlineMs) return true;
+  return nowMs - wakeAtMs > WAKE_OVERDUE_MS;
+}
+
+/**
+ * run.started of a watched run: its row (scheduled, with its deadline and the sealed event) and the
+ * watcher's row, then the watcher's wake_at under its row lock, in one transaction. A row that exists
+ * is left as it is (duplicate); an open one still says whether the watcher must be woken, so an event
+ * sent again after a crash between the commit and the signal still wakes it.
+ */
+export async function openWatch(
+  db: Db,
+  keyring: Keyring,
+  ref: DeliveryRef,
+  event: ExecutionEvent,
+  deadlineMs: number,
+  nowMs = Date.now(),
+  hooks: WatchHooks = {},
+): Promise<OpenedWatch> {
+  const sealed = seal(keyring, JSON.stringify(event), `${ref.projectId}/${ref.deliveryId}`);
+  return db.transaction(async (tx) => {
+    const inserted = await tx.query(
+      `INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, watch_deadline)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10)
+       ON CONFLICT (delivery_id) DO NOTHING RETURNING 1`,
+      [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, sealed.keyId, sealed.ciphertext, ts(deadlineMs)],
+    );
+    const duplicate = inserted.length === 0;
+    let openDeadlineMs: number | null = deadlineMs;
+    if (duplicate) {
+      const [row] = await tx.query<{ watch_deadline: Date | null; open: boolean }>(
+        `SELECT watch_deadline, (${OPEN}) AS open FROM alert_deliveries WHERE delivery_id = $1`,
+        [ref.deliveryId],
+      );
+      openDeadlineMs = row?.open ? ms(row.watch_deadline) : null;
+      // finished, fired, or an earlier version's watch (its own workflow holds the timer): nothing to wake
+      if (openDeadlineMs === null) return { duplicate, wake: false, deadlineMs };
+    }
+    await hooks.afterInsert?.();
+    // FOR SHARE: run.started transactions of one config do not wait for each other, only for the
+    // watcher's FOR UPDATE (and it for them). The watcher's row exists after a config's first watch:
+    // then this is one statement.
+    const lockWatcher = () => tx.query<{ wake_at: Date | null }>(`SELECT wake_at FROM delay_watchers WHERE config_id = $1 FOR SHARE`, [ref.configId]);
+    let [watcher] = await lockWatcher();
+    if (!watcher) {
+      await tx.query(`INSERT INTO delay_watchers (config_id, project_id) VALUES ($1, $2) ON CONFLICT (config_id) DO NOTHING`, [ref.configId, ref.projectId]);
+      [watcher] = await lockWatcher();
+    }
+    return { duplicate, wake: needsWake(ms(watcher.wake_at), openDeadlineMs, nowMs), deadlineMs: openDeadlineMs };
+  });
+}
+
+export interface FinishedWatch {
+  /** the row as it is now: its status and deadline (NULL: an earlier version's watch, or created by this finish) */
+  status: string;
+  watchDeadlineMs: number | null;
+  /** this statement created the row (the finishing event came before its run.started) */
+  created: boolean;
+  /** this statement moved the watch to suppressed */
+  suppressed: boolean;
+}
+
+/**
+ * A finishing event of a watched run, in one statement: records when the run finished (the earliest
+ * finishing event's time) and, when the watch is open and the run finished at or before its deadline,
+ * ends it `suppressed`. No row yet (the finishing event came before its run.started): a row already
+ * suppressed, so the late run.started is a duplicate and starts nothing. A watch of an earlier version
+ * (no deadline here, still scheduled) is its AlertDelivery's to decide: the caller signals it.
+ */
+export async function finishWatch(db: Queryable, keyring: Keyring, ref: DeliveryRef, event: ExecutionEvent, finishedAtMs: number): Promise<FinishedWatch> {
+  const sealed = seal(keyring, JSON.stringify(event), `${ref.projectId}/${ref.deliveryId}`);
+  const rows = await db.query<{ status: string; watch_deadline: Date | null; created: boolean; before: string | null }>(
+    `INSERT INTO alert_deliveries AS d (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, run_finished_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'suppressed', $8, $9, $10)
+     ON CONFLICT (delivery_id) DO UPDATE SET
+       run_finished_at = LEAST(COALESCE(d.run_finished_at, EXCLUDED.run_finished_at), EXCLUDED.run_finished_at),
+       status = CASE WHEN d.status = 'scheduled' AND d.watch_fired_at IS NULL AND d.watch_deadline IS NOT NULL AND EXCLUDED.run_finished_at <= d.watch_deadline THEN 'suppressed' ELSE d.status END,
+       updated_at = now()
+     RETURNING d.status, d.watch_deadline, (xmax = 0) AS created,
+       (SELECT status FROM alert_deliveries WHERE delivery_id = $1) AS before`,
+    [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, sealed.keyId, sealed.ciphertext, ts(finishedAtMs)],
+  );
+  const r = rows[0];
+  return { status: r.status, watchDeadlineMs: ms(r.watch_deadline), created: r.created, suppressed: !r.created && r.status === 'suppressed' && r.before !== 'suppressed' };
+}
+
+/** A fired watch: its row's sealed event and deadline, for the AlertDelivery that sends its alert. */
+export interface FiredWatch {
+  ref: DeliveryRef;
+  event: ExecutionEvent;
+  deadlineMs: number;
+  firedAtMs: number;
+  createdAt: string;
+}
+
+interface FiredRow {
+  delivery_id: string; project_id: string; config_id: string; workflow_id: string; run_id: string; event_id: string;
+  key_id: string; event_sealed: string; watch_deadline: Date; watch_fired_at: Date; created_at: Date;
+}
+
+/**
+ * The watcher's claim at `nowMs` (its workflow clock): every open watch of the config whose deadline
+ * has passed is marked fired, decided by time: a run recorded as finished at or before its deadline
+ * ends suppressed (a finish recorded while the watch was open suppresses it already: this is the
+ * belt to that), any other is late and stays scheduled until its AlertDelivery routes it. Answers the
+ * late ones not yet started, those of earlier claims too (a watcher cut off between the claim and the
+ * start), at most `limit`.
+ */
+export async function claimDueWatches(db: Queryable, keyring: Keyring, configId: string, nowMs: number, limit: number): Promise<{ late: FiredWatch[]; suppressed: number }> {
+  const claimed = await db.query<{ status: string }>(
+    `UPDATE alert_deliveries SET watch_fired_at = $2, updated_at = now(),
+       status = CASE WHEN run_finished_at IS NOT NULL AND run_finished_at <= watch_deadline THEN 'suppressed' ELSE status END
+     WHERE config_id = $1 AND ${OPEN} AND watch_deadline <= $2
+     RETURNING status`,
+    [configId, ts(nowMs)],
+  );
+  const rows = await db.query<FiredRow>(
+    `SELECT delivery_id, project_id, config_id, workflow_id, run_id, event_id, key_id, event_sealed, watch_deadline, watch_fired_at, created_at
+     FROM alert_deliveries WHERE config_id = $1 AND watch_fired_at IS NOT NULL AND watch_started_at IS NULL AND status = 'scheduled'
+     ORDER BY watch_deadline LIMIT $2`,
+    [configId, limit],
+  );
+  const late = rows.map((r) => ({
+    ref: { deliveryId: r.delivery_id, projectId: r.project_id, configId: r.config_id, workflowId: r.workflow_id, runId: r.run_id, eventId: r.event_id, condition: 'delay' as const },
+    event: JSON.parse(open(keyring, { keyId: r.key_id, ciphertext: r.event_sealed }, `${r.project_id}/${r.delivery_id}`)) as ExecutionEvent,
+    deadlineMs: ms(r.watch_deadline)!,
+    firedAtMs: ms(r.watch_fired_at)!,
+    createdAt: new Date(r.created_at).toISOString(),
+  }));
+  return { late, suppressed: claimed.filter((c) => c.status === 'suppressed').length };
+}
+
+/** The fired watches whose AlertDelivery workflows were started (or found started). */
+export async function markWatchesStarted(db: Queryable, deliveryIds: string[]): Promise<void> {
+  if (deliveryIds.length === 0) return;
+  await db.query(`UPDATE alert_deliveries SET watch_started_at = now() WHERE delivery_id = ANY($1::text[]) AND watch_started_at IS NULL`, [deliveryIds]);
+}
+
+export interface WatcherWake {
+  /** the earliest open deadline, which the watcher is now committed to wake at; null: none open */
+  wakeAtMs: number | null;
+  /** open watches of the config (for the watcher's details in the Web UI) */
+  open: number;
+  /** fired watches still to start (a pass that hit its limit): the watcher goes round again at once */
+  unstarted: number;
+}
+
+/**
+ * Under the watcher row's lock: the earliest open deadline, written as wake_at (see the lock order
+ * above). With `endIfIdle` and no open watch, wake_at is set NULL in the same transaction, so the
+ * next run.started signals-with-start a new watcher.
+ */
+export async function settleWake(db: Db, configId: string, projectId: string, hooks: WatchHooks = {}): Promise<WatcherWake> {
+  return db.transaction(async (tx) => {
+    await tx.query(`INSERT INTO delay_watchers (config_id, project_id) VALUES ($1, $2) ON CONFLICT (config_id) DO NOTHING`, [configId, projectId]);
+    await tx.query(`SELECT wake_at FROM delay_watchers WHERE config_id = $1 FOR UPDATE`, [configId]);
+    await hooks.afterLock?.();
+    const [row] = await tx.query<{ wake_at: Date | null; open: number; unstarted: number }>(
+      `SELECT (SELECT min(watch_deadline) FROM alert_deliveries WHERE config_id = $1 AND ${OPEN}) AS wake_at,
+              (SELECT count(*)::int FROM alert_deliveries WHERE config_id = $1 AND ${OPEN}) AS open,
+              (SELECT count(*)::int FROM alert_deliveries WHERE config_id = $1 AND watch_fired_at IS NOT NULL AND watch_started_at IS NULL AND status = 'scheduled') AS unstarted`,
+      [configId],
+    );
+    await tx.query(`UPDATE delay_watchers SET wake_at = $2, updated_at = now() WHERE config_id = $1`, [configId, row.wake_at]);
+    return { wakeAtMs: ms(row.wake_at), open: row.open, unstarted: row.unstarted };
+  });
+}
+
+/**
+ * A deleted config's watcher row, and its open watches ended failed (as a watch of an earlier version
+ * that fired after the delete failed: "the alert config was deleted"), without an operator alert.
+ */
+export async function forgetWatcher(db: Db, configId: string): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.query(`DELETE FROM delay_watchers WHERE config_id = $1`, [configId]);
+    await tx.query(
+      `UPDATE alert_deliveries SET status = 'failed', error = 'the alert config was deleted', watch_fired_at = COALESCE(watch_fired_at, now()), updated_at = now()
+       WHERE config_id = $1 AND ${OPEN}`,
+      [configId],
+    );
+  });
+}
+
+/** A watch as its row tells it, for the delivery's timeline (api/timeline.ts) before or beside its workflow. */
+export interface WatchStory {
+  status: string;
+  startedAt: string;
+  deadline: string;
+  firedAt: string | null;
+  runFinishedAt: string | null;
+}
+
+export async function watchStory(db: Queryable, projectId: string, deliveryId: string): Promise<WatchStory | undefined> {
+  const rows = await db.query<{ status: string; created_at: Date; watch_deadline: Date | null; watch_fired_at: Date | null; run_finished_at: Date | null }>(
+    `SELECT status, created_at, watch_deadline, watch_fired_at, run_finished_at FROM alert_deliveries WHERE project_id = $1 AND delivery_id = $2`,
+    [projectId, deliveryId],
+  );
+  const r = rows[0];
+  if (!r?.watch_deadline) return undefined;
+  const iso = (d: Date | null) => (d === null ? null : new Date(d).toISOString());
+  return { status: r.status, startedAt: iso(r.created_at)!, deadline: iso(r.watch_deadline)!, firedAt: iso(r.watch_fired_at), runFinishedAt: iso(r.run_finished_at) };
+}
