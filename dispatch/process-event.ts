@@ -13,6 +13,22 @@ import { endDelayWatch, sendToNoisePipeline, startDelayWatch, startDelivery, tel
 type Deps = Pick<ServiceDeps, 'db' | 'keyring' | 'temporal'>;
 type SendAction = Extract<AlertAction, { kind: 'send' }>;
 
+/** The configs an event of a MeshHook workflow is matched against (a batch shares one lookup per workflow). */
+export type ConfigLookup = (workflowId: string) => ReturnType<typeof dispatchableConfigsFor>;
+
+/**
+ * One lookup per workflow id for a batch of events: an outage's batch is one workflow's runs, and
+ * each lookup is a store statement on the alert path (one PGlite connection in the embedded default).
+ */
+export function sharedConfigLookup(deps: Pick<Deps, 'db'>, projectId: string): ConfigLookup {
+  const lookups = new Map<string, ReturnType<typeof dispatchableConfigsFor>>();
+  return (workflowId) => {
+    let found = lookups.get(workflowId);
+    if (!found) lookups.set(workflowId, (found = dispatchableConfigsFor(deps.db, projectId, workflowId)));
+    return found;
+  };
+}
+
 /** An alert held instead of sent: its config is disabled by the service (docs/endpoint-health.md). */
 export interface HeldMatch {
   configId: string;
@@ -29,11 +45,17 @@ export interface HeldMatch {
  * settings); an alert of a config with noise settings goes to the config's noise pipeline, silenced
  * or not (docs/noise-control.md). A successful run is told to the pipelines that close incidents.
  */
-export async function dispatchEvent(deps: Deps, projectId: string, rawEvent: unknown, receivedAt = new Date()): Promise<{ deliveries: StartedDelivery[]; held: HeldMatch[] }> {
+export async function dispatchEvent(
+  deps: Deps,
+  projectId: string,
+  rawEvent: unknown,
+  receivedAt = new Date(),
+  configsOf: ConfigLookup = (workflowId) => dispatchableConfigsFor(deps.db, projectId, workflowId),
+): Promise<{ deliveries: StartedDelivery[]; held: HeldMatch[] }> {
   const parsed = executionEventSchema.parse(rawEvent);
   const event: ExecutionEvent = { ...parsed, occurredAt: parsed.occurredAt ?? receivedAt.toISOString() };
   const eventAtMs = Date.parse(event.occurredAt!);
-  const configs = await dispatchableConfigsFor(deps.db, projectId, event.workflowId);
+  const configs = await configsOf(event.workflowId);
   const work: Promise<StartedDelivery | undefined>[] = [];
   const held: HeldMatch[] = [];
   // read once per event, and only when an alert was matched for a config that has silences

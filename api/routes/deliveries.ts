@@ -5,6 +5,7 @@ import { notFound } from '../../lib/errors';
 import type { ServiceDeps } from '../../runtime/deps';
 import { getConfig } from '../../store/configs';
 import { attemptsOf, deliveryEvent, findDelivery, listDeliveries } from '../../store/deliveries';
+import { watchStory } from '../../store/watches';
 import type { AuthState } from '../auth';
 import { parseInput } from '../errors';
 import { deliveriesQuerySchema } from '../schemas';
@@ -30,7 +31,9 @@ export function deliveryRoutes(router: Router<AuthState>, deps: ServiceDeps): vo
       ctx.body = { ...starting, attempts: [], timeline, temporalUrl: temporalUrl(deps, starting.deliveryId) };
       return;
     }
-    const { attempts, timeline } = await readTimeline(deps.temporal.client, delivery.deliveryId, () => attemptsOf(deps.db, ctx.state.projectId, delivery.deliveryId), delivery.error);
+    // a delay watch held as a row tells its watch from the row (docs/delay-watches.md)
+    const loadWatch = delivery.condition === 'delay' ? () => watchStory(deps.db, ctx.state.projectId, delivery.deliveryId) : undefined;
+    const { attempts, timeline } = await readTimeline(deps.temporal.client, delivery.deliveryId, () => attemptsOf(deps.db, ctx.state.projectId, delivery.deliveryId), delivery.error, loadWatch);
     const { projectId: _projectId, ...visible } = delivery;
     ctx.body = { ...visible, attempts, timeline, temporalUrl: temporalUrl(deps, delivery.deliveryId) };
   });

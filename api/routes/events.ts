@@ -1,5 +1,5 @@
 import type Router from '@koa/router';
-import { dispatchEvent } from '../../dispatch/process-event';
+import { dispatchEvent, sharedConfigLookup } from '../../dispatch/process-event';
 import { executionEventSchema } from '../../lib/schemas';
 import type { ServiceDeps } from '../../runtime/deps';
 import type { AuthState } from '../auth';
@@ -17,7 +17,9 @@ export function eventRoutes(router: Router<AuthState>, deps: ServiceDeps): void 
     const receivedAt = new Date();
     const body = await readJson(ctx);
     const events = isBatch(body) ? parseInput(eventBatchSchema, body, 'body').events : [parseInput(executionEventSchema, body, 'event')];
-    const results = await Promise.all(events.map((event) => dispatchEvent(deps, ctx.state.projectId, event, receivedAt)));
+    // the batch's events of one workflow are matched against one lookup of its configs
+    const configsOf = sharedConfigLookup(deps, ctx.state.projectId);
+    const results = await Promise.all(events.map((event) => dispatchEvent(deps, ctx.state.projectId, event, receivedAt, configsOf)));
     ctx.status = 202;
     // held: alerts of configs the service disabled, kept until they are re-enabled (docs/endpoint-health.md)
     ctx.body = { accepted: events.length, deliveries: results.flatMap((r) => r.deliveries), held: results.flatMap((r) => r.held) };
