@@ -66,8 +66,7 @@ export async function DelayWatcher(input: DelayWatcherInput): Promise<void> {
     const wakeAtMs = Math.min(done.wakeAtMs ?? Infinity, signalledMs);
     if (wakeAtMs === Infinity) {
       // none open: wake_at is NULL already (the pass wrote it under the lock), so a new watch signals
-      const woken = await condition(() => signalledMs !== Infinity, WATCHER_IDLE_MS, { summary: 'no open delay watch: wait an hour, then end' }
-);
+      const woken = await condition(() => signalledMs !== Infinity, WATCHER_IDLE_MS, { summary: 'no open delay watch: wait an hour, then end' });
       // ended with nothing signalled: a run.started after this reads wake_at NULL and starts a new watcher
       // (a signal that comes while this task completes fails the completion; the retried task sees it)
       if (!woken && signalledMs === Infinity) return;
@@ -75,8 +74,7 @@ export async function DelayWatcher(input: DelayWatcherInput): Promise<void> {
     }
     const waitMs = Math.max(0, wakeAtMs - Date.now());
     if (waitMs > 0) {
-      await condition(() => signalledMs < wakeAtMs, waitMs, { summary: `sleep until the earliest deadline ${new Date(wakeAtMs).toISOString()}` }
-);
+      await condition(() => signalledMs < wakeAtMs, waitMs, { summary: `sleep until the earliest deadline ${new Date(wakeAtMs).toISOString()}` });
     }
   }
 }
