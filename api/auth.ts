@@ -1,7 +1,7 @@
 import type Koa from 'koa';
 import { AlertsError } from '../lib/errors';
 import type { Queryable } from '../store/db';
-import { cachedTokenLookup } from '../store/tokens';
+import { findToken } from '../store/tokens';
 
 export interface AuthState {
   projectId: string;
@@ -24,15 +24,13 @@ const bearerToken = (ctx: Koa.Context) => BEARER.exec(ctx.get('authorization'))?
  * reads it elsewhere (the codec endpoint also takes it in its path, for the Temporal Web UI).
  */
 export function requireToken(db: Queryable, tokenOf: (ctx: Koa.Context) => string | undefined = bearerToken): Koa.Middleware<AuthState> {
-  // one lookup per middleware: a found token is kept for TOKEN_CACHE_TTL_MS (store/tokens.ts)
-  const findToken = cachedTokenLookup(db);
   return async (ctx, next) => {
     const presented = tokenOf(ctx);
     if (!presented) {
       ctx.set('WWW-Authenticate', 'Bearer');
       throw new AlertsError('unauthorized', 'missing or malformed Authorization header; send "Authorization: Bearer <token>"');
     }
-    const token = await findToken(presented);
+    const token = await findToken(db, presented);
     if (!token) {
       ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
       throw new AlertsError('unauthorized', 'unknown API token');

@@ -33,35 +33,3 @@ export async function projectForToken(db: Queryable, token: string): Promise<str
   const rows = await db.query<{ project_id: string }>('SELECT project_id FROM api_tokens WHERE token_hash = $1', [hashToken(token)]);
   return rows[0]?.project_id;
 }
-
-/** How long a found token is served from memory before the store is asked again. */
-export const TOKEN_CACHE_TTL_MS = 30_000;
-const TOKEN_CACHE_MAX = 1_000;
-
-/**
- * findToken with the tokens found kept in memory for TOKEN_CACHE_TTL_MS, keyed by the token's hash
- * (never the token): every API request looks its token up, and that was one store statement per event.
- * Tokens are only ever added (no route or CLI removes one), so a cached token cannot be stale unless a
- * row is deleted by hand, which then holds for at most the TTL in each API process. Unknown tokens are
- * not cached: a token created through another process works on its first request.
- */
-export function cachedTokenLookup(db: Queryable, ttlMs = TOKEN_CACHE_TTL_MS): (token: string) => Promise<{ id: string; projectId: string } | undefined> {
-  const found = new Map<string, { token: { id: string; projectId: string }; until: number }>();
-  return async (token) => {
-    const key = hashToken(token);
-    const hit = found.get(key);
-    const now = Date.now();
-    if (hit && hit.until > now) return hit.token;
-    const rows = await db.query<{ id: string; project_id: string }>('SELECT id, project_id FROM api_tokens WHERE token_hash = $1', [key]);
-    if (!rows[0]) {
-      found.delete(key);
-      return undefined;
-    }
-    const result = { id: rows[0].id, projectId: rows[0].project_id };
-    found.delete(key);
-    // the oldest entry goes first (a Map iterates in insertion order)
-    if (found.size >= TOKEN_CACHE_MAX) found.delete(found.keys().next().value as string);
-    found.set(key, { token: result, until: now + ttlMs });
-    return result;
-  };
-}
