@@ -103,6 +103,8 @@ export async function readTimeline(
   const started = await decode<AlertDeliveryInput>(events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads as Payload[] | undefined);
   // (a row watch's AlertDelivery starts fired: it has no watch timer of its own)
   const delayWatch = started?.delaySeconds !== undefined && started.watchFiredAtMs === undefined;
+  // a fired delay watch (either kind) may wait for its noise pipeline: a row watch's wait is its first timer
+  const firedWatch = started?.watchFiredAtMs !== undefined;
   // the retried attempts count on from those made inside workflow tasks (deliverWebhook's input says how many)
   const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes)?.activityTaskScheduledEventAttributes;
   const attemptOffset = scheduled ? (await decode<RetriedAttempts>(scheduled.input?.payloads as Payload[] | undefined))?.attemptOffset : undefined;
@@ -125,7 +127,7 @@ export async function readTimeline(
   for (const e of events) {
     const type = e.eventType ?? 0;
     const timerId = e.timerStartedEventAttributes?.timerId ?? e.timerFiredEventAttributes?.timerId;
-    if (type === EventType.EVENT_TYPE_TIMER_STARTED && delayWatch && timers > 0 && timerId) {
+    if (type === EventType.EVENT_TYPE_TIMER_STARTED && ((delayWatch && timers > 0) || firedWatch) && timerId) {
       const summary = await decode<string>(e.userMetadata?.summary ? [e.userMetadata.summary as Payload] : undefined);
       if (typeof summary === 'string' && summary.startsWith(NOISE_WAIT_SUMMARY)) noiseWaits.add(timerId);
     }

@@ -9,7 +9,7 @@ import type { NoiseAlertItem } from '../lib/noise';
 import type { ExecutionEvent } from '../lib/schemas';
 import * as sa from '../lib/search-attributes';
 import type { ServiceDeps } from '../runtime/deps';
-import { finishWatch, forgetWatcher, openWatch } from '../store/watches';
+import { finishWatch, forgetWatcher, noteWakeSignalled, openWatch } from '../store/watches';
 import type { AlertDeliveryInput, AlertNoiseInput, DelayWatcherInput, NoiseItem, RunFinishedSignal, StartedDelivery, WatchDeadlineSignal } from '../workflows/types';
 import { NOISE_ITEM_SIGNAL, RUN_FINISHED_SIGNAL, WATCH_DEADLINE_SIGNAL } from '../workflows/types';
 
@@ -92,7 +92,10 @@ export async function startDelayWatch(deps: Store, w: WatchStart): Promise<Start
   const deadlineMs = delayDeadlineMs(event, w.thresholdSeconds, w.receivedAtMs);
   const ref = { deliveryId: w.deliveryId, projectId: w.projectId, configId: w.configId, workflowId: event.workflowId, runId: event.runId, eventId: event.id, condition: 'delay' as const };
   const opened = await openWatch(deps.db, deps.keyring, ref, event, deadlineMs);
-  if (opened.wake) await wakeDelayWatcher(deps, w.projectId, w.configId, opened.deadlineMs);
+  if (opened.wake) {
+    await wakeDelayWatcher(deps, w.projectId, w.configId, opened.deadlineMs);
+    await noteWakeSignalled(deps.db, w.configId, opened.deadlineMs);
+  }
   return { deliveryId: w.deliveryId, configId: w.configId, condition: 'delay', duplicate: opened.duplicate };
 }
 

@@ -49,6 +49,8 @@ export async function eraseProjectRows(
     const settings = await deleteRows(tx, 'project_settings', projectId);
     // silences (migration 011) hold the project's comments; not counted in the answer (its schema has no field for them)
     await deleteRows(tx, 'alert_silences', projectId);
+    // delay watchers (migration 012): each config's committed wake; its workflow is terminated with the project's
+    if (await tableExists(tx, 'delay_watchers')) await deleteRows(tx, 'delay_watchers', projectId);
     // migration 008's table (operator alerts): absent in a store without it
     const operatorAlertIds = (await tableExists(tx, 'operator_alerts'))
       ? (await tx.query<{ alert_id: string }>('DELETE FROM operator_alerts WHERE project_id = $1 RETURNING alert_id', [projectId])).map((r) => r.alert_id)

@@ -23,6 +23,13 @@ import type { Db, Queryable } from './db';
  * (PGlite runs one statement or transaction at a time, which is the first case always.)
  */
 
+/**
+ * The lock order below needs each statement to see what committed before it (READ COMMITTED): a
+ * database whose default isolation is REPEATABLE READ (some poolers set it) would take the snapshot
+ * at the transaction's first statement, before the lock wait. The first statement of both transactions.
+ */
+const READ_COMMITTED = 'SET TRANSACTION ISOLATION LEVEL READ COMMITTED';
+
 /** An open watch: scheduled, not fired, with a deadline. */
 const OPEN = `status = 'scheduled' AND watch_fired_at IS NULL AND watch_deadline IS NOT NULL`;
 
@@ -76,13 +83,23 @@ export async function openWatch(
 ): Promise<OpenedWatch> {
   const sealed = seal(keyring, JSON.stringify(event), `${ref.projectId}/${ref.deliveryId}`);
   return db.transaction(async (tx) => {
-    const inserted = await tx.query(
-      `INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, watch_deadline)
+    await tx.query(READ_COMMITTED);
+    // A row that a finishing event created first (no deadline, suppressed, its finish time kept) takes
+    // this run.started: decided by time, whichever of the two events the service handled first (a
+    // batch's events run side by side). Finished after the deadline: the watch is open again, and late.
+    const inserted = await tx.query<{ status: string }>(
+      `INSERT INTO alert_deliveries AS d (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, watch_deadline)
        VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10)
-       ON CONFLICT (delivery_id) DO NOTHING RETURNING 1`,
+       ON CONFLICT (delivery_id) DO UPDATE SET
+         event_id = EXCLUDED.event_id, key_id = EXCLUDED.key_id, event_sealed = EXCLUDED.event_sealed, watch_deadline = EXCLUDED.watch_deadline,
+         status = CASE WHEN d.run_finished_at > EXCLUDED.watch_deadline THEN 'scheduled' ELSE 'suppressed' END, updated_at = now()
+       WHERE d.watch_deadline IS NULL AND d.status = 'suppressed' AND d.run_finished_at IS NOT NULL AND d.watch_fired_at IS NULL
+       RETURNING d.status`,
       [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, sealed.keyId, sealed.ciphertext, ts(deadlineMs)],
     );
     const duplicate = inserted.length === 0;
+    // taken over, and the run finished in time: nothing to watch, nothing new started (as for a repeat)
+    if (!duplicate && inserted[0].status !== 'scheduled') return { duplicate: true, wake: false, deadlineMs };
     let openDeadlineMs: number | null = deadlineMs;
     if (duplicate) {
       const [row] = await tx.query<{ watch_deadline: Date | null; open: boolean }>(
@@ -209,7 +226,12 @@ export interface WatcherWake {
  */
 export async function settleWake(db: Db, configId: string, projectId: string, hooks: WatchHooks = {}): Promise<WatcherWake> {
   return db.transaction(async (tx) => {
-    await tx.query(`INSERT INTO delay_watchers (config_id, project_id) VALUES ($1, $2) ON CONFLICT (config_id) DO NOTHING`, [configId, projectId]);
+    await tx.query(READ_COMMITTED);
+    // not for a config deleted (or a project erased) while this pass ran: its row stays gone
+    await tx.query(
+      `INSERT INTO delay_watchers (config_id, project_id) SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM alert_configs WHERE id = $1) ON CONFLICT (config_id) DO NOTHING`,
+      [configId, projectId],
+    );
     await tx.query(`SELECT wake_at FROM delay_watchers WHERE config_id = $1 FOR UPDATE`, [configId]);
     await hooks.afterLock?.();
     const [row] = await tx.query<{ wake_at: Date | null; open: number; unstarted: number }>(
@@ -232,10 +254,23 @@ export async function forgetWatcher(db: Db, configId: string): Promise<void> {
     await tx.query(`DELETE FROM delay_watchers WHERE config_id = $1`, [configId]);
     await tx.query(
       `UPDATE alert_deliveries SET status = 'failed', error = 'the alert config was deleted', watch_fired_at = COALESCE(watch_fired_at, now()), updated_at = now()
-       WHERE config_id = $1 AND ${OPEN}`,
+       WHERE config_id = $1 AND (${OPEN} OR (status = 'scheduled' AND watch_fired_at IS NOT NULL AND watch_started_at IS NULL))`,
       [configId],
     );
   });
+}
+
+/**
+ * After a signal told the watcher of `deadlineMs`: its wake is at or before it, so later run.started
+ * events with a deadline no earlier need not signal (a backlog replayed, or a watcher overdue, would
+ * otherwise signal once per run). Raising the stored wake is always safe (a run.started only decides
+ * whether to signal from it), and so is lowering it to a deadline the watcher was just told of.
+ */
+export async function noteWakeSignalled(db: Queryable, configId: string, deadlineMs: number, nowMs = Date.now()): Promise<void> {
+  await db.query(
+    `UPDATE delay_watchers SET wake_at = $2, updated_at = now() WHERE config_id = $1 AND (wake_at IS NULL OR wake_at > $2 OR wake_at < $3)`,
+    [configId, ts(deadlineMs), ts(nowMs - WAKE_OVERDUE_MS)],
+  );
 }
 
 /** A watch as its row tells it, for the delivery's timeline (api/timeline.ts) before or beside its workflow. */

@@ -97,6 +97,18 @@ for (const kind of STORE_KINDS) {
       assert.equal(await status(a.ref.deliveryId), 'suppressed');
     });
 
+    it('a finishing event after the deadline stored before its run.started (a batch handled side by side): the run.started opens the watch late, and the claim finds it', async () => {
+      const a = watchOf('c5b', T0);
+      await finishWatch(store.db, keyring, a.ref, a.finish(T0 + 90_000), T0 + 90_000);
+      assert.equal(await status(a.ref.deliveryId), 'suppressed');
+      assert.deepEqual(await openWatch(store.db, keyring, a.ref, a.event, T0 + 60_000, T0 + 90_100), { duplicate: false, wake: true, deadlineMs: T0 + 60_000 });
+      assert.equal(await status(a.ref.deliveryId), 'scheduled');
+      const { late } = await claimDueWatches(store.db, keyring, 'c5b', T0 + 90_200, 10);
+      assert.deepEqual(late.map((w) => w.ref.deliveryId), [a.ref.deliveryId]);
+      // the alert is rendered from the run.started, not the finishing event the row was created with
+      assert.equal(late[0].event.type, 'run.started');
+    });
+
     it('an earlier version\'s watch (its row has no deadline) is left to its workflow: the finish reports it scheduled without a deadline', async () => {
       const a = watchOf('c6', T0);
       await store.db.query(

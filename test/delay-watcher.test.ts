@@ -35,7 +35,8 @@ async function eventually<T>(probe: () => Promise<T>, timeoutMs = 30_000): Promi
 }
 
 describe('delay watches as rows: the DelayWatcher (time-skipping test server)', function () {
-  this.timeout(180_000);
+  // the held-worker races take up to ~3 minutes of real time on two cores (the resumed worker waits for its stuck task); not yet explained
+  this.timeout(420_000);
   let env: TestWorkflowEnvironment;
   let store: TestStore;
   let receiver: Receiver;

@@ -9,6 +9,7 @@ import { attemptsOverWindows } from '../runtime/failure-rate-monitor';
 import { eventually } from './support/eventually';
 import { Receiver } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
+import type { AlertDeliveryInput } from '../workflows/types';
 
 /**
  * The noise pipeline's two ends (docs/noise-control.md), on the shared embedded stack (real Temporal
@@ -247,23 +248,28 @@ describe('noise control: dispatch and delivery ends of the pipeline (end to end)
     // A workflow task that routed its watch silenced and ended the delivery can be lost before Temporal
     // hears of it (its worker dies, the task times out); its retry routes at a later clock, when the
     // silence may be over. The store keeps what the earlier run decided: written here as that run did.
+    // A fired watch's AlertDelivery (as its DelayWatcher starts it) finds its row already ended so.
     const workflowId = `wf_lost_task_${uid()}`;
     const path = `/lost-task-${uid()}`;
-    await createConfig({ workflowId, conditions: [{ type: 'delay', thresholdSeconds: 2 }], webhook: { url: receiver.on(path, () => ({ status: 200 })) } });
+    // an hour's threshold: the config's watcher leaves these watches alone; the test fires them itself
+    const configId = await createConfig({ workflowId, conditions: [{ type: 'delay', thresholdSeconds: 3600 }], webhook: { url: receiver.on(path, () => ({ status: 200 })) } });
     const now = Date.now();
     const ended = { silenced: 'silenced by sil_gone: ended earlier', grouped: 'grouped into digest dlv-x-digest-y-1' } as const;
     const watches: Record<string, string> = {};
     for (const status of Object.keys(ended) as (keyof typeof ended)[]) {
-      const answer = await postEvent({ id: `evt_lt_${status}_${uid()}`, type: 'run.started', workflowId, runId: `run_${uid()}`, occurredAt: iso(now) });
-      watches[status] = answer.deliveries[0].deliveryId;
-      await eventually(`the ${status} watch's row`, async () => (await stack.service.db.query('SELECT 1 FROM alert_deliveries WHERE delivery_id = $1', [watches[status]])).length > 0);
-      await stack.service.db.query('UPDATE alert_deliveries SET status = $2, error = $3 WHERE delivery_id = $1', [watches[status], status, ended[status]]);
+      const event = { id: `evt_lt_${status}_${uid()}`, type: 'run.started' as const, workflowId, runId: `run_${uid()}`, occurredAt: iso(now) };
+      const answer = await postEvent(event);
+      const deliveryId = (watches[status] = answer.deliveries[0].deliveryId);
+      // fired and started, as the watcher's pass leaves it; then ended by the earlier run of the lost task
+      await stack.service.db.query(
+        'UPDATE alert_deliveries SET status = $2, error = $3, watch_fired_at = now(), watch_started_at = now() WHERE delivery_id = $1 AND status = $4',
+        [deliveryId, status, ended[status], 'scheduled'],
+      );
+      const input: AlertDeliveryInput = { deliveryId, projectId: project, configId, condition: 'delay', event, delaySeconds: 3600, watchFiredAtMs: Date.now() };
+      await stack.service.temporal.client.workflow.start('AlertDelivery', { workflowId: deliveryId, taskQueue: stack.service.env.TEMPORAL_TASK_QUEUE, args: [input] });
     }
     for (const [status, deliveryId] of Object.entries(watches)) {
-      const result = await eventually(`the ${status} watch to complete`, async () => {
-        const handle = stack.service.temporal.client.workflow.getHandle(deliveryId);
-        return (await handle.describe()).status.name === 'COMPLETED' ? handle.result() : undefined;
-      });
+      const result = await stack.service.temporal.client.workflow.getHandle(deliveryId).result();
       assert.equal(result.status, status, JSON.stringify(result));
       assert.equal(result.error, ended[status as keyof typeof ended]);
     }

@@ -250,7 +250,8 @@ describe('retention schedule and project erasure (real Temporal, real deliveries
 
   /**
    * A config of the project (failure alerts and an hour's delay watch), three failed runs delivered (and their delay
-   * watches suppressed) and one run still going: seven workflows, one of them running.
+   * watches suppressed: rows, no workflows) and one run still going, watched by the config's DelayWatcher: four
+   * workflows, the watcher running.
    */
   async function realDeliveries(projectId: string) {
     const token = tokens[projectId];
@@ -278,7 +279,7 @@ describe('retention schedule and project erasure (real Temporal, real deliveries
       const rows = await stack.service.db.query<{ delivery_id: string }>(`SELECT delivery_id FROM alert_deliveries WHERE config_id = $1 AND status = 'scheduled'`, [configId]);
       return rows.length === 1 && rows.map((r) => r.delivery_id);
     });
-    // each failed run also ends its (never started) delay watch: a workflow that records itself suppressed
+    // each failed run also ends its (never started) delay watch: a row already suppressed (docs/delay-watches.md)
     await waitUntil('the three finished runs recorded their delay watches', async () => {
       const rows = await stack.service.db.query(`SELECT 1 FROM alert_deliveries WHERE config_id = $1 AND status = 'suppressed'`, [configId]);
       return rows.length === 3;
@@ -486,26 +487,28 @@ describe('retention schedule and project erasure (real Temporal, real deliveries
     for (const name of Object.keys(tables)) assert.ok(beforeA[name] > 0 && beforeB[name] > 0, `both projects have ${name}`);
     // Temporal's visibility lists a workflow a moment after it starts: erase once every one is listed
     let listed: string[] = [];
-    const workflowsA = await waitUntil('the eight alert workflows of project A listed', async () => {
+    const workflowsA = await waitUntil('the five alert workflows of project A listed', async () => {
       const ids = (listed = await projectWorkflows(projectA));
-      return ids.length === 8 && ids;
+      return ids.length === 5 && ids;
     }).catch((err) => { throw new Error(`${err.message}: ${JSON.stringify(listed)}`); });
-    const workflowsB = await waitUntil('the seven workflows of project B listed', async () => {
+    const workflowsB = await waitUntil('the four workflows of project B listed', async () => {
       const ids = await projectWorkflows(projectB);
-      return ids.length === 7 && ids;
+      return ids.length === 4 && ids;
     });
     const running = await client.workflow.list({ query: `${AlertProjectId.name} = "${projectA}" AND ExecutionStatus = "Running"` });
     let runningA = 0;
     for await (const _ of running) runningA++;
-    assert.equal(runningA, 1, 'the delay watch of project A is running');
+    assert.equal(runningA, 1, "the delay watcher of project A's config is running");
 
     const res = await stack.api('POST', '/api/project/erase', { confirm: projectA }, tokens[projectA]);
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(await describedBy('post', '/api/project/erase', res), '', 'GET /openapi.json describes the answer');
-    // the eight alert workflows and the operator alert's
-    assert.deepEqual(res.body, { erased: { ...beforeA, workflows: 9 } });
+    // the five alert workflows (the watcher among them) and the operator alert's
+    assert.deepEqual(res.body, { erased: { ...beforeA, workflows: 6 } });
 
     assert.deepEqual(await counts(projectA), Object.fromEntries(Object.keys(tables).map((n) => [n, 0])), 'nothing of project A is left in the store');
+    assert.equal(await countOf(db, 'delay_watchers', projectA), 0, "project A's delay watcher rows");
+    assert.ok((await countOf(db, 'delay_watchers', projectB)) > 0, "project B's delay watcher row stays");
     assert.deepEqual(await counts(projectB), beforeB, "project B's data is untouched");
     const configsB = await stack.api('GET', '/api/alerts/config', undefined, tokens[projectB]);
     assert.equal(configsB.body.configs.length, 1);

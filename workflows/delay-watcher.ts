@@ -56,12 +56,12 @@ export async function DelayWatcher(input: DelayWatcherInput): Promise<void> {
         `- suppressed at their deadline so far: ${suppressed}`,
       ].join('\n'),
     );
-    if (done.more) continue;
-
+    // before going round again for more (a backlog may take thousands of passes): the history stays bounded
     const info = workflowInfo();
     if (info.continueAsNewSuggested || pass >= passes) {
       await continueAsNew<typeof DelayWatcher>({ ...input, fired, suppressed });
     }
+    if (done.more) continue;
 
     const wakeAtMs = Math.min(done.wakeAtMs ?? Infinity, signalledMs);
     if (wakeAtMs === Infinity) {
