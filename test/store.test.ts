@@ -6,7 +6,7 @@ import { hashToken, newKeySpec, newWebhookSecret, parseKeyring, seal, type Keyri
 import { AlertsError } from '../lib/errors';
 import { alertConfigInputSchema, type AlertConfigInput } from '../lib/schemas';
 import { deleteConfig, getConfig, listConfigs, publicConfig, rotateSecret, saveConfig } from '../store/configs';
-import { openPostgres, type Db } from '../store/db';
+import { initPgliteDir, openPglite, openPostgres, PGLITE_SHARED_BUFFERS, type Db } from '../store/db';
 import { migrate, MIGRATIONS_DIR } from '../store/migrate';
 import { addToken, countTokens, createToken, projectForToken } from '../store/tokens';
 import { makeScratchDir } from './support/scratch';
@@ -610,3 +610,34 @@ for (const kind of STORE_KINDS) {
     });
   });
 }
+
+describe("PGlite's data directory", function () {
+  this.timeout(120_000);
+
+  it('is created in a child process on first open, then opened in place: data written before a close is there after, with the shared buffers the service sets', async () => {
+    const dir = path.join(makeScratchDir('meshhook-alerts-pglite-dir-'), 'pglite');
+    await initPgliteDir(dir);
+    assert.ok(fs.existsSync(path.join(dir, 'PG_VERSION')), 'initdb wrote the data directory');
+    const first = await openPglite(dir);
+    await first.exec('CREATE TABLE kept (v text)');
+    await first.query('INSERT INTO kept VALUES ($1)', ['written before the close']);
+    await first.close();
+    const again = await openPglite(dir);
+    try {
+      assert.deepEqual(await again.query('SELECT v FROM kept'), [{ v: 'written before the close' }]);
+      assert.deepEqual(await again.query('SHOW shared_buffers'), [{ shared_buffers: PGLITE_SHARED_BUFFERS }]);
+    } finally {
+      await again.close();
+    }
+  });
+
+  it('that cannot be created fails with an error naming it', async () => {
+    const file = path.join(makeScratchDir('meshhook-alerts-pglite-dir-'), 'a-file');
+    fs.writeFileSync(file, 'not a directory');
+    const dir = path.join(file, 'pglite');
+    await assert.rejects(openPglite(dir), (err: Error) => {
+      assert.ok(err.message.startsWith(`could not create the PGlite data directory ${dir}: `), err.message);
+      return true;
+    });
+  });
+});
