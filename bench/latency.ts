@@ -227,8 +227,20 @@ function startReceiver(): Promise<{ url: string; close(): Promise<void> }> {
 // ---------------------------------------------------------------- process stats
 
 let peakRssBytes = 0;
+/** process.memoryUsage() when the RSS was at its peak: where the memory goes */
+let atPeak: NodeJS.MemoryUsage | undefined;
 function sampleRss(): void {
-  peakRssBytes = Math.max(peakRssBytes, process.memoryUsage.rss());
+  const rss = process.memoryUsage.rss();
+  if (rss <= peakRssBytes) return;
+  peakRssBytes = rss;
+  atPeak = process.memoryUsage();
+}
+
+/** the peak RSS split: V8's heap, external memory (PGlite's WASM memory, buffers), and the rest (native: Temporal's core SDK, code, the allocator) */
+function peakBreakdownMiB() {
+  const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+  if (!atPeak) return null;
+  return { heapTotal: mib(atPeak.heapTotal), heapUsed: mib(atPeak.heapUsed), external: mib(atPeak.external), arrayBuffers: mib(atPeak.arrayBuffers), other: mib(atPeak.rss - atPeak.heapTotal - atPeak.external) };
 }
 
 // ---------------------------------------------------------------- profiling (no change to the service: wrappers on its objects)
@@ -549,7 +561,7 @@ async function main(): Promise<void> {
         window: cpuWindow(snap0, snap1),
         perAlertMs: perUnitMs(cpuWindow(snap0, snap1), received.length),
       },
-      memory: { peakRssMiB: Math.round(peakRssBytes / 2 ** 20), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) },
+      memory: { peakRssMiB: Math.round(peakRssBytes / 2 ** 20), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), atPeakMiB: peakBreakdownMiB() },
       hostLoad: {
         note: 'os.loadavg() (1, 5, 15 min) at the start and the end of the measured window; other processes on this host share its CPUs',
         start: load0.map((l) => Math.round(l * 100) / 100),
@@ -608,6 +620,8 @@ async function main(): Promise<void> {
         (results.cpu.temporalServerSeconds !== null ? `, Temporal dev server ${results.cpu.temporalServerSeconds}s (${results.cpu.temporalServerCorePercent}% of a core)` : '') +
         ` over ${results.cpu.wallSeconds}s (idle baseline ${idle.processCorePercent}% / ${idle.temporalServerCorePercent ?? '-'}%); peak RSS ${results.memory.peakRssMiB} MiB`,
     );
+    const peak = results.memory.atPeakMiB;
+    if (peak) console.log(`memory at the peak: V8 heap ${peak.heapTotal} MiB (${peak.heapUsed} used), external ${peak.external} MiB (PGlite's WASM memory and buffers; ${peak.arrayBuffers} in ArrayBuffers), other ${peak.other} MiB (native: Temporal's core SDK, code, allocator)`);
     console.log(`event-loop delay p50 ${results.eventLoopDelayMs.p50} ms, p99 ${results.eventLoopDelayMs.p99} ms, max ${results.eventLoopDelayMs.max} ms; host load ${results.hostLoad.start.join(' ')} -> ${results.hostLoad.end.join(' ')} on ${results.host.cpus} CPUs`);
     console.log(cpuHeader('alert'));
     console.log(cpuRow(`service, ${RATE}/s`, results.cpuByProcess.window, c.delivered));
