@@ -158,7 +158,7 @@ describe('delay watches as rows: the DelayWatcher (time-skipping test server)', 
     // from skipping time, and the sleep below takes minutes of real time; the test server's describe
     // shows no pending workflow task, so the history is what tells.)
     await eventually(async () => {
-      const { events = [] } = await env.client.workflow.getHandle(delayWatcherId(configId)).fetchHistory();
+      const events = (await env.client.workflow.getHandle(delayWatcherId(configId)).fetchHistory()).events ?? [];
       assert.ok(events.at(-1)?.timerStartedEventAttributes, `the watcher's last history event is of type ${events.at(-1)?.eventType}`);
     });
     await holdWorker();
