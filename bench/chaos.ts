@@ -63,6 +63,7 @@ import { newKeySpec } from '../lib/crypto';
 import { startDevServer, type DevServer } from '../runtime/dev-server';
 import { resolveTemporalCli } from '../runtime/temporal-cli';
 import { startServiceProcess, type ServiceProcess } from '../test/support/processes';
+import { freePort } from '../runtime/host';
 
 export type FaultKind = 'api-kill' | 'postgres-restart' | 'temporal-kill' | 'temporal-restart';
 /** the order faults come in, over and over */
@@ -221,16 +222,6 @@ export interface ChaosResult {
 const READY = /ready; press Ctrl-C/;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** The chaotic receiver: per webhook-id, requests seen and 2xx answers given. */
 class ChaosReceiver {

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { TypedSearchAttributes, defineSearchAttributeKey } from '@temporalio/common';
 import { resolveTemporalCli } from '../runtime/temporal-cli';
-import { freePort } from './lib/stack';
+import { freePort } from '../runtime/host';
 
 const SECONDS = Number(process.env.DEVSERVER_SECONDS ?? 10);
 const CONCURRENCY = 32;

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Runtime, type Worker } from '@temporalio/worker';
 import { createApp } from '../api/app';
@@ -23,6 +23,7 @@ import { keepRetentionScheduled } from './schedules';
 import { createApiServer } from './http-server';
 import { resolveTemporalCli } from './temporal-cli';
 import { connectTemporal, temporalNotUpReason, type TemporalHandles } from './temporal';
+import { freePort } from './host';
 
 export interface Roles {
   worker: boolean;
@@ -98,17 +99,6 @@ function webUiOrigins(uiUrl: string): string[] {
   return origins;
 }
 
-/** A TCP port free on `host` at this moment (another process may still take it before it is used). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 5_000;

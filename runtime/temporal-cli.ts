@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { logger } from '../lib/log';
+import { isExecutable } from './host';
 
 /**
  * Finds the Temporal CLI (which contains the dev server and Web UI), or
@@ -25,14 +26,6 @@ const logTo = (component: string): Log => {
   return (line) => log.info({}, line);
 };
 
-function isExecutable(file: string): boolean {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
 
 function works(file: string): boolean {
   return spawnSync(file, ['--version'], { stdio: 'ignore', timeout: 20_000 }).status === 0;

@@ -6,6 +6,7 @@ import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { ALL_SEARCH_ATTRIBUTES } from '../lib/search-attributes';
+import { isExecutable } from './host';
 
 /**
  * The real Temporal server (go.temporal.io/server) on PostgreSQL, for `npm run cluster`, the cluster
@@ -37,14 +38,6 @@ export function temporalServerCacheDir(version = TEMPORAL_SERVER_VERSION): strin
   return path.join(base, 'meshhook-alerts', 'temporal-server', version);
 }
 
-const isExecutable = (file: string) => {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
-};
 
 function binariesIn(dir: string): TemporalServerBinaries {
   return { dir, server: path.join(dir, 'server'), sqlTool: path.join(dir, 'sql'), schemaDir: path.join(dir, 'schema', 'postgresql', 'v12') };

@@ -18,7 +18,9 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { redirectLogs } from '../lib/log';
 import { AlertVerificationError, verifyAlert } from '../lib/verify';
-import { freePort, startService, type RunningService } from '../runtime/boot';
+import { freePort } from '../runtime/host';
+import { startService, type RunningService } from '../runtime/boot';
+import { isExecutable } from '../runtime/host';
 
 const ROOT = path.resolve(__dirname, '..');
 const EXIT_WHEN_SHOWN = process.argv.includes('--exit') || process.env.DEMO_EXIT === '1';
@@ -38,14 +40,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 class DemoError extends Error {}
 
-const isExecutable = (file: string) => {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
-};
 
 // ------------------------------------------------------------ the service's own narration
 

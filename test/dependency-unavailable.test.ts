@@ -9,7 +9,8 @@ import { alertsDataConverter } from '../lib/codec';
 import { createApiServer } from '../runtime/http-server';
 import { openPostgres, type Db } from '../store/db';
 import { createToken } from '../store/tokens';
-import { freePort, useStack, type TestStack } from './support/stack';
+import { freePort } from '../runtime/host';
+import { useStack, type TestStack } from './support/stack';
 import { openStore, type TestStore } from './support/stores';
 import { tcpForward, type TcpForward } from './support/tcp-forward';
 

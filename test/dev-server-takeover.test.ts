@@ -7,7 +7,7 @@ import { startDevServer } from '../runtime/dev-server';
 import { resolveTemporalCli } from '../runtime/temporal-cli';
 import { devServerPids, eventually, killDevServers, processAlive } from './support/dev-server-processes';
 import { startServiceProcess, stopAllServiceProcesses, type ServiceProcess } from './support/processes';
-import { freePort } from './support/stack';
+import { freePort } from '../runtime/host';
 
 /**
  * `npm start` killed with SIGKILL (no shutdown code runs) must not leave its Temporal dev server

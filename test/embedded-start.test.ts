@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from './support/stack';
+import { freePort } from '../runtime/host';
 
 const ROOT = path.resolve(__dirname, '..');
 

@@ -17,7 +17,7 @@ import { startServiceProcess, stopAllServiceProcesses } from './support/processe
 import { Receiver } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
 import { openStore, type TestStore } from './support/stores';
-import { freePort } from './support/stack';
+import { freePort } from '../runtime/host';
 import { tcpForward } from './support/tcp-forward';
 
 /**

@@ -13,7 +13,8 @@ import { configureLogging, logger, redirectLogs } from '../lib/log';
 import { dispatchLatency, endToEndLatency, noteDeliveryFinished, noteFirstAttemptSent } from '../lib/metrics';
 import { PROJECT_ROOT, startServiceProcess, stopAllServiceProcesses } from './support/processes';
 import { Receiver } from './support/receiver';
-import { freePort, useStack, type TestStack } from './support/stack';
+import { freePort } from '../runtime/host';
+import { useStack, type TestStack } from './support/stack';
 import { sharedPostgres } from './support/stores';
 
 /**

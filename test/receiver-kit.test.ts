@@ -7,7 +7,8 @@ import path from 'node:path';
 import { signatureHeaders } from '../lib/signing';
 import { AlertVerificationError, verifyAlert, type VerificationCheck } from '../lib/verify';
 import { Receiver, type Received } from './support/receiver';
-import { freePort, useStack, type TestStack } from './support/stack';
+import { freePort } from '../runtime/host';
+import { useStack, type TestStack } from './support/stack';
 
 /**
  * The receiver kit of docs/receiving.md: verifyAlert, the CLI receiver (npm run receiver) and the

@@ -7,7 +7,7 @@ import { newKeySpec } from '../lib/crypto';
 import { startDevServer, type DevServer } from '../runtime/dev-server';
 import { resolveTemporalCli } from '../runtime/temporal-cli';
 import { startServiceProcess, stopAllServiceProcesses } from './support/processes';
-import { freePort } from './support/stack';
+import { freePort } from '../runtime/host';
 import { sharedPostgres } from './support/stores';
 import { tcpForward, type TcpForward } from './support/tcp-forward';
 

@@ -9,7 +9,7 @@ import { resolveTemporalCli } from '../runtime/temporal-cli';
 import type { TestPostgres } from './support/postgres';
 import { startServiceProcess, stopAllServiceProcesses, type ServiceProcess } from './support/processes';
 import { Receiver, type Received } from './support/receiver';
-import { freePort } from './support/stack';
+import { freePort } from '../runtime/host';
 import { sharedPostgres } from './support/stores';
 
 /**

@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { startService, type RunningService } from '../../runtime/boot';
 import { parseTokenSeeds } from '../../lib/env';
+import { freePort } from '../../runtime/host';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -30,16 +31,6 @@ export function gitState(): { commit: string | null; uncommittedChanges: string[
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts a receiver on 127.0.0.1 with keep-alive connections; close() drops its connections too. */
 export function listenLocal(server: http.Server): Promise<{ url: string; close(): Promise<void> }> {

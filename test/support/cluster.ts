@@ -8,6 +8,7 @@ import { resolveTemporalServer, setupTemporalSchemas, startTemporalServer, postg
 import { startPostgres, type TestPostgres } from './postgres';
 import { startServiceProcess, type ServiceProcess } from './processes';
 import { makeScratchDir } from './scratch';
+import { freePort } from '../../runtime/host';
 
 /**
  * The deployment topology on one machine: PostgreSQL (throwaway, or the server of TEST_DATABASE_URL),
@@ -59,17 +60,6 @@ export interface ClusterOptions {
 
 const READY = /ready; press Ctrl-C/;
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * A free port below 32768: Temporal's cluster_membership table keeps ports as smallint, so the

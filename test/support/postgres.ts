@@ -1,10 +1,10 @@
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { Client } from 'pg';
 import { atProcessEnd, makeScratchDir } from './scratch';
+import { freePort, isExecutable } from '../../runtime/host';
 
 /**
  * A real, throwaway PostgreSQL for the tests.
@@ -115,14 +115,6 @@ interface Binaries {
   postgres: string;
 }
 
-const isExecutable = (file: string) => {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
-};
 
 /** Debian's /usr/lib/postgresql/<newest>/bin first, then initdb and postgres on PATH. */
 export function findPostgresBinaries(): Binaries | undefined {
@@ -185,17 +177,6 @@ async function ensureBinaries(): Promise<Binaries> {
   return installed;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function lookupUser(name: string): { uid: number; gid: number } {
   try {

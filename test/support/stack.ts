@@ -1,9 +1,9 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startService, type RunningService } from '../../runtime/boot';
 import { createToken } from '../../store/tokens';
+import { freePort } from '../../runtime/host';
 
 /**
  * The whole embedded service (Temporal dev server, PGlite, worker, API) as
@@ -22,16 +22,6 @@ export interface TestStack {
   api(method: string, path: string, body?: unknown, token?: string | null): Promise<{ status: number; body: any; headers: Headers }>;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 let stack: Promise<TestStack> | undefined;
 
