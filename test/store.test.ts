@@ -613,9 +613,18 @@ for (const kind of STORE_KINDS) {
 
 describe("PGlite's data directory", function () {
   this.timeout(120_000);
+  const made: string[] = [];
+  const scratch = () => {
+    const dir = makeScratchDir('meshhook-alerts-pglite-dir-');
+    made.push(dir);
+    return dir;
+  };
+  after(() => {
+    for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+  });
 
   it('is created in a child process on first open, then opened in place: data written before a close is there after, with the shared buffers the service sets', async () => {
-    const dir = path.join(makeScratchDir('meshhook-alerts-pglite-dir-'), 'pglite');
+    const dir = path.join(scratch(), 'pglite');
     await initPgliteDir(dir);
     assert.ok(fs.existsSync(path.join(dir, 'PG_VERSION')), 'initdb wrote the data directory');
     const first = await openPglite(dir);
@@ -632,7 +641,7 @@ describe("PGlite's data directory", function () {
   });
 
   it('that cannot be created fails with an error naming it', async () => {
-    const file = path.join(makeScratchDir('meshhook-alerts-pglite-dir-'), 'a-file');
+    const file = path.join(scratch(), 'a-file');
     fs.writeFileSync(file, 'not a directory');
     const dir = path.join(file, 'pglite');
     await assert.rejects(openPglite(dir), (err: Error) => {
