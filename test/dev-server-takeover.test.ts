@@ -5,9 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { startDevServer } from '../runtime/dev-server';
 import { resolveTemporalCli } from '../runtime/temporal-cli';
+import { freePort } from '../runtime/host';
 import { devServerPids, eventually, killDevServers, processAlive } from './support/dev-server-processes';
 import { startServiceProcess, stopAllServiceProcesses, type ServiceProcess } from './support/processes';
-import { freePort } from '../runtime/host';
 
 /**
  * `npm start` killed with SIGKILL (no shutdown code runs) must not leave its Temporal dev server

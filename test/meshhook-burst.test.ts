@@ -13,11 +13,11 @@ import { startMeshHookSource } from '../meshhook/source';
 import { defaultOperations, type ServiceDeps } from '../runtime/deps';
 import { saveConfig } from '../store/configs';
 import { createAlertsWorker } from '../worker';
+import { freePort } from '../runtime/host';
 import { startServiceProcess, stopAllServiceProcesses } from './support/processes';
 import { Receiver } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
 import { openStore, type TestStore } from './support/stores';
-import { freePort } from '../runtime/host';
 import { tcpForward } from './support/tcp-forward';
 
 /**

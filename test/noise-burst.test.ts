@@ -11,10 +11,10 @@ import { newKeySpec } from '../lib/crypto';
 import { noiseWorkflowId } from '../lib/delivery-ids';
 import { startDevServer, type DevServer } from '../runtime/dev-server';
 import { resolveTemporalCli } from '../runtime/temporal-cli';
+import { freePort } from '../runtime/host';
 import type { TestPostgres } from './support/postgres';
 import { startServiceProcess, stopAllServiceProcesses, type ServiceProcess } from './support/processes';
 import { Receiver, type Received } from './support/receiver';
-import { freePort } from '../runtime/host';
 import { sharedPostgres } from './support/stores';
 
 /**

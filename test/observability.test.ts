@@ -11,9 +11,9 @@ import { newKeySpec } from '../lib/crypto';
 import { maskUrl } from '../lib/audit';
 import { configureLogging, logger, redirectLogs } from '../lib/log';
 import { dispatchLatency, endToEndLatency, noteDeliveryFinished, noteFirstAttemptSent } from '../lib/metrics';
+import { freePort } from '../runtime/host';
 import { PROJECT_ROOT, startServiceProcess, stopAllServiceProcesses } from './support/processes';
 import { Receiver } from './support/receiver';
-import { freePort } from '../runtime/host';
 import { useStack, type TestStack } from './support/stack';
 import { sharedPostgres } from './support/stores';
 

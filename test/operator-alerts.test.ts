@@ -14,8 +14,8 @@ import { getOperatorAlert, listOperatorAlerts, recordOperatorAlert, reopenUnstar
 import { attemptsOverWindows } from '../runtime/failure-rate-monitor';
 import { failureRateSettingsByProject, getProjectSettings, projectHealthSettings, projectOperatorWebhook, saveProjectSettings } from '../store/project-settings';
 import { createToken } from '../store/tokens';
-import { Receiver, type Received, type Script } from './support/receiver';
 import { freePort } from '../runtime/host';
+import { Receiver, type Received, type Script } from './support/receiver';
 import { useStack } from './support/stack';
 import { sharedPostgres, STORE_KINDS, useStore } from './support/stores';
 import { defaultOperations } from '../runtime/deps';

@@ -6,8 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { signatureHeaders } from '../lib/signing';
 import { AlertVerificationError, verifyAlert, type VerificationCheck } from '../lib/verify';
-import { Receiver, type Received } from './support/receiver';
 import { freePort } from '../runtime/host';
+import { Receiver, type Received } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
 
 /**

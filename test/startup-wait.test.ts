@@ -6,8 +6,8 @@ import path from 'node:path';
 import { newKeySpec } from '../lib/crypto';
 import { startDevServer, type DevServer } from '../runtime/dev-server';
 import { resolveTemporalCli } from '../runtime/temporal-cli';
-import { startServiceProcess, stopAllServiceProcesses } from './support/processes';
 import { freePort } from '../runtime/host';
+import { startServiceProcess, stopAllServiceProcesses } from './support/processes';
 import { sharedPostgres } from './support/stores';
 import { tcpForward, type TcpForward } from './support/tcp-forward';
 

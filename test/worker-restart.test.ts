@@ -6,10 +6,10 @@ import path from 'node:path';
 import { newKeySpec } from '../lib/crypto';
 import { startDevServer, type DevServer } from '../runtime/dev-server';
 import { resolveTemporalCli } from '../runtime/temporal-cli';
+import { freePort } from '../runtime/host';
 import type { TestPostgres } from './support/postgres';
 import { startServiceProcess, stopAllServiceProcesses, type ServiceProcess } from './support/processes';
 import { Receiver, type Received } from './support/receiver';
-import { freePort } from '../runtime/host';
 import { sharedPostgres } from './support/stores';
 
 /**
