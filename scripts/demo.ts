@@ -18,9 +18,8 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { redirectLogs } from '../lib/log';
 import { AlertVerificationError, verifyAlert } from '../lib/verify';
-import { freePort } from '../runtime/host';
+import { freePort, isExecutable } from '../runtime/host';
 import { startService, type RunningService } from '../runtime/boot';
-import { isExecutable } from '../runtime/host';
 
 const ROOT = path.resolve(__dirname, '..');
 const EXIT_WHEN_SHOWN = process.argv.includes('--exit') || process.env.DEMO_EXIT === '1';

@@ -29,6 +29,7 @@ export interface Db extends Queryable {
 
 /** the script a child process runs to create a PGlite data directory: argv[1] the module's URL, argv[2] the directory */
 const INITDB_SCRIPT = `const { PGlite } = await import(process.argv[1]); const pg = await PGlite.create(process.argv[2]); await pg.close();`;
+const INITDB_TIMEOUT_MS = 300_000;
 
 /**
  * Creates PGlite's data directory `dir` (initdb) in a child process, when it has none yet.
@@ -38,24 +39,57 @@ const INITDB_SCRIPT = `const { PGlite } = await import(process.argv[1]); const p
  * that opens an existing directory takes it to 250–300 MiB. Done in a child, initdb's memory goes
  * with the child, and the service opens the directory as it does on every later start. In the
  * whole service (bench/latency.ts at 20/s), the peak RSS went from 688–1,054 MiB to 579–617 MiB.
+ *
+ * initdb writes into a sibling folder that is renamed into place when it is complete: a start cut
+ * off during initdb leaves no half-made directory at `dir`, and of two processes creating it at
+ * once, one renames and the other uses that one's. An empty `dir` (a mount point) is written in
+ * place; one that holds files but no PG_VERSION is refused, as it is not a database. A process
+ * killed during initdb leaves its `<dir>.initdb-*` folder behind, which may be deleted.
  */
 export async function initPgliteDir(dir: string): Promise<void> {
   if (fs.existsSync(path.join(dir, 'PG_VERSION'))) return;
-  const moduleUrl = pathToFileURL(require.resolve('@electric-sql/pglite')).href;
+  const fail = (reason: string) => new Error(`could not create the PGlite data directory ${dir}: ${reason}`);
+  let entries: string[] | undefined;
+  try {
+    entries = fs.readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fail((err as Error).message);
+  }
+  if (entries?.length) throw fail(`it holds files (${entries.slice(0, 3).join(', ')}) but no PG_VERSION; move it away, or point DATA_DIR elsewhere`);
+  const inPlace = entries !== undefined;
+  let target = dir;
   try {
     fs.mkdirSync(path.dirname(dir), { recursive: true });
-    await promisify(execFile)(process.execPath, ['--input-type=module', '-e', INITDB_SCRIPT, moduleUrl, dir], { timeout: 300_000 });
+    if (!inPlace) target = fs.mkdtempSync(`${dir}.initdb-`);
+    const moduleUrl = pathToFileURL(require.resolve('@electric-sql/pglite')).href;
+    // NODE_OPTIONS cleared: an --inspect or --require meant for the service is not the child's
+    await promisify(execFile)(process.execPath, ['--input-type=module', '-e', INITDB_SCRIPT, moduleUrl, target], {
+      timeout: INITDB_TIMEOUT_MS,
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
   } catch (err) {
-    const { stderr, message } = err as { stderr?: string; message: string };
-    throw new Error(`could not create the PGlite data directory ${dir}: ${(stderr || message).trim().split('\n').slice(-3).join(' ')}`);
+    if (target !== dir) fs.rmSync(target, { recursive: true, force: true });
+    const { killed, stderr, message } = err as { killed?: boolean; stderr?: string; message: string };
+    if (killed) throw fail(`initdb did not finish within ${INITDB_TIMEOUT_MS / 1000} s`);
+    const lines = (stderr || message).split('\n');
+    throw fail((lines.find((line) => /^\w*Error\b/.test(line.trim())) ?? lines[0]).trim());
+  }
+  if (inPlace) return;
+  try {
+    fs.renameSync(target, dir);
+  } catch (err) {
+    fs.rmSync(target, { recursive: true, force: true });
+    // another process renamed its directory into place first: that one is used
+    if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) throw fail((err as Error).message);
   }
 }
 
 /**
- * PGlite's shared buffers (postgresql.conf, written on every open). Its default, 128MB, is memory
- * the service holds from the start (RSS 299 MiB after opening a directory, 168 MiB with 16MB); the
- * store's statements cost the same with either (bench/store-cost.ts: 5.7–6.4 ms of CPU per alert
- * with both), as the pages they miss are in the operating system's file cache.
+ * PGlite's shared buffers (a start parameter: postgresql.conf stays as initdb wrote it). Its
+ * default, 128MB, is memory the service holds from the start (RSS 299 MiB after opening a
+ * directory, 173 MiB with 16MB); the store's statements cost the same with either
+ * (bench/store-cost.ts, 3,000 alerts, two runs each: 5.8 and 6.4 ms of CPU per alert with 16MB,
+ * 5.7 and 6.4 ms with 128MB), as the pages they miss are in the operating system's file cache.
  */
 export const PGLITE_SHARED_BUFFERS = '16MB';
 
@@ -63,7 +97,7 @@ export async function openPglite(dir: string): Promise<Db> {
   await initPgliteDir(dir);
   // PGlite ships as ESM and CommonJS; the dynamic import keeps its WASM off the path of a PostgreSQL deployment.
   const { PGlite } = await import('@electric-sql/pglite');
-  const pg: PGlite = await PGlite.create(dir, { postgresqlconf: [`shared_buffers = '${PGLITE_SHARED_BUFFERS}'`] });
+  const pg: PGlite = await PGlite.create(dir, { startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`] });
   const wrap = (q: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
     async query<T>(sql: string, params?: unknown[]) {
       return (await q.query<T>(sql, params)).rows;

@@ -156,7 +156,8 @@ describe('delay watches as rows: the DelayWatcher (time-skipping test server)', 
     // the watcher sleeps on its timer: the pass the signal woke it for ran, and its history ends in
     // the timer's start. (A pass scheduled but not run when the worker stops keeps the test server
     // from skipping time, and the sleep below takes minutes of real time; the test server's describe
-    // shows no pending workflow task, so the history is what tells.)
+    // shows no pending workflow task, so the history is what tells: the watcher awaits its pass
+    // before it starts a timer, and a signal after the timer's start adds events after it.)
     await eventually(async () => {
       const events = (await env.client.workflow.getHandle(delayWatcherId(configId)).fetchHistory()).events ?? [];
       assert.ok(events.at(-1)?.timerStartedEventAttributes, `the watcher's last history event is of type ${events.at(-1)?.eventType}`);

@@ -623,10 +623,12 @@ describe("PGlite's data directory", function () {
     for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('is created in a child process on first open, then opened in place: data written before a close is there after, with the shared buffers the service sets', async () => {
-    const dir = path.join(scratch(), 'pglite');
+  it('is created in a child process on first open, then opened in place: data written before a close is there after, with initdb\'s settings and the service\'s shared buffers', async () => {
+    const parent = scratch();
+    const dir = path.join(parent, 'pglite');
     await initPgliteDir(dir);
     assert.ok(fs.existsSync(path.join(dir, 'PG_VERSION')), 'initdb wrote the data directory');
+    assert.deepEqual(fs.readdirSync(parent), ['pglite'], 'no initdb folder is left beside it');
     const first = await openPglite(dir);
     await first.exec('CREATE TABLE kept (v text)');
     await first.query('INSERT INTO kept VALUES ($1)', ['written before the close']);
@@ -635,17 +637,44 @@ describe("PGlite's data directory", function () {
     try {
       assert.deepEqual(await again.query('SELECT v FROM kept'), [{ v: 'written before the close' }]);
       assert.deepEqual(await again.query('SHOW shared_buffers'), [{ shared_buffers: PGLITE_SHARED_BUFFERS }]);
+      // postgresql.conf as initdb wrote it (time zone, text search), not replaced by the service's setting
+      assert.deepEqual(await again.query('SHOW timezone'), [{ TimeZone: 'UTC' }]);
+      assert.deepEqual(await again.query('SHOW default_text_search_config'), [{ default_text_search_config: 'pg_catalog.english' }]);
     } finally {
       await again.close();
     }
   });
 
-  it('that cannot be created fails with an error naming it', async () => {
+  it('created by two opens at once is made once, and both use it', async () => {
+    const parent = scratch();
+    const dir = path.join(parent, 'pglite');
+    await Promise.all([initPgliteDir(dir), initPgliteDir(dir)]);
+    assert.deepEqual(fs.readdirSync(parent), ['pglite']);
+    const db = await openPglite(dir);
+    try {
+      assert.deepEqual(await db.query('SELECT 1 AS one'), [{ one: 1 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('that holds files but no PG_VERSION (not a database) is refused, and left as it was', async () => {
+    const dir = path.join(scratch(), 'pglite');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'notes.txt'), 'mine');
+    await assert.rejects(openPglite(dir), (err: Error) => {
+      assert.equal(err.message, `could not create the PGlite data directory ${dir}: it holds files (notes.txt) but no PG_VERSION; move it away, or point DATA_DIR elsewhere`);
+      return true;
+    });
+    assert.deepEqual(fs.readdirSync(dir), ['notes.txt']);
+  });
+
+  it('that cannot be created fails with an error naming it and the reason', async () => {
     const file = path.join(scratch(), 'a-file');
     fs.writeFileSync(file, 'not a directory');
     const dir = path.join(file, 'pglite');
     await assert.rejects(openPglite(dir), (err: Error) => {
-      assert.ok(err.message.startsWith(`could not create the PGlite data directory ${dir}: `), err.message);
+      assert.match(err.message, new RegExp(`^could not create the PGlite data directory ${dir}: ENOTDIR`));
       return true;
     });
   });
