@@ -222,7 +222,6 @@ export interface ChaosResult {
 const READY = /ready; press Ctrl-C/;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-
 /** The chaotic receiver: per webhook-id, requests seen and 2xx answers given. */
 class ChaosReceiver {
   readonly seen = new Map<string, { requests: number; ok: number }>();

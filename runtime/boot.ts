@@ -99,7 +99,6 @@ function webUiOrigins(uiUrl: string): string[] {
   return origins;
 }
 
-
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 5_000;
 const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;

@@ -26,7 +26,6 @@ const logTo = (component: string): Log => {
   return (line) => log.info({}, line);
 };
 
-
 function works(file: string): boolean {
   return spawnSync(file, ['--version'], { stdio: 'ignore', timeout: 20_000 }).status === 0;
 }

@@ -38,7 +38,6 @@ export function temporalServerCacheDir(version = TEMPORAL_SERVER_VERSION): strin
   return path.join(base, 'meshhook-alerts', 'temporal-server', version);
 }
 
-
 function binariesIn(dir: string): TemporalServerBinaries {
   return { dir, server: path.join(dir, 'server'), sqlTool: path.join(dir, 'sql'), schemaDir: path.join(dir, 'schema', 'postgresql', 'v12') };
 }

@@ -39,7 +39,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 class DemoError extends Error {}
 
-
 // ------------------------------------------------------------ the service's own narration
 
 /**

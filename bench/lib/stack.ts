@@ -31,7 +31,6 @@ export function gitState(): { commit: string | null; uncommittedChanges: string[
   }
 }
 
-
 /** Starts a receiver on 127.0.0.1 with keep-alive connections; close() drops its connections too. */
 export function listenLocal(server: http.Server): Promise<{ url: string; close(): Promise<void> }> {
   server.keepAliveTimeout = 60_000;

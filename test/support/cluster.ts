@@ -5,10 +5,10 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { newKeySpec } from '../../lib/crypto';
 import { resolveTemporalServer, setupTemporalSchemas, startTemporalServer, postgresTarget, type TemporalServer } from '../../runtime/temporal-server';
+import { freePort } from '../../runtime/host';
 import { startPostgres, type TestPostgres } from './postgres';
 import { startServiceProcess, type ServiceProcess } from './processes';
 import { makeScratchDir } from './scratch';
-import { freePort } from '../../runtime/host';
 
 /**
  * The deployment topology on one machine: PostgreSQL (throwaway, or the server of TEST_DATABASE_URL),
@@ -59,7 +59,6 @@ export interface ClusterOptions {
 }
 
 const READY = /ready; press Ctrl-C/;
-
 
 /**
  * A free port below 32768: Temporal's cluster_membership table keeps ports as smallint, so the

@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
-import { atProcessEnd, makeScratchDir } from './scratch';
 import { freePort, isExecutable } from '../../runtime/host';
+import { atProcessEnd, makeScratchDir } from './scratch';
 
 /**
  * A real, throwaway PostgreSQL for the tests.
@@ -115,7 +115,6 @@ interface Binaries {
   postgres: string;
 }
 
-
 /** Debian's /usr/lib/postgresql/<newest>/bin first, then initdb and postgres on PATH. */
 export function findPostgresBinaries(): Binaries | undefined {
   const debian = '/usr/lib/postgresql';
@@ -176,7 +175,6 @@ async function ensureBinaries(): Promise<Binaries> {
   if (!installed) throw new Error(`apt-get installed postgresql, yet initdb and postgres are still not found. ${HOW_TO_INSTALL}`);
   return installed;
 }
-
 
 function lookupUser(name: string): { uid: number; gid: number } {
   try {

@@ -22,7 +22,6 @@ export interface TestStack {
   api(method: string, path: string, body?: unknown, token?: string | null): Promise<{ status: number; body: any; headers: Headers }>;
 }
 
-
 let stack: Promise<TestStack> | undefined;
 
 /**
