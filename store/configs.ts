@@ -10,6 +10,7 @@ import { recordAudit, SERVICE_ACTOR, type Actor } from './audit';
 import type { Db, Queryable } from './db';
 import { auditServiceDisable, reenableConfig } from './health';
 import { countHeld, heldAlertsPending } from './held';
+import { readCache } from './read-cache';
 
 /** What is sealed in alert_configs.sealed: everything a leaked database row must not reveal. */
 interface SealedParts {
@@ -300,11 +301,17 @@ export async function enabledConfigsFor(db: Queryable, projectId: string, workfl
  * enabled ones, and those the service disabled (`held`: their alerts are held, store/held.ts). A
  * config the user disabled is not matched.
  */
-export async function dispatchableConfigsFor(
-  db: Queryable,
-  projectId: string,
-  workflowId: string,
-): Promise<{ id: string; name: string; conditions: AlertCondition[]; held: boolean; noise: NoiseSettings; silenceable: boolean }[]> {
+export type DispatchableConfig = { id: string; name: string; conditions: AlertCondition[]; held: boolean; noise: NoiseSettings; silenceable: boolean };
+
+/** on the embedded store, one lookup per workflow until a config or a silence is written (store/read-cache.ts) */
+const dispatchableCache = readCache<readonly DispatchableConfig[]>(['alert_configs', 'alert_silences']);
+
+/** The configs an event of `workflowId` is matched against (shared by callers: not to be changed). */
+export function dispatchableConfigsFor(db: Queryable, projectId: string, workflowId: string): Promise<readonly DispatchableConfig[]> {
+  return dispatchableCache(db, `${projectId}\n${workflowId}`, () => readDispatchableConfigs(db, projectId, workflowId));
+}
+
+async function readDispatchableConfigs(db: Queryable, projectId: string, workflowId: string): Promise<DispatchableConfig[]> {
   // `silenceable`: a silence exists for the config or its workflow (in force or not), so that dispatch
   // reads silences only then: one round trip fewer on the alert path of every config without any
   const rows = await db.query<{ id: string; name: string; conditions: AlertCondition[]; held: boolean; noise: NoiseSettings | null; silenceable: boolean }>(

@@ -20,11 +20,57 @@ export interface Queryable {
 
 export interface Db extends Queryable {
   readonly kind: 'pglite' | 'postgres';
+  /**
+   * Present when this process is the store's only writer (the embedded PGlite, which one process
+   * holds): how many statements of this process wrote to given tables, for caches of reads
+   * (store/read-cache.ts). Absent for PostgreSQL, which other processes write to.
+   */
+  readonly localWrites?: LocalWrites;
   /** runs fn inside BEGIN … COMMIT on one connection, ROLLBACK on error */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** runs fn on one connection (for session-level advisory locks) */
   session<T>(fn: (conn: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+}
+
+/** A count of this process's writes to the store, by table (see Db.localWrites). */
+export interface LocalWrites {
+  /** a number that changes whenever a statement that may write to one of `tables` is run (never decreases) */
+  versionOf(tables: readonly string[]): number;
+}
+
+// The tables a statement writes to: INSERT INTO, UPDATE, DELETE FROM, anywhere in it (a CTE's too),
+// optionally schema-qualified or quoted ("FOR UPDATE" and "DO UPDATE SET" count a write to a table
+// named like the next word: harmless). DDL, TRUNCATE, COPY and MERGE count as writes to every table.
+// The store's schema has no triggers, rules, cascades or functions that write.
+const WRITE_TARGET = /\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(?:ONLY\s+)?(?:"?\w+"?\.)?"?(\w+)"?/gi;
+const WRITES_ANY = /\b(?:CREATE|ALTER|DROP|TRUNCATE|COPY|MERGE)\b/i;
+
+/** Counts writes by table from each statement's text (memoized: the store's statements are constants). */
+export function writeTracker(): LocalWrites & { saw(sql: string): void } {
+  const byTable = new Map<string, number>();
+  let all = 0;
+  const parsed = new Map<string, string[] | 'all'>();
+  const targetsOf = (sql: string): string[] | 'all' => {
+    let targets = parsed.get(sql);
+    if (targets) return targets;
+    targets = WRITES_ANY.test(sql) ? 'all' : [...sql.matchAll(WRITE_TARGET)].map((m) => m[1].toLowerCase());
+    if (parsed.size >= 2_000) parsed.clear(); // statement texts built at run time (erasure's table names) stay few
+    parsed.set(sql, targets);
+    return targets;
+  };
+  return {
+    saw(sql) {
+      const targets = targetsOf(sql);
+      if (targets === 'all') all++;
+      else for (const table of targets) byTable.set(table, (byTable.get(table) ?? 0) + 1);
+    },
+    versionOf(tables) {
+      let version = all;
+      for (const table of tables) version += byTable.get(table) ?? 0;
+      return version;
+    },
+  };
 }
 
 /** the script a child process runs to create a PGlite data directory: argv[1] the module's URL, argv[2] the directory */
@@ -98,11 +144,15 @@ export async function openPglite(dir: string): Promise<Db> {
   // PGlite ships as ESM and CommonJS; the dynamic import keeps its WASM off the path of a PostgreSQL deployment.
   const { PGlite } = await import('@electric-sql/pglite');
   const pg: PGlite = await PGlite.create(dir, { startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`] });
+  const writes = writeTracker();
+  // a write is counted before it runs: a read that began before it is not cached (store/read-cache.ts)
   const wrap = (q: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
     async query<T>(sql: string, params?: unknown[]) {
+      writes.saw(sql);
       return (await q.query<T>(sql, params)).rows;
     },
     async exec(sql: string) {
+      writes.saw(sql);
       await q.exec(sql);
     },
   });
@@ -113,6 +163,7 @@ export async function openPglite(dir: string): Promise<Db> {
   let sessions: Promise<unknown> = Promise.resolve();
   return {
     kind: 'pglite',
+    localWrites: writes,
     ...base,
     transaction: (fn) => pg.transaction((tx) => fn(wrap(tx))),
     session: (fn) => {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hashToken, newApiToken } from '../lib/crypto';
 import type { Queryable } from './db';
+import { readCache } from './read-cache';
 
 export async function countTokens(db: Queryable): Promise<number> {
   const [row] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM api_tokens');
@@ -22,10 +23,16 @@ export async function createToken(db: Queryable, projectId: string, label = ''):
   return token;
 }
 
+/** on the embedded store, one lookup per token until a token is written (store/read-cache.ts) */
+const tokenCache = readCache<{ id: string; projectId: string } | undefined>(['api_tokens']);
+
 /** The stored token a bearer token is (its id and project), or undefined. */
-export async function findToken(db: Queryable, token: string): Promise<{ id: string; projectId: string } | undefined> {
-  const rows = await db.query<{ id: string; project_id: string }>('SELECT id, project_id FROM api_tokens WHERE token_hash = $1', [hashToken(token)]);
-  return rows[0] && { id: rows[0].id, projectId: rows[0].project_id };
+export function findToken(db: Queryable, token: string): Promise<{ id: string; projectId: string } | undefined> {
+  const hash = hashToken(token);
+  return tokenCache(db, hash, async () => {
+    const rows = await db.query<{ id: string; project_id: string }>('SELECT id, project_id FROM api_tokens WHERE token_hash = $1', [hash]);
+    return rows[0] && { id: rows[0].id, projectId: rows[0].project_id };
+  });
 }
 
 /** The project a bearer token belongs to, or undefined. */

@@ -26,9 +26,11 @@ import type { Db, Queryable } from './db';
 /**
  * The lock order below needs each statement to see what committed before it (READ COMMITTED): a
  * database whose default isolation is REPEATABLE READ (some poolers set it) would take the snapshot
- * at the transaction's first statement, before the lock wait. The first statement of both transactions.
+ * at the transaction's first statement, before the lock wait. The first statement of both transactions
+ * on PostgreSQL; not on PGlite, which runs one transaction at a time (a statement fewer on each
+ * watched run.started, the embedded default's hot path).
  */
-const READ_COMMITTED = 'SET TRANSACTION ISOLATION LEVEL READ COMMITTED';
+const readCommitted = (db: Db, tx: Queryable) => (db.kind === 'pglite' ? undefined : tx.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED'));
 
 /** An open watch: scheduled, not fired, with a deadline. */
 const OPEN = `status = 'scheduled' AND watch_fired_at IS NULL AND watch_deadline IS NOT NULL`;
@@ -83,7 +85,7 @@ export async function openWatch(
 ): Promise<OpenedWatch> {
   const sealed = seal(keyring, JSON.stringify(event), `${ref.projectId}/${ref.deliveryId}`);
   return db.transaction(async (tx) => {
-    await tx.query(READ_COMMITTED);
+    await readCommitted(db, tx);
     // A row that a finishing event created first (no deadline, suppressed, its finish time kept) takes
     // this run.started: decided by time, whichever of the two events the service handled first (a
     // batch's events run side by side). Finished after the deadline: the watch is open again, and late.
@@ -226,7 +228,7 @@ export interface WatcherWake {
  */
 export async function settleWake(db: Db, configId: string, projectId: string, hooks: WatchHooks = {}): Promise<WatcherWake> {
   return db.transaction(async (tx) => {
-    await tx.query(READ_COMMITTED);
+    await readCommitted(db, tx);
     // not for a config deleted (or a project erased) while this pass ran: its row stays gone
     await tx.query(
       `INSERT INTO delay_watchers (config_id, project_id) SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM alert_configs WHERE id = $1) ON CONFLICT (config_id) DO NOTHING`,
