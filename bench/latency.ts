@@ -617,7 +617,7 @@ async function main(): Promise<void> {
     const c = results.counts;
     console.log(
       `sent ${c.sent}, accepted ${c.accepted}, rejected ${c.rejected}, request errors ${c.requestErrors}, no answer by the deadline ${c.unansweredAtDeadline}, ` +
-        `delivered ${c.delivered}, lost ${c.lost}, duplicates ${c.duplicates}, unmatched ${c.unmatchedWebhooks}`,
+        `delivered ${c.delivered}, accepted but not delivered within the ${GRACE_SECONDS} s grace ${c.lost} ("lost" in the results file; see the line after the grace for those delivered later), duplicates ${c.duplicates}, unmatched ${c.unmatchedWebhooks}`,
     );
     console.log(`achieved send rate ${results.achievedRatePerSecond}/s (max send lag ${results.maxSendLagMs} ms), delivered rate ${results.deliveredRatePerSecond}/s`);
     console.log(
