@@ -85,7 +85,7 @@ for (const kind of STORE_KINDS) {
       const project = newProject();
       const lookup = async () => (await dispatchableConfigsFor(db, project, 'wf_orders')).map((c) => `${c.name}:${c.held ? 'held' : 'on'}:${c.silenceable ? 's' : '-'}`);
       assert.deepEqual(await lookup(), []);
-      const first = await statements();
+      const first = statements();
       assert.deepEqual(await lookup(), []);
       assert.equal(statements() - first, kind === 'pglite' ? 0 : 1, 'the repeat lookup');
 
