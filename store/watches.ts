@@ -38,13 +38,28 @@ const OPEN = `status = 'scheduled' AND watch_fired_at IS NULL AND watch_deadline
 const ms = (d: Date | string | null): number | null => (d === null ? null : new Date(d).getTime());
 const ts = (msValue: number) => new Date(msValue).toISOString();
 
-/** Test seams: where a test holds a transaction to force an interleaving (test/delay-watcher-store.test.ts). */
+/** Test seams: where a test holds a transaction to force an interleaving on PostgreSQL (test/delay-watcher-store.test.ts). */
 export interface WatchHooks {
   /** openWatch: after its row's INSERT, before it locks the watcher's row */
   afterInsert?: () => Promise<void>;
   /** settleWake: after it locked the watcher's row, before it reads the earliest deadline */
   afterLock?: () => Promise<void>;
 }
+
+/**
+ * A run.started's watch row ($1–$10: delivery, project, config, workflow, run, event, condition, key,
+ * sealed event, deadline). A row that a finishing event created first (no deadline, suppressed, its
+ * finish time kept) takes this run.started: decided by time, whichever of the two events the service
+ * handled first (a batch's events run side by side). Finished after the deadline: the watch is open
+ * again, and late. Any other row is left as it is: no row returned (a duplicate).
+ */
+const UPSERT_WATCH = `INSERT INTO alert_deliveries AS d (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, watch_deadline)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10)
+  ON CONFLICT (delivery_id) DO UPDATE SET
+    event_id = EXCLUDED.event_id, key_id = EXCLUDED.key_id, event_sealed = EXCLUDED.event_sealed, watch_deadline = EXCLUDED.watch_deadline,
+    status = CASE WHEN d.run_finished_at > EXCLUDED.watch_deadline THEN 'scheduled' ELSE 'suppressed' END, updated_at = now()
+  WHERE d.watch_deadline IS NULL AND d.status = 'suppressed' AND d.run_finished_at IS NOT NULL AND d.watch_fired_at IS NULL
+  RETURNING d.status`;
 
 export interface OpenedWatch {
   /** the row existed already (a repeated run.started, or its finishing event came first) */
@@ -72,7 +87,8 @@ export function needsWake(wakeAtMs: number | null, deadlineMs: number, nowMs: nu
  * run.started of a watched run: its row (scheduled, with its deadline and the sealed event) and the
  * watcher's row, then the watcher's wake_at under its row lock, in one transaction. A row that exists
  * is left as it is (duplicate); an open one still says whether the watcher must be woken, so an event
- * sent again after a crash between the commit and the signal still wakes it.
+ * sent again after a crash between the commit and the signal still wakes it. On PGlite one statement
+ * (openWatchAtOnce), where `hooks` do not apply.
  */
 export async function openWatch(
   db: Db,
@@ -84,19 +100,11 @@ export async function openWatch(
   hooks: WatchHooks = {},
 ): Promise<OpenedWatch> {
   const sealed = seal(keyring, JSON.stringify(event), `${ref.projectId}/${ref.deliveryId}`);
+  if (db.kind === 'pglite') return openWatchAtOnce(db, ref, sealed, deadlineMs, nowMs);
   return db.transaction(async (tx) => {
     await readCommitted(db, tx);
-    // A row that a finishing event created first (no deadline, suppressed, its finish time kept) takes
-    // this run.started: decided by time, whichever of the two events the service handled first (a
-    // batch's events run side by side). Finished after the deadline: the watch is open again, and late.
     const inserted = await tx.query<{ status: string }>(
-      `INSERT INTO alert_deliveries AS d (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, watch_deadline)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10)
-       ON CONFLICT (delivery_id) DO UPDATE SET
-         event_id = EXCLUDED.event_id, key_id = EXCLUDED.key_id, event_sealed = EXCLUDED.event_sealed, watch_deadline = EXCLUDED.watch_deadline,
-         status = CASE WHEN d.run_finished_at > EXCLUDED.watch_deadline THEN 'scheduled' ELSE 'suppressed' END, updated_at = now()
-       WHERE d.watch_deadline IS NULL AND d.status = 'suppressed' AND d.run_finished_at IS NOT NULL AND d.watch_fired_at IS NULL
-       RETURNING d.status`,
+      UPSERT_WATCH,
       [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, sealed.keyId, sealed.ciphertext, ts(deadlineMs)],
     );
     const duplicate = inserted.length === 0;
@@ -124,6 +132,31 @@ export async function openWatch(
     }
     return { duplicate, wake: needsWake(ms(watcher.wake_at), openDeadlineMs, nowMs), deadlineMs: openDeadlineMs };
   });
+}
+
+/**
+ * openWatch on PGlite, which runs one statement or transaction at a time (no lock order to keep): the
+ * same decisions in one statement, 1 round trip instead of 4 on the embedded default's hot path. Its
+ * parts all read the table as it was before the statement: `prior` is the row a duplicate found, and
+ * a watcher row created here reads as absent, its wake_at NULL (as a new one is).
+ */
+async function openWatchAtOnce(db: Queryable, ref: DeliveryRef, sealed: { keyId: string; ciphertext: string }, deadlineMs: number, nowMs: number): Promise<OpenedWatch> {
+  const [r] = await db.query<{ inserted: string | null; prior_deadline: Date | null; prior_open: boolean | null; wake_at: Date | null }>(
+    `WITH ins AS (${UPSERT_WATCH}),
+     prior AS (SELECT watch_deadline, (${OPEN}) AS open FROM alert_deliveries WHERE delivery_id = $1),
+     watcher AS (
+       INSERT INTO delay_watchers (config_id, project_id)
+       SELECT $3, $2 WHERE EXISTS (SELECT 1 FROM ins WHERE status = 'scheduled') OR (NOT EXISTS (SELECT 1 FROM ins) AND EXISTS (SELECT 1 FROM prior WHERE open))
+       ON CONFLICT (config_id) DO NOTHING)
+     SELECT (SELECT status FROM ins) AS inserted, (SELECT watch_deadline FROM prior) AS prior_deadline, (SELECT open FROM prior) AS prior_open,
+            (SELECT wake_at FROM delay_watchers WHERE config_id = $3) AS wake_at`,
+    [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, sealed.keyId, sealed.ciphertext, ts(deadlineMs)],
+  );
+  const duplicate = r.inserted === null;
+  if (!duplicate && r.inserted !== 'scheduled') return { duplicate: true, wake: false, deadlineMs };
+  const openDeadlineMs = duplicate ? (r.prior_open ? ms(r.prior_deadline) : null) : deadlineMs;
+  if (openDeadlineMs === null) return { duplicate, wake: false, deadlineMs };
+  return { duplicate, wake: needsWake(ms(r.wake_at), openDeadlineMs, nowMs), deadlineMs: openDeadlineMs };
 }
 
 export interface FinishedWatch {

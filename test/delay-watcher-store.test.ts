@@ -95,6 +95,13 @@ for (const kind of STORE_KINDS) {
       assert.deepEqual(await finishWatch(store.db, keyring, a.ref, a.finish(T0 + 500), T0 + 500), { status: 'suppressed', watchDeadlineMs: null, created: true, suppressed: false });
       assert.deepEqual(await openWatch(store.db, keyring, a.ref, a.event, T0 + 60_000, T0 + 600), { duplicate: true, wake: false, deadlineMs: T0 + 60_000 });
       assert.equal(await status(a.ref.deliveryId), 'suppressed');
+      // nothing to watch: no watcher row either (the next run.started of the config creates it)
+      assert.deepEqual(await store.db.query(`SELECT config_id FROM delay_watchers WHERE config_id = 'c5'`), []);
+      assert.equal((await openWatch(store.db, keyring, a.ref, a.event, T0 + 60_000, T0 + 700)).wake, false);
+      assert.deepEqual(await store.db.query(`SELECT config_id FROM delay_watchers WHERE config_id = 'c5'`), []);
+      const b = watchOf('c5', T0 + 800);
+      assert.deepEqual(await openWatch(store.db, keyring, b.ref, b.event, T0 + 60_800, T0 + 800), { duplicate: false, wake: true, deadlineMs: T0 + 60_800 });
+      assert.equal((await store.db.query(`SELECT config_id FROM delay_watchers WHERE config_id = 'c5'`)).length, 1);
     });
 
     it('a finishing event after the deadline stored before its run.started (a batch handled side by side): the run.started opens the watch late, and the claim finds it', async () => {
