@@ -87,8 +87,8 @@ export function needsWake(wakeAtMs: number | null, deadlineMs: number, nowMs: nu
  * run.started of a watched run: its row (scheduled, with its deadline and the sealed event) and the
  * watcher's row, then the watcher's wake_at under its row lock, in one transaction. A row that exists
  * is left as it is (duplicate); an open one still says whether the watcher must be woken, so an event
- * sent again after a crash between the commit and the signal still wakes it. On PGlite one statement
- * (openWatchAtOnce), where `hooks` do not apply.
+ * sent again after a crash between the commit and the signal still wakes it. On PGlite a new watch of
+ * a config with a watcher row is one statement (openWatchAtOnce), where `hooks` do not apply.
  */
 export async function openWatch(
   db: Db,
@@ -100,7 +100,8 @@ export async function openWatch(
   hooks: WatchHooks = {},
 ): Promise<OpenedWatch> {
   const sealed = seal(keyring, JSON.stringify(event), `${ref.projectId}/${ref.deliveryId}`);
-  if (db.kind === 'pglite') return openWatchAtOnce(db, ref, sealed, deadlineMs, nowMs);
+  const atOnce = db.kind === 'pglite' ? await openWatchAtOnce(db, ref, sealed, deadlineMs, nowMs) : undefined;
+  if (atOnce) return atOnce;
   return db.transaction(async (tx) => {
     await readCommitted(db, tx);
     const inserted = await tx.query<{ status: string }>(
@@ -135,28 +136,21 @@ export async function openWatch(
 }
 
 /**
- * openWatch on PGlite, which runs one statement or transaction at a time (no lock order to keep): the
- * same decisions in one statement, 1 round trip instead of 4 on the embedded default's hot path. Its
- * parts all read the table as it was before the statement: `prior` is the row a duplicate found, and
- * a watcher row created here reads as absent, its wake_at NULL (as a new one is).
+ * openWatch on PGlite, which runs one statement or transaction at a time (no lock order to keep): in
+ * the steady state (a new row, the watcher's row there) one statement instead of a 4-statement
+ * transaction; anything else (a duplicate, a taken-over row, a config's first watch) undefined, for
+ * the transaction to decide.
  */
-async function openWatchAtOnce(db: Queryable, ref: DeliveryRef, sealed: { keyId: string; ciphertext: string }, deadlineMs: number, nowMs: number): Promise<OpenedWatch> {
-  const [r] = await db.query<{ inserted: string | null; prior_deadline: Date | null; prior_open: boolean | null; wake_at: Date | null }>(
-    `WITH ins AS (${UPSERT_WATCH}),
-     prior AS (SELECT watch_deadline, (${OPEN}) AS open FROM alert_deliveries WHERE delivery_id = $1),
-     watcher AS (
-       INSERT INTO delay_watchers (config_id, project_id)
-       SELECT $3, $2 WHERE EXISTS (SELECT 1 FROM ins WHERE status = 'scheduled') OR (NOT EXISTS (SELECT 1 FROM ins) AND EXISTS (SELECT 1 FROM prior WHERE open))
-       ON CONFLICT (config_id) DO NOTHING)
-     SELECT (SELECT status FROM ins) AS inserted, (SELECT watch_deadline FROM prior) AS prior_deadline, (SELECT open FROM prior) AS prior_open,
-            (SELECT wake_at FROM delay_watchers WHERE config_id = $3) AS wake_at`,
+async function openWatchAtOnce(db: Queryable, ref: DeliveryRef, sealed: { keyId: string; ciphertext: string }, deadlineMs: number, nowMs: number): Promise<OpenedWatch | undefined> {
+  const [r] = await db.query<{ inserted: string | null; watcher: boolean; wake_at: Date | null }>(
+    `WITH ins AS (INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, watch_deadline)
+       SELECT $1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10 WHERE EXISTS (SELECT 1 FROM delay_watchers WHERE config_id = $3)
+       ON CONFLICT (delivery_id) DO NOTHING RETURNING status)
+     SELECT (SELECT status FROM ins) AS inserted, w.wake_at FROM delay_watchers w WHERE w.config_id = $3`,
     [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, sealed.keyId, sealed.ciphertext, ts(deadlineMs)],
   );
-  const duplicate = r.inserted === null;
-  if (!duplicate && r.inserted !== 'scheduled') return { duplicate: true, wake: false, deadlineMs };
-  const openDeadlineMs = duplicate ? (r.prior_open ? ms(r.prior_deadline) : null) : deadlineMs;
-  if (openDeadlineMs === null) return { duplicate, wake: false, deadlineMs };
-  return { duplicate, wake: needsWake(ms(r.wake_at), openDeadlineMs, nowMs), deadlineMs: openDeadlineMs };
+  if (!r || r.inserted === null) return undefined;
+  return { duplicate: false, wake: needsWake(ms(r.wake_at), deadlineMs, nowMs), deadlineMs };
 }
 
 export interface FinishedWatch {

@@ -43,6 +43,27 @@ for (const kind of STORE_KINDS) {
       assert.equal(await status(a.ref.deliveryId), 'scheduled');
     });
 
+    it(`a new watch of a config with a watcher row is ${kind === 'pglite' ? 'one statement on PGlite (one transaction at a time there)' : 'one transaction on PostgreSQL (the lock order)'}; a duplicate still decides as before`, async () => {
+      const a = watchOf('c1b', T0);
+      await openWatch(store.db, keyring, a.ref, a.event, T0 + 60_000, T0);
+      await settleWake(store.db, 'c1b', 'p1');
+      const calls = { query: 0, transaction: 0 };
+      const spy: typeof store.db = Object.create(store.db);
+      Object.assign(spy, {
+        query: (sql: string, params?: unknown[]) => (calls.query++, store.db.query(sql, params)),
+        transaction: (fn: Parameters<typeof store.db.transaction>[0]) => (calls.transaction++, store.db.transaction(fn)),
+      });
+      const b = watchOf('c1b', T0 + 10);
+      assert.deepEqual(await openWatch(spy, keyring, b.ref, b.event, T0 + 60_010, T0 + 10), { duplicate: false, wake: false, deadlineMs: T0 + 60_010 });
+      assert.deepEqual(calls, kind === 'pglite' ? { query: 1, transaction: 0 } : { query: 0, transaction: 1 });
+      assert.equal(await status(b.ref.deliveryId), 'scheduled');
+      // an earlier deadline than the committed wake still wakes it on the short path
+      const c = watchOf('c1b', T0 + 20);
+      assert.equal((await openWatch(spy, keyring, c.ref, c.event, T0 + 30_000, T0 + 20)).wake, true);
+      // the same run.started again: a duplicate, decided by the transaction
+      assert.deepEqual(await openWatch(spy, keyring, b.ref, b.event, T0 + 60_010, T0 + 30), { duplicate: true, wake: false, deadlineMs: T0 + 60_010 });
+    });
+
     it('a repeated run.started is a duplicate that still wakes the watcher when it was never told (a crash between commit and signal)', async () => {
       const a = watchOf('c2', T0);
       await openWatch(store.db, keyring, a.ref, a.event, T0 + 60_000, T0);
