@@ -30,6 +30,9 @@
  *   WATCH_LATE_GRACE_SECONDS how long after its deadline a late run's alert may arrive (default 15)
  *   WATCH_SATURATED_P99_MS   202 p99 over this: saturated (default 1000)
  *   WATCH_DRAIN_SECONDS      (default 15)
+ *   WATCH_SENDER             child (default): the sender is a process of its own (bench/lib/sender.ts), as
+ *                            MeshHook is, and its CPU is the `sender` column; inline: in this process,
+ *                            beside the service, as every run before 2026-12-03 12:50 UTC
  *   WATCH_OUT                results file (default bench/results/watch-intake-<timestamp>.json)
  *   BENCH_WATCHES            0 skips this phase in `npm run bench`
  *   BENCH_TMPDIR, BENCH_KEEP_DATA, BENCH_STRICT, TEMPORAL_ADDRESS + DATABASE_URL: as bench/latency.ts
@@ -44,6 +47,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { api, gitState, listenLocal, sleep, startTarget, type Target } from './lib/stack';
 import { cpuHeader, cpuRow, cpuSnapshot, cpuWindow, perUnitMs, type CpuWindow } from './lib/procs';
+import { startSender, type Sender } from './lib/sender';
 import { dist, fmt, type Dist } from './lib/stats';
 
 const log = (line: string) => console.log(`[bench:watches] ${line}`);
@@ -70,6 +74,8 @@ const LATE_RUNS = Math.round(num('WATCH_LATE_RUNS', 3));
 const LATE_GRACE_SECONDS = num('WATCH_LATE_GRACE_SECONDS', 15, 1);
 const SATURATED_P99_MS = num('WATCH_SATURATED_P99_MS', 1000, 1);
 const DRAIN_SECONDS = num('WATCH_DRAIN_SECONDS', 15, 1);
+const SENDER = process.env.WATCH_SENDER || 'child';
+if (SENDER !== 'child' && SENDER !== 'inline') throw new Error('WATCH_SENDER: child or inline');
 
 interface Sent {
   kind: 'started' | 'succeeded';
@@ -116,13 +122,72 @@ function post(target: Target, body: string, sample: Sent, inflight: Set<Promise<
   inflight.add(p);
 }
 
-const runEvent = (type: 'run.started' | 'run.succeeded', runId: string, workflowId: string, occurredAtMs: number) =>
-  JSON.stringify({ id: `evt_${runId}_${type === 'run.started' ? 'start' : 'done'}`, type, occurredAt: new Date(occurredAtMs).toISOString(), workflowId, runId, workflow: { name: 'Bench watched workflow', version: 1 } });
+const runEvent = (type: 'run.started' | 'run.succeeded', runId: string, workflowId: string, occurredAt: string) =>
+  JSON.stringify({ id: `evt_${runId}_${type === 'run.started' ? 'start' : 'done'}`, type, occurredAt, workflowId, runId, workflow: { name: 'Bench watched workflow', version: 1 } });
 
 interface LateRun {
   runId: string;
   deadlineMs: number;
+  sample?: Sent;
   deliveryId?: string;
+}
+
+/** One event of a phase's schedule: sent `atMs` after the phase's start. */
+interface Scheduled {
+  kind: Sent['kind'];
+  /** the run's number in its phase */
+  index: number;
+  runId: string;
+  atMs: number;
+}
+
+/** A phase's sends: each event's sample (in schedule order), when the last was sent (this process's clock). */
+interface Sending {
+  samples: Sent[];
+  startWallMs: number;
+  sendSpanMs: number;
+  sentAt: number;
+  maxLagMs: number;
+}
+
+const eventBody = (e: Scheduled, workflowId: string, occurredAt: string) => runEvent(e.kind === 'started' ? 'run.started' : 'run.succeeded', e.runId, workflowId, occurredAt);
+
+/** The sender in this process, as before WATCH_SENDER (its sends wait for the service's own busy event loop). */
+async function sendInline(target: Target, workflowId: string, schedule: Scheduled[]): Promise<Sending> {
+  const samples: Sent[] = [];
+  const inflight = new Set<Promise<void>>();
+  const startedAt = performance.now();
+  const startWallMs = performance.timeOrigin + startedAt;
+  let maxLagMs = 0;
+  for (const e of schedule) {
+    const due = startedAt + e.atMs;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    maxLagMs = Math.max(maxLagMs, performance.now() - due);
+    const sample: Sent = { kind: e.kind, t0: 0 };
+    samples.push(sample);
+    post(target, eventBody(e, workflowId, new Date(Math.round(startWallMs + e.atMs)).toISOString()), sample, inflight);
+  }
+  const sentAt = performance.now();
+  while (inflight.size > 0 && performance.now() < sentAt + DRAIN_SECONDS * 1000) await sleep(20);
+  return { samples, startWallMs, sendSpanMs: sentAt - startedAt, sentAt, maxLagMs };
+}
+
+/** The sender in its own process (bench/lib/sender.ts), as MeshHook is: answers drained there. */
+async function sendFromChild(sender: Sender, target: Target, workflowId: string, schedule: Scheduled[]): Promise<Sending> {
+  const items = schedule.map((e) => ({ atMs: e.atMs, body: eventBody(e, workflowId, '%DUE%') }));
+  const headers = { authorization: `Bearer ${target.token}`, 'content-type': 'application/json' };
+  const run = await sender.run(`${target.apiUrl}/api/events`, headers, items, DRAIN_SECONDS * 1000);
+  const samples = run.samples.map((r, k): Sent => {
+    const s: Sent = { kind: schedule[k].kind, t0: r.t0 ?? 0 };
+    if (r.answered !== null) s.answered = r.answered;
+    if (r.status !== null) s.status = r.status;
+    if (r.error !== null) s.error = r.error;
+    if (r.deliveryId !== null) s.deliveryId = r.deliveryId;
+    return s;
+  });
+  // the child's drain took doneMs - sentMs of this phase's DRAIN_SECONDS
+  return { samples, startWallMs: run.startWallMs, sendSpanMs: run.sentMs, sentAt: performance.now() - (run.doneMs - run.sentMs), maxLagMs: run.maxLagMs };
 }
 
 interface PhaseResult {
@@ -131,6 +196,8 @@ interface PhaseResult {
   events: number;
   achievedRunsPerSecond: number;
   maxSendLagMs: number;
+  /** where the sender ran (WATCH_SENDER) */
+  sender: string;
   answered202: number;
   rejected: number;
   requestErrors: number;
@@ -150,53 +217,33 @@ async function deliveryStatus(target: Target, deliveryId: string): Promise<strin
   return res?.status === 200 ? String((res.body as { status?: string }).status) : undefined;
 }
 
-async function phase(target: Target, configId: string, workflowId: string, tag: string, rate: number, seconds: number, late: LateRun[], lateCount: number): Promise<PhaseResult> {
+async function phase(target: Target, sender: Sender | undefined, configId: string, workflowId: string, tag: string, rate: number, seconds: number, late: LateRun[], lateCount: number): Promise<PhaseResult> {
   const runs = Math.round(rate * seconds);
   const interval = 1000 / rate;
   const lateEvery = lateCount > 0 ? Math.floor(runs / (lateCount + 1)) : 0;
   const lateIndex = new Set(Array.from({ length: lateCount }, (_, k) => (k + 1) * lateEvery));
-  const samples: Sent[] = [];
-  const inflight = new Set<Promise<void>>();
-  let lastStartSample: Sent | undefined;
-  const snap0 = cpuSnapshot();
-  const startedAt = performance.now();
-  const wallAt = (perf: number) => performance.timeOrigin + perf;
-  let maxLagMs = 0;
-  let i = 0; // next run.started
-  let j = 0; // next run.succeeded
-  // bounded: each iteration sends one event; 2 * runs events in all
-  while (i < runs || j < runs) {
-    const dueStart = i < runs ? startedAt + i * interval : Infinity;
-    const dueFinish = j < runs ? startedAt + j * interval + FINISH_AFTER_MS : Infinity;
-    const isStart = dueStart <= dueFinish;
-    const due = isStart ? dueStart : dueFinish;
-    const wait = due - performance.now();
-    if (wait > 1) await sleep(wait);
-    maxLagMs = Math.max(maxLagMs, performance.now() - due);
-    if (isStart) {
-      const runId = `run_w_${tag}_${rate}_${i}`;
-      const sample: Sent = { kind: 'started', t0: 0 };
-      samples.push(sample);
-      const occurred = Math.round(wallAt(due));
-      post(target, runEvent('run.started', runId, workflowId, occurred), sample, inflight);
-      if (lateIndex.has(i)) late.push({ runId, deadlineMs: occurred + THRESHOLD * 1000 });
-      lastStartSample = sample;
-      i++;
-    } else {
-      if (!lateIndex.has(j)) {
-        const sample: Sent = { kind: 'succeeded', t0: 0 };
-        samples.push(sample);
-        post(target, runEvent('run.succeeded', `run_w_${tag}_${rate}_${j}`, workflowId, Math.round(wallAt(due))), sample, inflight);
-      }
-      j++;
-    }
+  // the schedule, in send order: run.started every interval, its run.succeeded FINISH_AFTER_MS later (none for a late run)
+  const schedule: Scheduled[] = [];
+  for (let i = 0, j = 0; i < runs || j < runs; ) {
+    const dueStart = i < runs ? i * interval : Infinity;
+    const dueFinish = j < runs ? j * interval + FINISH_AFTER_MS : Infinity;
+    if (dueStart <= dueFinish) schedule.push({ kind: 'started', index: i, runId: `run_w_${tag}_${rate}_${i++}`, atMs: dueStart });
+    else if (!lateIndex.has(j)) schedule.push({ kind: 'succeeded', index: j, runId: `run_w_${tag}_${rate}_${j++}`, atMs: dueFinish });
+    else j++;
   }
-  const sentAt = performance.now();
+  const snap0 = cpuSnapshot();
+  const run = sender ? await sendFromChild(sender, target, workflowId, schedule) : await sendInline(target, workflowId, schedule);
+  const { samples } = run;
+  const sentAt = run.sentAt;
   const drainDeadline = sentAt + DRAIN_SECONDS * 1000;
-  while (inflight.size > 0 && performance.now() < drainDeadline) await sleep(20);
+  schedule.forEach((e, k) => {
+    if (e.kind === 'started' && lateIndex.has(e.index)) {
+      late.push({ runId: e.runId, deadlineMs: Math.round(run.startWallMs + e.atMs) + THRESHOLD * 1000, sample: samples[k] });
+    }
+  });
   // the last run's watch closed (its run finished in time): the work the phase caused is done
   let lastWatchClosed = false;
-  const lastDelivery = lastStartSample?.deliveryId;
+  const lastDelivery = [...samples].reverse().find((x) => x.kind === 'started')?.deliveryId;
   while (lastDelivery && performance.now() < drainDeadline) {
     if ((await deliveryStatus(target, lastDelivery)) === 'suppressed') {
       lastWatchClosed = true;
@@ -207,9 +254,8 @@ async function phase(target: Target, configId: string, workflowId: string, tag: 
   const snap1 = cpuSnapshot();
   const drainMs = Math.round(performance.now() - sentAt);
   for (const l of late) {
-    const s = samples.find((x) => x.kind === 'started' && x.deliveryId?.includes(l.runId));
     // the contract's delivery id of a watch, when the 202 did not list it
-    l.deliveryId = s?.deliveryId ?? `dlv-${configId}-${l.runId}-delay`;
+    l.deliveryId ??= l.sample?.deliveryId ?? `dlv-${configId}-${l.runId}-delay`;
   }
   const ok = samples.filter((s) => s.status === 202);
   const lat = (list: Sent[]) => dist(list.map((s) => s.answered! - s.t0));
@@ -225,8 +271,9 @@ async function phase(target: Target, configId: string, workflowId: string, tag: 
     rate,
     runs,
     events: samples.length,
-    achievedRunsPerSecond: Math.round((runs / ((sentAt - startedAt - FINISH_AFTER_MS) / 1000)) * 10) / 10,
-    maxSendLagMs: Math.round(maxLagMs),
+    achievedRunsPerSecond: Math.round((runs / ((run.sendSpanMs - FINISH_AFTER_MS) / 1000)) * 10) / 10,
+    maxSendLagMs: Math.round(run.maxLagMs),
+    sender: sender ? 'child process' : 'this process',
     answered202: ok.length,
     rejected,
     requestErrors,
@@ -249,6 +296,7 @@ async function main(): Promise<void> {
   }
   const gitAtStart = gitState();
   const receiver = await startReceiver();
+  const sender = SENDER === 'child' ? await startSender() : undefined;
   const TMPDIR = process.env.BENCH_TMPDIR || os.tmpdir();
   const booted = Date.now();
   const target = await startTarget({ tmpdir: TMPDIR, taskQueue: 'meshhook-alerts-bench-watches', keepData: process.env.BENCH_KEEP_DATA === '1', log });
@@ -266,7 +314,7 @@ async function main(): Promise<void> {
 
     // warm-up: 3 s at 10 runs/s, not counted
     log('warm-up: 3 s at 10 runs/s (not counted)');
-    await phase(target, configId, workflowId, `${tag}w`, 10, 3, [], 0).catch(() => undefined);
+    await phase(target, sender, configId, workflowId, `${tag}w`, 10, 3, [], 0).catch(() => undefined);
     // idle: what the stack burns doing nothing, to read the figures against
     const idle0 = cpuSnapshot();
     await sleep(3_000);
@@ -276,7 +324,7 @@ async function main(): Promise<void> {
     const phases: PhaseResult[] = [];
     for (const [k, rate] of RATES.entries()) {
       log(`${rate} runs/s for ${SECONDS} s: run.started, run.succeeded ${FINISH_AFTER_MS} ms later${k === 0 && LATE_RUNS > 0 ? `; ${LATE_RUNS} runs never finish (late)` : ''}`);
-      const p = await phase(target, configId, workflowId, tag, rate, SECONDS, late, k === 0 ? LATE_RUNS : 0);
+      const p = await phase(target, sender, configId, workflowId, tag, rate, SECONDS, late, k === 0 ? LATE_RUNS : 0);
       phases.push(p);
       log(`  202 p50 ${fmt(p.accepted.all.p50)} ms, p99 ${fmt(p.accepted.all.p99)} ms; machine ${p.cpu.machineBusyPercent ?? '-'}% busy; ${p.answered202}/${p.events} answered 202${p.saturated ? `; SATURATED: ${p.why}` : ''}`);
       if (p.saturated) {
@@ -310,9 +358,9 @@ async function main(): Promise<void> {
       at: new Date().toISOString(),
       mode: target.mode,
       git: gitAtStart,
-      settings: { rates: RATES, seconds: SECONDS, thresholdSeconds: THRESHOLD, finishAfterMs: FINISH_AFTER_MS, lateRuns: LATE_RUNS, saturatedP99Ms: SATURATED_P99_MS, drainSeconds: DRAIN_SECONDS },
+      settings: { rates: RATES, seconds: SECONDS, thresholdSeconds: THRESHOLD, finishAfterMs: FINISH_AFTER_MS, lateRuns: LATE_RUNS, saturatedP99Ms: SATURATED_P99_MS, drainSeconds: DRAIN_SECONDS, sender: SENDER },
       host: { platform: `${os.platform()} ${os.release()}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version },
-      note: 'CPU: bench/lib/procs.ts; service = this Node process (API + worker + PGlite + the bench sender and receiver); per run = one run.started + one run.succeeded; machine = all of the host\'s cores, busy',
+      note: `CPU: bench/lib/procs.ts; service = this Node process (API + worker + PGlite + the bench's receiver${sender ? '' : ' and sender'}); sender = ${sender ? 'the sender process' : 'none (inline)'}; per run = one run.started + one run.succeeded; machine = all of the host's cores, busy`,
       idle,
       phases,
       highestRateHeld: held.length ? held[held.length - 1].rate : null,
@@ -333,6 +381,7 @@ async function main(): Promise<void> {
     console.log(cpuHeader('run'));
     for (const p of phases) console.log(cpuRow(`${p.rate} runs/s`, p.cpu, p.runs));
     console.log(`idle (3 s, % of a core): service ${idle.corePercent.service}%, renderers ${idle.corePercent.renderers ?? '-'}%, dev server ${idle.corePercent.devServer ?? '-'}%; machine ${idle.machineBusyPercent ?? '-'}%`);
+    console.log(`sender: ${sender ? 'its own process (WATCH_SENDER=child)' : 'this process, beside the service (WATCH_SENDER=inline)'}`);
     console.log('');
     if (late.length) {
       console.log(`late runs (no run.succeeded, among the ${RATES[0]} runs/s phase): ${results.late.alerted} of ${late.length} alerted; after their deadline: ${lateResults.map((l) => (l.msAfterDeadline === null ? 'none' : `${l.msAfterDeadline} ms`)).join(', ')}`);
@@ -355,6 +404,7 @@ async function main(): Promise<void> {
     log('stopping the service ...');
     await target.service.stop();
     await receiver.close();
+    await sender?.close();
     target.cleanup();
     log('stopped');
   }
