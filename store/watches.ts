@@ -142,7 +142,7 @@ export async function openWatch(
  * the transaction to decide.
  */
 async function openWatchAtOnce(db: Queryable, ref: DeliveryRef, sealed: { keyId: string; ciphertext: string }, deadlineMs: number, nowMs: number): Promise<OpenedWatch | undefined> {
-  const [r] = await db.query<{ inserted: string | null; watcher: boolean; wake_at: Date | null }>(
+  const [r] = await db.query<{ inserted: string | null; wake_at: Date | null }>(
     `WITH ins AS (INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, watch_deadline)
        SELECT $1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10 WHERE EXISTS (SELECT 1 FROM delay_watchers WHERE config_id = $3)
        ON CONFLICT (delivery_id) DO NOTHING RETURNING status)

@@ -28,7 +28,7 @@ async function run({ url, headers, items, drainMs }) {
     const sample = samples[k];
     sample.t0 = now - start;
     pending++;
-    const body = items[k].body.replace('%DUE%', new Date(startWallMs + items[k].atMs).toISOString());
+    const body = items[k].body.replace('%DUE%', new Date(Math.round(startWallMs + items[k].atMs)).toISOString());
     fetch(url, { method: 'POST', headers, body })
       .then(async (res) => {
         sample.answered = performance.now() - start;
