@@ -187,12 +187,22 @@ export async function openPostgres(url: string, options: { max?: number } = {}):
       await c.query(sql);
     },
   });
+  // A client checked out of the pool has no 'error' listener of the pool's (pg-pool takes its idle one
+  // off): a connection cut while a transaction or session holds it (PostgreSQL restarting) would emit
+  // an unhandled 'error' and end the process. The statement in flight, or the next, fails with it and
+  // the caller answers 503; the broken client is destroyed, not given back to the pool.
   const onOneClient = async <T>(fn: (client: PoolClient) => Promise<T>) => {
     const client = await pool.connect();
+    let broken: Error | undefined;
+    const onError = (err: Error) => {
+      broken ??= err;
+    };
+    client.on('error', onError);
     try {
       return await fn(client);
     } finally {
-      client.release();
+      if (!broken) client.removeListener('error', onError);
+      client.release(broken);
     }
   };
   return {

@@ -11,7 +11,7 @@ import { openPostgres, type Db } from '../store/db';
 import { createToken } from '../store/tokens';
 import { freePort } from '../runtime/host';
 import { useStack, type TestStack } from './support/stack';
-import { openStore, type TestStore } from './support/stores';
+import { openStore, useStore, type TestStore } from './support/stores';
 import { tcpForward, type TcpForward } from './support/tcp-forward';
 
 /**
@@ -112,4 +112,37 @@ describe('a dependency that is down answers 503 with Retry-After, never 500', fu
       await connection.close().catch(() => undefined);
     }
   });
+});
+
+describe('a PostgreSQL connection cut while a transaction or a session holds it fails that work, not the process', function () {
+  this.timeout(60_000);
+  const store = useStore('postgres');
+  const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+  for (const how of ['transaction', 'session'] as const) {
+    it(`${how}: the backend terminated between two statements; the next statement rejects, the pool serves on`, async () => {
+      const uncaught: unknown[] = [];
+      const onUncaught = (err: unknown) => uncaught.push(err);
+      // mocha's own handler stays; this one only records what reached the process
+      process.on('uncaughtException', onUncaught);
+      try {
+        const work = (q: { query<T>(sql: string, params?: unknown[]): Promise<T[]> }) =>
+          (async () => {
+            const [{ pid }] = await q.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+            // from another connection of the pool: PostgreSQL ends this one, as a restart does
+            await store.db.query('SELECT pg_terminate_backend($1)', [pid]);
+            await sleep(300); // the socket's end reaches the client while it is checked out and idle
+            await q.query('SELECT 1');
+          })();
+        const ran = how === 'transaction' ? store.db.transaction(work) : store.db.session(work);
+        await assert.rejects(ran, /terminat|not queryable|Connection/i);
+        assert.deepEqual(uncaught, [], 'no error reached the process');
+        assert.deepEqual(await store.db.query('SELECT 1 AS one'), [{ one: 1 }]);
+        // the pool's clients are all usable afterwards (the broken one was destroyed, not given back)
+        for (let k = 0; k < 12; k++) assert.deepEqual(await store.db.transaction((tx) => tx.query('SELECT 2 AS two')), [{ two: 2 }]);
+      } finally {
+        process.off('uncaughtException', onUncaught);
+      }
+    });
+  }
 });
