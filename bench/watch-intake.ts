@@ -74,7 +74,7 @@ const LATE_RUNS = Math.round(num('WATCH_LATE_RUNS', 3));
 const LATE_GRACE_SECONDS = num('WATCH_LATE_GRACE_SECONDS', 15, 1);
 const SATURATED_P99_MS = num('WATCH_SATURATED_P99_MS', 1000, 1);
 const DRAIN_SECONDS = num('WATCH_DRAIN_SECONDS', 15, 1);
-const SENDER = process.env.WATCH_SENDER || 'child';
+const SENDER = (process.env.WATCH_SENDER || 'child') as 'child' | 'inline';
 if (SENDER !== 'child' && SENDER !== 'inline') throw new Error('WATCH_SENDER: child or inline');
 
 interface Sent {
@@ -105,23 +105,6 @@ function startReceiver(): Promise<{ url: string; hits: Hit[]; close(): Promise<v
   return listenLocal(server).then((r) => ({ ...r, hits }));
 }
 
-function post(target: Target, body: string, sample: Sent, inflight: Set<Promise<void>>): void {
-  sample.t0 = performance.now();
-  const p = fetch(`${target.apiUrl}/api/events`, { method: 'POST', headers: { authorization: `Bearer ${target.token}`, 'content-type': 'application/json' }, body })
-    .then(async (res) => {
-      sample.answered = performance.now();
-      sample.status = res.status;
-      const parsed = (await res.json().catch(() => undefined)) as { deliveries?: { deliveryId: string }[] } | undefined;
-      if (res.status !== 202) sample.error = `HTTP ${res.status}: ${JSON.stringify(parsed)?.slice(0, 200)}`;
-      else sample.deliveryId = parsed?.deliveries?.[0]?.deliveryId;
-    })
-    .catch((err: Error) => {
-      sample.error = `request failed: ${err.message}`;
-    })
-    .finally(() => inflight.delete(p));
-  inflight.add(p);
-}
-
 const runEvent = (type: 'run.started' | 'run.succeeded', runId: string, workflowId: string, occurredAt: string) =>
   JSON.stringify({ id: `evt_${runId}_${type === 'run.started' ? 'start' : 'done'}`, type, occurredAt, workflowId, runId, workflow: { name: 'Bench watched workflow', version: 1 } });
 
@@ -141,41 +124,11 @@ interface Scheduled {
   atMs: number;
 }
 
-/** A phase's sends: each event's sample (in schedule order), when the last was sent (this process's clock). */
-interface Sending {
-  samples: Sent[];
-  startWallMs: number;
-  sendSpanMs: number;
-  sentAt: number;
-  maxLagMs: number;
-}
+const eventBody = (e: Scheduled, workflowId: string) => runEvent(e.kind === 'started' ? 'run.started' : 'run.succeeded', e.runId, workflowId, '%DUE%');
 
-const eventBody = (e: Scheduled, workflowId: string, occurredAt: string) => runEvent(e.kind === 'started' ? 'run.started' : 'run.succeeded', e.runId, workflowId, occurredAt);
-
-/** The sender in this process, as before WATCH_SENDER (its sends wait for the service's own busy event loop). */
-async function sendInline(target: Target, workflowId: string, schedule: Scheduled[]): Promise<Sending> {
-  const samples: Sent[] = [];
-  const inflight = new Set<Promise<void>>();
-  const startedAt = performance.now();
-  const startWallMs = performance.timeOrigin + startedAt;
-  let maxLagMs = 0;
-  for (const e of schedule) {
-    const due = startedAt + e.atMs;
-    const wait = due - performance.now();
-    if (wait > 1) await sleep(wait);
-    maxLagMs = Math.max(maxLagMs, performance.now() - due);
-    const sample: Sent = { kind: e.kind, t0: 0 };
-    samples.push(sample);
-    post(target, eventBody(e, workflowId, new Date(Math.round(startWallMs + e.atMs)).toISOString()), sample, inflight);
-  }
-  const sentAt = performance.now();
-  while (inflight.size > 0 && performance.now() < sentAt + DRAIN_SECONDS * 1000) await sleep(20);
-  return { samples, startWallMs, sendSpanMs: sentAt - startedAt, sentAt, maxLagMs };
-}
-
-/** The sender in its own process (bench/lib/sender.ts), as MeshHook is: answers drained there. */
-async function sendFromChild(sender: Sender, target: Target, workflowId: string, schedule: Scheduled[]): Promise<Sending> {
-  const items = schedule.map((e) => ({ atMs: e.atMs, body: eventBody(e, workflowId, '%DUE%') }));
+/** A phase's sends (bench/lib/sender.ts), each event's sample in schedule order; `sentAt`: the last send, on this process's clock. */
+async function send(sender: Sender, target: Target, workflowId: string, schedule: Scheduled[]) {
+  const items = schedule.map((e) => ({ atMs: e.atMs, body: eventBody(e, workflowId) }));
   const headers = { authorization: `Bearer ${target.token}`, 'content-type': 'application/json' };
   const run = await sender.run(`${target.apiUrl}/api/events`, headers, items, DRAIN_SECONDS * 1000);
   const samples = run.samples.map((r, k): Sent => {
@@ -186,7 +139,7 @@ async function sendFromChild(sender: Sender, target: Target, workflowId: string,
     if (r.deliveryId !== null) s.deliveryId = r.deliveryId;
     return s;
   });
-  // the child's drain took doneMs - sentMs of this phase's DRAIN_SECONDS
+  // the sender's drain took doneMs - sentMs of this phase's DRAIN_SECONDS
   return { samples, startWallMs: run.startWallMs, sendSpanMs: run.sentMs, sentAt: performance.now() - (run.doneMs - run.sentMs), maxLagMs: run.maxLagMs };
 }
 
@@ -217,7 +170,7 @@ async function deliveryStatus(target: Target, deliveryId: string): Promise<strin
   return res?.status === 200 ? String((res.body as { status?: string }).status) : undefined;
 }
 
-async function phase(target: Target, sender: Sender | undefined, configId: string, workflowId: string, tag: string, rate: number, seconds: number, late: LateRun[], lateCount: number): Promise<PhaseResult> {
+async function phase(target: Target, sender: Sender, configId: string, workflowId: string, tag: string, rate: number, seconds: number, late: LateRun[], lateCount: number): Promise<PhaseResult> {
   const runs = Math.round(rate * seconds);
   const interval = 1000 / rate;
   const lateEvery = lateCount > 0 ? Math.floor(runs / (lateCount + 1)) : 0;
@@ -232,7 +185,7 @@ async function phase(target: Target, sender: Sender | undefined, configId: strin
     else j++;
   }
   const snap0 = cpuSnapshot();
-  const run = sender ? await sendFromChild(sender, target, workflowId, schedule) : await sendInline(target, workflowId, schedule);
+  const run = await send(sender, target, workflowId, schedule);
   const { samples } = run;
   const sentAt = run.sentAt;
   const drainDeadline = sentAt + DRAIN_SECONDS * 1000;
@@ -273,7 +226,7 @@ async function phase(target: Target, sender: Sender | undefined, configId: strin
     events: samples.length,
     achievedRunsPerSecond: Math.round((runs / ((run.sendSpanMs - FINISH_AFTER_MS) / 1000)) * 10) / 10,
     maxSendLagMs: Math.round(run.maxLagMs),
-    sender: sender ? 'child process' : 'this process',
+    sender: SENDER === 'child' ? 'child process' : 'this process',
     answered202: ok.length,
     rejected,
     requestErrors,
@@ -296,7 +249,7 @@ async function main(): Promise<void> {
   }
   const gitAtStart = gitState();
   const receiver = await startReceiver();
-  const sender = SENDER === 'child' ? await startSender() : undefined;
+  const sender = await startSender(SENDER);
   const TMPDIR = process.env.BENCH_TMPDIR || os.tmpdir();
   const booted = Date.now();
   const target = await startTarget({ tmpdir: TMPDIR, taskQueue: 'meshhook-alerts-bench-watches', keepData: process.env.BENCH_KEEP_DATA === '1', log });
@@ -360,7 +313,7 @@ async function main(): Promise<void> {
       git: gitAtStart,
       settings: { rates: RATES, seconds: SECONDS, thresholdSeconds: THRESHOLD, finishAfterMs: FINISH_AFTER_MS, lateRuns: LATE_RUNS, saturatedP99Ms: SATURATED_P99_MS, drainSeconds: DRAIN_SECONDS, sender: SENDER },
       host: { platform: `${os.platform()} ${os.release()}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version },
-      note: `CPU: bench/lib/procs.ts; service = this Node process (API + worker + PGlite + the bench's receiver${sender ? '' : ' and sender'}); sender = ${sender ? 'the sender process' : 'none (inline)'}; per run = one run.started + one run.succeeded; machine = all of the host's cores, busy`,
+      note: `CPU: bench/lib/procs.ts; service = this Node process (API + worker + PGlite + the bench's receiver${SENDER === 'child' ? '' : ' and sender'}); sender = ${SENDER === 'child' ? 'the sender process' : 'none (inline)'}; per run = one run.started + one run.succeeded; machine = all of the host's cores, busy`,
       idle,
       phases,
       highestRateHeld: held.length ? held[held.length - 1].rate : null,
@@ -381,7 +334,7 @@ async function main(): Promise<void> {
     console.log(cpuHeader('run'));
     for (const p of phases) console.log(cpuRow(`${p.rate} runs/s`, p.cpu, p.runs));
     console.log(`idle (3 s, % of a core): service ${idle.corePercent.service}%, renderers ${idle.corePercent.renderers ?? '-'}%, dev server ${idle.corePercent.devServer ?? '-'}%; machine ${idle.machineBusyPercent ?? '-'}%`);
-    console.log(`sender: ${sender ? 'its own process (WATCH_SENDER=child)' : 'this process, beside the service (WATCH_SENDER=inline)'}`);
+    console.log(`sender: ${SENDER === 'child' ? 'its own process (WATCH_SENDER=child)' : 'this process, beside the service (WATCH_SENDER=inline)'}`);
     console.log('');
     if (late.length) {
       console.log(`late runs (no run.succeeded, among the ${RATES[0]} runs/s phase): ${results.late.alerted} of ${late.length} alerted; after their deadline: ${lateResults.map((l) => (l.msAfterDeadline === null ? 'none' : `${l.msAfterDeadline} ms`)).join(', ')}`);
@@ -404,7 +357,7 @@ async function main(): Promise<void> {
     log('stopping the service ...');
     await target.service.stop();
     await receiver.close();
-    await sender?.close();
+    await sender.close();
     target.cleanup();
     log('stopped');
   }

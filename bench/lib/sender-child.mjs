@@ -1,19 +1,21 @@
 /**
- * The bench's open-loop sender as a process of its own (bench/lib/sender.ts forks it), so that the
+ * The bench's open-loop sender (bench/lib/sender.ts): run as a process of its own (forked), so that the
  * service under measurement does not also run the sender, as MeshHook's own process does not: a busy
- * service then delays only its answers, never the sends, and the sender's CPU is its own figure.
+ * service then delays only its answers, never the sends, and the sender's CPU is its own figure. Also
+ * imported (`sendAll`) to send from the bench's own process, the old way.
  *
- * One message from the parent, { type: 'run', url, headers, items: [{ atMs, body }], drainMs }: each
+ * Forked, one message from the parent, { type: 'run', url, headers, items: [{ atMs, body }], drainMs }: each
  * item is POSTed to `url` at `atMs` after the run's start by this process's clock, with `%DUE%` in its
  * body replaced by that moment as an ISO time. When every request was answered, or `drainMs` after the
  * last send, it answers { type: 'done', startWallMs, sentMs, doneMs, maxLagMs, samples: [{ t0, answered,
  * status, error, deliveryId }] } (times in ms after the start) and waits for the next run.
  */
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function run({ url, headers, items, drainMs }) {
+export async function sendAll({ url, headers, items, drainMs }) {
   const samples = items.map(() => ({ t0: null, answered: null, status: null, error: null, deliveryId: null }));
   let pending = 0;
   let maxLagMs = 0;
@@ -53,12 +55,14 @@ async function run({ url, headers, items, drainMs }) {
   return { type: 'done', startWallMs, sentMs: sent - start, doneMs: performance.now() - start, maxLagMs, samples };
 }
 
-process.on('message', (msg) => {
-  if (msg?.type !== 'run') return;
-  run(msg).then(
-    (result) => process.send(result),
-    (err) => process.send({ type: 'error', message: String(err?.stack ?? err) }),
-  );
-});
-process.on('disconnect', () => process.exit(0));
-process.send({ type: 'ready' });
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.send) {
+  process.on('message', (msg) => {
+    if (msg?.type !== 'run') return;
+    sendAll(msg).then(
+      (result) => process.send(result),
+      (err) => process.send({ type: 'error', message: String(err?.stack ?? err) }),
+    );
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.send({ type: 'ready' });
+}

@@ -1,6 +1,7 @@
 /**
- * The open-loop sender in a child process (bench/lib/sender-child.mjs): what MeshHook is to the
- * service, a process of its own. bench/lib/procs.ts counts its CPU as `sender`, apart from the service.
+ * The open-loop sender (bench/lib/sender-child.mjs): in a child process, what MeshHook is to the
+ * service, a process of its own (bench/lib/procs.ts counts its CPU as `sender`, apart from the
+ * service); or inline, the same code in the bench's own process, beside the service.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -36,7 +37,12 @@ export interface Sender {
   close(): Promise<void>;
 }
 
-export async function startSender(): Promise<Sender> {
+export async function startSender(where: 'child' | 'inline'): Promise<Sender> {
+  if (where === 'inline') {
+    // an ES module: loaded with import(), which this CommonJS module cannot do statically
+    const { sendAll } = (await import(SENDER_ENTRY)) as { sendAll(run: { url: string; headers: Record<string, string>; items: SendItem[]; drainMs: number }): Promise<SenderRun> };
+    return { run: (url, headers, items, drainMs) => sendAll({ url, headers, items, drainMs }), close: async () => undefined };
+  }
   const child: ChildProcess = fork(SENDER_ENTRY, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
