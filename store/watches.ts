@@ -46,21 +46,6 @@ export interface WatchHooks {
   afterLock?: () => Promise<void>;
 }
 
-/**
- * A run.started's watch row ($1–$10: delivery, project, config, workflow, run, event, condition, key,
- * sealed event, deadline). A row that a finishing event created first (no deadline, suppressed, its
- * finish time kept) takes this run.started: decided by time, whichever of the two events the service
- * handled first (a batch's events run side by side). Finished after the deadline: the watch is open
- * again, and late. Any other row is left as it is: no row returned (a duplicate).
- */
-const UPSERT_WATCH = `INSERT INTO alert_deliveries AS d (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, watch_deadline)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10)
-  ON CONFLICT (delivery_id) DO UPDATE SET
-    event_id = EXCLUDED.event_id, key_id = EXCLUDED.key_id, event_sealed = EXCLUDED.event_sealed, watch_deadline = EXCLUDED.watch_deadline,
-    status = CASE WHEN d.run_finished_at > EXCLUDED.watch_deadline THEN 'scheduled' ELSE 'suppressed' END, updated_at = now()
-  WHERE d.watch_deadline IS NULL AND d.status = 'suppressed' AND d.run_finished_at IS NOT NULL AND d.watch_fired_at IS NULL
-  RETURNING d.status`;
-
 export interface OpenedWatch {
   /** the row existed already (a repeated run.started, or its finishing event came first) */
   duplicate: boolean;
@@ -104,8 +89,17 @@ export async function openWatch(
   if (atOnce) return atOnce;
   return db.transaction(async (tx) => {
     await readCommitted(db, tx);
+    // A row that a finishing event created first (no deadline, suppressed, its finish time kept) takes
+    // this run.started: decided by time, whichever of the two events the service handled first (a
+    // batch's events run side by side). Finished after the deadline: the watch is open again, and late.
     const inserted = await tx.query<{ status: string }>(
-      UPSERT_WATCH,
+      `INSERT INTO alert_deliveries AS d (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, watch_deadline)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10)
+       ON CONFLICT (delivery_id) DO UPDATE SET
+         event_id = EXCLUDED.event_id, key_id = EXCLUDED.key_id, event_sealed = EXCLUDED.event_sealed, watch_deadline = EXCLUDED.watch_deadline,
+         status = CASE WHEN d.run_finished_at > EXCLUDED.watch_deadline THEN 'scheduled' ELSE 'suppressed' END, updated_at = now()
+       WHERE d.watch_deadline IS NULL AND d.status = 'suppressed' AND d.run_finished_at IS NOT NULL AND d.watch_fired_at IS NULL
+       RETURNING d.status`,
       [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, sealed.keyId, sealed.ciphertext, ts(deadlineMs)],
     );
     const duplicate = inserted.length === 0;
