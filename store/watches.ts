@@ -1,6 +1,7 @@
 import { open, seal, type Keyring } from '../lib/crypto';
 import type { DeliveryRef, ExecutionEvent } from '../lib/schemas';
 import type { Db, Queryable } from './db';
+import { groupCommit, type GroupCommit } from './group-commit';
 
 /**
  * Delay watches as rows (docs/delay-watches.md). A watch is its delivery's row in alert_deliveries
@@ -85,8 +86,8 @@ export async function openWatch(
   hooks: WatchHooks = {},
 ): Promise<OpenedWatch> {
   const sealed = seal(keyring, JSON.stringify(event), `${ref.projectId}/${ref.deliveryId}`);
-  const atOnce = db.kind === 'pglite' ? await openWatchAtOnce(db, ref, sealed, deadlineMs, nowMs) : undefined;
-  if (atOnce) return atOnce;
+  const atOnce = db.kind === 'pglite' ? await batcherOf(db).open({ ref, sealed, atMs: deadlineMs }) : undefined;
+  if (atOnce) return { duplicate: false, wake: needsWake(atOnce.wakeAtMs, deadlineMs, nowMs), deadlineMs };
   return db.transaction(async (tx) => {
     await readCommitted(db, tx);
     // A row that a finishing event created first (no deadline, suppressed, its finish time kept) takes
@@ -129,22 +130,70 @@ export async function openWatch(
   });
 }
 
+/** A watched run's row as one statement of a batch writes it: the columns every watch statement sets. */
+interface WatchRow {
+  ref: DeliveryRef;
+  sealed: { keyId: string; ciphertext: string };
+  /** the deadline (openWatch) or the finish time (finishWatch) */
+  atMs: number;
+}
+
+/**
+ * `VALUES (…), (…)` of rows (delivery_id, project_id, config_id, workflow_id, run_id, event_id,
+ * condition, key_id, event_sealed, at) and their parameters, for a statement that names it `v`.
+ */
+function watchValues(rows: WatchRow[]): { values: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const tuples = rows.map(({ ref, sealed, atMs }) => {
+    const o = params.length;
+    params.push(ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, sealed.keyId, sealed.ciphertext, ts(atMs));
+    return `(${Array.from({ length: 9 }, (_, i) => `$${o + i + 1}`).join(', ')}, $${o + 10}::timestamptz)`;
+  });
+  return { values: `VALUES ${tuples.join(', ')}`, params };
+}
+const WATCH_COLUMNS = 'delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, key_id, event_sealed, at';
+
+/** Rows in one statement at most: 10 parameters each, and a batch big enough that its per-row cost is flat. */
+const WATCH_BATCH_MAX = 200;
+
+/** PGlite's group commits of watch statements, by database (a test's spy of a Db is a database of its own). */
+const batchers = new WeakMap<Db, { open: GroupCommit<WatchRow, OpenedAtOnce>; finish: GroupCommit<WatchRow, FinishedWatch> }>();
+
+function batcherOf(db: Db) {
+  let b = batchers.get(db);
+  if (!b) {
+    const key = (r: WatchRow) => r.ref.deliveryId;
+    b = {
+      open: groupCommit({ key, max: WATCH_BATCH_MAX, run: (rows) => openWatchesAtOnce(db, rows) }),
+      finish: groupCommit({ key, max: WATCH_BATCH_MAX, run: (rows) => finishWatches(db, rows) }),
+    };
+    batchers.set(db, b);
+  }
+  return b;
+}
+
+/** openWatchesAtOnce's answer for one row: inserted, and the watcher's committed wake; undefined: the transaction decides. */
+type OpenedAtOnce = { wakeAtMs: number | null } | undefined;
+
 /**
  * openWatch on PGlite, which runs one statement or transaction at a time (no lock order to keep): in
  * the steady state (a new row, the watcher's row there) one statement instead of a 4-statement
- * transaction; anything else (a duplicate, a taken-over row, a config's first watch) undefined, for
- * the transaction to decide.
+ * transaction, for every watch opened while the process was busy (group commit); anything else (a
+ * duplicate, a taken-over row, a config's first watch) undefined, for the transaction to decide.
  */
-async function openWatchAtOnce(db: Queryable, ref: DeliveryRef, sealed: { keyId: string; ciphertext: string }, deadlineMs: number, nowMs: number): Promise<OpenedWatch | undefined> {
-  const [r] = await db.query<{ inserted: string | null; wake_at: Date | null }>(
-    `WITH ins AS (INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, watch_deadline)
-       SELECT $1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10 WHERE EXISTS (SELECT 1 FROM delay_watchers WHERE config_id = $3)
-       ON CONFLICT (delivery_id) DO NOTHING RETURNING status)
-     SELECT (SELECT status FROM ins) AS inserted, w.wake_at FROM delay_watchers w WHERE w.config_id = $3`,
-    [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, sealed.keyId, sealed.ciphertext, ts(deadlineMs)],
+async function openWatchesAtOnce(db: Queryable, rows: WatchRow[]): Promise<OpenedAtOnce[]> {
+  const { values, params } = watchValues(rows);
+  const answered = await db.query<{ delivery_id: string; inserted: boolean; wake_at: Date | null }>(
+    `WITH v (${WATCH_COLUMNS}) AS (${values}),
+     ins AS (INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, watch_deadline)
+       SELECT delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, 'scheduled', key_id, event_sealed, at FROM v
+       WHERE EXISTS (SELECT 1 FROM delay_watchers w WHERE w.config_id = v.config_id)
+       ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id)
+     SELECT ins.delivery_id, true AS inserted, w.wake_at FROM ins JOIN v USING (delivery_id) JOIN delay_watchers w ON w.config_id = v.config_id`,
+    params,
   );
-  if (!r || r.inserted === null) return undefined;
-  return { duplicate: false, wake: needsWake(ms(r.wake_at), deadlineMs, nowMs), deadlineMs };
+  const byId = new Map(answered.map((r) => [r.delivery_id, { wakeAtMs: ms(r.wake_at) }]));
+  return rows.map((r) => byId.get(r.ref.deliveryId));
 }
 
 export interface FinishedWatch {
@@ -162,23 +211,37 @@ export interface FinishedWatch {
  * finishing event's time) and, when the watch is open and the run finished at or before its deadline,
  * ends it `suppressed`. No row yet (the finishing event came before its run.started): a row already
  * suppressed, so the late run.started is a duplicate and starts nothing. A watch of an earlier version
- * (no deadline here, still scheduled) is its AlertDelivery's to decide: the caller signals it.
+ * (no deadline here, still scheduled) is its AlertDelivery's to decide: the caller signals it. On
+ * PGlite the finishing events handled while the process was busy share the statement (group commit).
  */
-export async function finishWatch(db: Queryable, keyring: Keyring, ref: DeliveryRef, event: ExecutionEvent, finishedAtMs: number): Promise<FinishedWatch> {
-  const sealed = seal(keyring, JSON.stringify(event), `${ref.projectId}/${ref.deliveryId}`);
-  const rows = await db.query<{ status: string; watch_deadline: Date | null; created: boolean; before: string | null }>(
-    `INSERT INTO alert_deliveries AS d (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, run_finished_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'suppressed', $8, $9, $10)
-     ON CONFLICT (delivery_id) DO UPDATE SET
-       run_finished_at = LEAST(COALESCE(d.run_finished_at, EXCLUDED.run_finished_at), EXCLUDED.run_finished_at),
-       status = CASE WHEN d.status = 'scheduled' AND d.watch_fired_at IS NULL AND d.watch_deadline IS NOT NULL AND EXCLUDED.run_finished_at <= d.watch_deadline THEN 'suppressed' ELSE d.status END,
-       updated_at = now()
-     RETURNING d.status, d.watch_deadline, (xmax = 0) AS created,
-       (SELECT status FROM alert_deliveries WHERE delivery_id = $1) AS before`,
-    [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, sealed.keyId, sealed.ciphertext, ts(finishedAtMs)],
+export async function finishWatch(db: Queryable | Db, keyring: Keyring, ref: DeliveryRef, event: ExecutionEvent, finishedAtMs: number): Promise<FinishedWatch> {
+  const row = { ref, sealed: seal(keyring, JSON.stringify(event), `${ref.projectId}/${ref.deliveryId}`), atMs: finishedAtMs };
+  if ('kind' in db && db.kind === 'pglite') return batcherOf(db).finish(row);
+  return (await finishWatches(db, [row]))[0];
+}
+
+/** finishWatch's statement for rows of distinct deliveries. */
+async function finishWatches(db: Queryable, rows: WatchRow[]): Promise<FinishedWatch[]> {
+  const { values, params } = watchValues(rows);
+  const answered = await db.query<{ delivery_id: string; status: string; watch_deadline: Date | null; created: boolean; before: string | null }>(
+    `WITH v (${WATCH_COLUMNS}) AS (${values}),
+     before AS (SELECT d.delivery_id, d.status FROM alert_deliveries d JOIN v USING (delivery_id)),
+     up AS (INSERT INTO alert_deliveries AS d (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, run_finished_at)
+       SELECT delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, 'suppressed', key_id, event_sealed, at FROM v
+       ON CONFLICT (delivery_id) DO UPDATE SET
+         run_finished_at = LEAST(COALESCE(d.run_finished_at, EXCLUDED.run_finished_at), EXCLUDED.run_finished_at),
+         status = CASE WHEN d.status = 'scheduled' AND d.watch_fired_at IS NULL AND d.watch_deadline IS NOT NULL AND EXCLUDED.run_finished_at <= d.watch_deadline THEN 'suppressed' ELSE d.status END,
+         updated_at = now()
+       RETURNING d.delivery_id, d.status, d.watch_deadline, (xmax = 0) AS created)
+     SELECT up.*, before.status AS before FROM up LEFT JOIN before USING (delivery_id)`,
+    params,
   );
-  const r = rows[0];
-  return { status: r.status, watchDeadlineMs: ms(r.watch_deadline), created: r.created, suppressed: !r.created && r.status === 'suppressed' && r.before !== 'suppressed' };
+  const byId = new Map(answered.map((r) => [r.delivery_id, r]));
+  return rows.map(({ ref }) => {
+    const r = byId.get(ref.deliveryId);
+    if (!r) throw new Error(`finishWatch: no answer for ${ref.deliveryId}`);
+    return { status: r.status, watchDeadlineMs: ms(r.watch_deadline), created: r.created, suppressed: !r.created && r.status === 'suppressed' && r.before !== 'suppressed' };
+  });
 }
 
 /** A fired watch: its row's sealed event and deadline, for the AlertDelivery that sends its alert. */

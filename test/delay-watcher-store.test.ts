@@ -64,6 +64,65 @@ for (const kind of STORE_KINDS) {
       assert.deepEqual(await openWatch(spy, keyring, b.ref, b.event, T0 + 60_010, T0 + 30), { duplicate: true, wake: false, deadlineMs: T0 + 60_010 });
     });
 
+    it(`watches opened and finished side by side ${kind === 'pglite' ? 'share one statement each on PGlite (group commit)' : 'each decide on their own on PostgreSQL'}, with each call's own answer; two finishes of one run do not share one`, async () => {
+      const first = watchOf('c1c', T0);
+      await openWatch(store.db, keyring, first.ref, first.event, T0 + 60_000, T0);
+      await settleWake(store.db, 'c1c', 'p1');
+      const calls: string[] = [];
+      const spy: typeof store.db = Object.create(store.db);
+      Object.assign(spy, { query: (sql: string, params?: unknown[]) => (calls.push(sql), store.db.query(sql, params)) });
+      const runs = Array.from({ length: 12 }, (_, i) => watchOf('c1c', T0 + 100 + i));
+      // the fourth run's deadline is before the committed wake: that one, and only it, wakes the watcher
+      const opened = await Promise.all(runs.map((r, i) => openWatch(spy, keyring, r.ref, r.event, i === 3 ? T0 + 30_000 : T0 + 60_100 + i, T0 + 100 + i)));
+      assert.deepEqual(opened.map((o) => o.wake), runs.map((_, i) => i === 3));
+      assert.ok(opened.every((o) => !o.duplicate));
+      if (kind === 'pglite') assert.equal(calls.length, 1, `one statement for 12 run.started, not ${calls.length}`);
+      calls.length = 0;
+      // run 0 in time, run 1 after its deadline, run 2 twice side by side, and a finish with no run.started yet
+      const early = watchOf('c1c', T0);
+      const finishing = [
+        finishWatch(spy, keyring, runs[0].ref, runs[0].finish(T0 + 1_000), T0 + 1_000),
+        finishWatch(spy, keyring, runs[1].ref, runs[1].finish(T0 + 70_000), T0 + 70_000),
+        finishWatch(spy, keyring, runs[2].ref, runs[2].finish(T0 + 2_000), T0 + 2_000),
+        finishWatch(spy, keyring, runs[2].ref, runs[2].finish(T0 + 2_000), T0 + 2_000),
+        finishWatch(spy, keyring, early.ref, early.finish(T0 + 500), T0 + 500),
+      ];
+      const finished = await Promise.all(finishing);
+      // of the two finishes of run 2: on PGlite the first suppressed it, the repeat waits for a statement
+      // of its own and reports nothing new. On PostgreSQL the two run at once and either may come
+      // first; the second, blocked on the row, also reports it suppressed (its statement's snapshot
+      // read the status before the first committed): the `suppressed` metric counts such a repeat twice
+      const repeat = kind === 'pglite' ? [true, false] : [finished[2].suppressed, finished[3].suppressed];
+      assert.ok(repeat.includes(true));
+      assert.deepEqual(finished, [
+        { status: 'suppressed', watchDeadlineMs: T0 + 60_100, created: false, suppressed: true },
+        { status: 'scheduled', watchDeadlineMs: T0 + 60_101, created: false, suppressed: false },
+        { status: 'suppressed', watchDeadlineMs: T0 + 60_102, created: false, suppressed: repeat[0] },
+        { status: 'suppressed', watchDeadlineMs: T0 + 60_102, created: false, suppressed: repeat[1] },
+        { status: 'suppressed', watchDeadlineMs: null, created: true, suppressed: false },
+      ]);
+      if (kind === 'pglite') assert.equal(calls.length, 2, `two statements for five finishing events (one a repeat), not ${calls.length}`);
+      assert.equal(await status(runs[1].ref.deliveryId), 'scheduled');
+      assert.equal(await status(runs[4].ref.deliveryId), 'scheduled');
+    });
+
+    it('a watch whose row the store refuses fails its own call only: the others of its statement are committed', async () => {
+      const first = watchOf('c1d', T0);
+      await openWatch(store.db, keyring, first.ref, first.event, T0 + 60_000, T0);
+      await settleWake(store.db, 'c1d', 'p1');
+      const good = [watchOf('c1d', T0 + 1), watchOf('c1d', T0 + 2)];
+      const bad = watchOf('c1d', T0 + 3);
+      // text with a NUL: PostgreSQL (and PGlite) refuse it, whatever the API let through
+      bad.ref.runId = 'run\u0000nul';
+      const results = await Promise.allSettled([good[0], bad, good[1]].map((r) => openWatch(store.db, keyring, r.ref, r.event, T0 + 60_010, T0 + 10)));
+      assert.deepEqual(results.map((x) => x.status), ['fulfilled', 'rejected', 'fulfilled']);
+      for (const r of good) assert.equal(await status(r.ref.deliveryId), 'scheduled');
+      assert.equal(await status(bad.ref.deliveryId), undefined);
+      const finishes = await Promise.allSettled([good[0], bad, good[1]].map((r) => finishWatch(store.db, keyring, r.ref, r.finish(T0 + 20), T0 + 20)));
+      assert.deepEqual(finishes.map((x) => x.status), ['fulfilled', 'rejected', 'fulfilled']);
+      for (const r of good) assert.equal(await status(r.ref.deliveryId), 'suppressed');
+    });
+
     it('a repeated run.started is a duplicate that still wakes the watcher when it was never told (a crash between commit and signal)', async () => {
       const a = watchOf('c2', T0);
       await openWatch(store.db, keyring, a.ref, a.event, T0 + 60_000, T0);
