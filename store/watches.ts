@@ -138,6 +138,8 @@ interface WatchRow {
   atMs: number;
 }
 
+const WATCH_COLUMNS = 'delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, key_id, event_sealed, at';
+
 /**
  * `VALUES (…), (…)` of rows (delivery_id, project_id, config_id, workflow_id, run_id, event_id,
  * condition, key_id, event_sealed, at) and their parameters, for a statement that names it `v`.
@@ -151,7 +153,6 @@ function watchValues(rows: WatchRow[]): { values: string; params: unknown[] } {
   });
   return { values: `VALUES ${tuples.join(', ')}`, params };
 }
-const WATCH_COLUMNS = 'delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, key_id, event_sealed, at';
 
 /** Rows in one statement at most: 10 parameters each, and a batch big enough that its per-row cost is flat. */
 const WATCH_BATCH_MAX = 200;
@@ -172,7 +173,7 @@ function batcherOf(db: Db) {
   return b;
 }
 
-/** openWatchesAtOnce's answer for one row: inserted, and the watcher's committed wake; undefined: the transaction decides. */
+/** openWatchesAtOnce's answer for one row: inserted, with the watcher's committed wake; undefined: the transaction decides. */
 type OpenedAtOnce = { wakeAtMs: number | null } | undefined;
 
 /**
@@ -183,13 +184,13 @@ type OpenedAtOnce = { wakeAtMs: number | null } | undefined;
  */
 async function openWatchesAtOnce(db: Queryable, rows: WatchRow[]): Promise<OpenedAtOnce[]> {
   const { values, params } = watchValues(rows);
-  const answered = await db.query<{ delivery_id: string; inserted: boolean; wake_at: Date | null }>(
+  const answered = await db.query<{ delivery_id: string; wake_at: Date | null }>(
     `WITH v (${WATCH_COLUMNS}) AS (${values}),
      ins AS (INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, watch_deadline)
        SELECT delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, 'scheduled', key_id, event_sealed, at FROM v
        WHERE EXISTS (SELECT 1 FROM delay_watchers w WHERE w.config_id = v.config_id)
        ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id)
-     SELECT ins.delivery_id, true AS inserted, w.wake_at FROM ins JOIN v USING (delivery_id) JOIN delay_watchers w ON w.config_id = v.config_id`,
+     SELECT ins.delivery_id, w.wake_at FROM ins JOIN v USING (delivery_id) JOIN delay_watchers w ON w.config_id = v.config_id`,
     params,
   );
   const byId = new Map(answered.map((r) => [r.delivery_id, { wakeAtMs: ms(r.wake_at) }]));
