@@ -3,9 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import type { PGlite } from '@electric-sql/pglite';
+import type { PGlite, Transaction } from '@electric-sql/pglite';
 import type { Pool, PoolClient } from 'pg';
 import { logger } from '../lib/log';
+import { CHANGES_SCHEMA, preparedQueries } from './pglite-prepared';
 
 /**
  * The one seam between the store code and its database: the embedded PGlite
@@ -145,17 +146,27 @@ export async function openPglite(dir: string): Promise<Db> {
   const { PGlite } = await import('@electric-sql/pglite');
   const pg: PGlite = await PGlite.create(dir, { startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`] });
   const writes = writeTracker();
+  const prepared = await preparedQueries(pg);
   // a write is counted before it runs: a read that began before it is not cached (store/read-cache.ts)
-  const wrap = (q: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
-    async query<T>(sql: string, params?: unknown[]) {
-      writes.saw(sql);
-      return (await q.query<T>(sql, params)).rows;
-    },
-    async exec(sql: string) {
-      writes.saw(sql);
-      await q.exec(sql);
-    },
-  });
+  const wrap = (q: PGlite | Transaction): Queryable => {
+    const inTransaction = q !== pg;
+    return {
+      async query<T>(sql: string, params: unknown[] = []) {
+        writes.saw(sql);
+        if (inTransaction && (q as Transaction).closed) throw new Error('Transaction is closed');
+        const rows = inTransaction ? prepared.runInTransaction<T>(sql, params) : prepared.run<T>(sql, params);
+        if (rows) return rows;
+        const result = (await q.query<T>(sql, params)).rows;
+        if (CHANGES_SCHEMA.test(sql)) prepared.forget();
+        return result;
+      },
+      async exec(sql: string) {
+        writes.saw(sql);
+        await q.exec(sql);
+        if (CHANGES_SCHEMA.test(sql)) prepared.forget();
+      },
+    };
+  };
   const base = wrap(pg);
   // PGlite is a single connection: every call is already on "one connection". That also makes its
   // session-level advisory locks re-entrant for every caller in this process (two concurrent migrate()

@@ -138,23 +138,26 @@ interface WatchRow {
   atMs: number;
 }
 
-const WATCH_COLUMNS = 'delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, key_id, event_sealed, at';
-
 /**
- * `VALUES (…), (…)` of rows (delivery_id, project_id, config_id, workflow_id, run_id, event_id,
- * condition, key_id, event_sealed, at) and their parameters, for a statement that names it `v`.
+ * The rows of a batch as a relation `v` (delivery_id, project_id, config_id, workflow_id, run_id,
+ * event_id, condition, key_id, event_sealed, at): one array parameter per column, so that a batch of
+ * any size is the same statement text (prepared once on PGlite, store/pglite-prepared.ts).
  */
-function watchValues(rows: WatchRow[]): { values: string; params: unknown[] } {
-  const params: unknown[] = [];
-  const tuples = rows.map(({ ref, sealed, atMs }) => {
-    const o = params.length;
-    params.push(ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, sealed.keyId, sealed.ciphertext, ts(atMs));
-    return `(${Array.from({ length: 9 }, (_, i) => `$${o + i + 1}`).join(', ')}, $${o + 10}::timestamptz)`;
-  });
-  return { values: `VALUES ${tuples.join(', ')}`, params };
+const WATCH_ROWS = `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
+       AS v (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, key_id, event_sealed, at)`;
+
+/** WATCH_ROWS's parameters: the rows' values, column by column. */
+function watchParams(rows: WatchRow[]): unknown[][] {
+  const columns: unknown[][] = Array.from({ length: 10 }, () => []);
+  for (const { ref, sealed, atMs } of rows) {
+    [ref.deliveryId, ref.projectId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, sealed.keyId, sealed.ciphertext, ts(atMs)].forEach((value, i) =>
+      columns[i].push(value),
+    );
+  }
+  return columns;
 }
 
-/** Rows in one statement at most: 10 parameters each, and a batch big enough that its per-row cost is flat. */
+/** Rows in one statement at most: a batch big enough that its per-row cost is flat. */
 const WATCH_BATCH_MAX = 200;
 
 /** PGlite's group commits of watch statements, by database (a test's spy of a Db is a database of its own). */
@@ -183,15 +186,14 @@ type OpenedAtOnce = { wakeAtMs: number | null } | undefined;
  * duplicate, a taken-over row, a config's first watch) undefined, for the transaction to decide.
  */
 async function openWatchesAtOnce(db: Queryable, rows: WatchRow[]): Promise<OpenedAtOnce[]> {
-  const { values, params } = watchValues(rows);
   const answered = await db.query<{ delivery_id: string; wake_at: Date | null }>(
-    `WITH v (${WATCH_COLUMNS}) AS (${values}),
+    `WITH v AS (${WATCH_ROWS}),
      ins AS (INSERT INTO alert_deliveries (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, watch_deadline)
        SELECT delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, 'scheduled', key_id, event_sealed, at FROM v
        WHERE EXISTS (SELECT 1 FROM delay_watchers w WHERE w.config_id = v.config_id)
        ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id)
      SELECT ins.delivery_id, w.wake_at FROM ins JOIN v USING (delivery_id) JOIN delay_watchers w ON w.config_id = v.config_id`,
-    params,
+    watchParams(rows),
   );
   const byId = new Map(answered.map((r) => [r.delivery_id, { wakeAtMs: ms(r.wake_at) }]));
   return rows.map((r) => byId.get(r.ref.deliveryId));
@@ -223,9 +225,8 @@ export async function finishWatch(db: Queryable | Db, keyring: Keyring, ref: Del
 
 /** finishWatch's statement for rows of distinct deliveries. */
 async function finishWatches(db: Queryable, rows: WatchRow[]): Promise<FinishedWatch[]> {
-  const { values, params } = watchValues(rows);
   const answered = await db.query<{ delivery_id: string; status: string; watch_deadline: Date | null; created: boolean; before: string | null }>(
-    `WITH v (${WATCH_COLUMNS}) AS (${values}),
+    `WITH v AS (${WATCH_ROWS}),
      before AS (SELECT d.delivery_id, d.status FROM alert_deliveries d JOIN v USING (delivery_id)),
      up AS (INSERT INTO alert_deliveries AS d (delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, status, key_id, event_sealed, run_finished_at)
        SELECT delivery_id, project_id, config_id, workflow_id, run_id, event_id, condition, 'suppressed', key_id, event_sealed, at FROM v
@@ -235,7 +236,7 @@ async function finishWatches(db: Queryable, rows: WatchRow[]): Promise<FinishedW
          updated_at = now()
        RETURNING d.delivery_id, d.status, d.watch_deadline, (xmax = 0) AS created)
      SELECT up.*, before.status AS before FROM up LEFT JOIN before USING (delivery_id)`,
-    params,
+    watchParams(rows),
   );
   const byId = new Map(answered.map((r) => [r.delivery_id, r]));
   return rows.map(({ ref }) => {

@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { PGlite } from '@electric-sql/pglite';
+import { preparedQueries, type PreparedQueries } from '../store/pglite-prepared';
+import { openStore, withStore } from './support/stores';
+
+/**
+ * The embedded store's prepared statements (store/pglite-prepared.ts), on a real PGlite: each
+ * statement text prepared once, answers as query() gives them, errors and transactions as before,
+ * PGlite's turns kept, and a schema change prepared again.
+ */
+const preparedCount = async (db: { query<T>(sql: string, params?: unknown[]): Promise<T[]> }, text: string) =>
+  (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement = $1`, [text]))[0].n;
+
+describe('prepared statements on the embedded PGlite', () => {
+  const TABLE = `CREATE TABLE kinds (id text PRIMARY KEY, n integer, ok boolean, doc jsonb, at timestamptz, tags text[], note text)`;
+  const INSERT = `INSERT INTO kinds (id, n, ok, doc, at, tags, note) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`;
+  const SELECT = `SELECT id, n, ok, doc, at, tags, note FROM kinds WHERE id = $1`;
+
+  it('a statement run again is prepared once, and its parameters and answers are typed as query() gives them', () =>
+    withStore(
+      'pglite',
+      async ({ db }) => {
+        await db.exec(TABLE);
+        const at = new Date('2026-12-03T18:00:00.123Z');
+        await db.query(INSERT, ['a', 7, true, { nested: { list: [1, 'two'] } }, at, ['x', 'y "quoted"', 'z,comma'], null]);
+        await db.query(INSERT, ['b', null, false, null, at.toISOString(), [], 'note']);
+        for (let i = 0; i < 3; i++) {
+          assert.deepEqual(await db.query(SELECT, ['a']), [
+            { id: 'a', n: 7, ok: true, doc: { nested: { list: [1, 'two'] } }, at, tags: ['x', 'y "quoted"', 'z,comma'], note: null },
+          ]);
+        }
+        assert.deepEqual(await db.query(SELECT, ['b']), [{ id: 'b', n: null, ok: false, doc: null, at, tags: [], note: 'note' }]);
+        assert.deepEqual(await db.query(SELECT, ['none']), []);
+        assert.equal(await preparedCount(db, SELECT), 1, 'five runs of one text, one prepared statement');
+        assert.equal(await preparedCount(db, INSERT), 1);
+        // a statement that answers no rows
+        assert.deepEqual(await db.query(`UPDATE kinds SET n = $2 WHERE id = $1`, ['b', 8]), []);
+        assert.equal((await db.query<{ n: number }>(SELECT, ['b']))[0].n, 8);
+      },
+      { migrated: false },
+    ));
+
+  it('an error is PGlite’s DatabaseError with its code and statement, and the next statement runs', () =>
+    withStore(
+      'pglite',
+      async ({ db }) => {
+        await db.exec(TABLE);
+        await db.query(INSERT, ['a', 1, true, null, null, null, null]);
+        const err = await db.query(INSERT, ['a', 2, true, null, null, null, null]).then(
+          () => assert.fail('a duplicate key was accepted'),
+          (e: unknown) => e as { code?: string; query?: string; message: string },
+        );
+        assert.equal(err.code, '23505');
+        assert.equal(err.query, INSERT);
+        assert.match(err.message, /duplicate key/);
+        // a statement that fails before it is prepared (no such column) is not kept
+        const bad = `SELECT nope FROM kinds`;
+        await assert.rejects(db.query(bad), (e: { code?: string }) => e.code === '42703');
+        assert.equal(await preparedCount(db, bad), 0);
+        // a parameter the statement's type refuses
+        await assert.rejects(db.query(SELECT.replace('id = $1', 'n = $1'), ['not a number']), (e: { code?: string }) => e.code === '22P02');
+        assert.deepEqual((await db.query<{ n: number }>(SELECT, ['a'])).map((r) => r.n), [1]);
+      },
+      { migrated: false },
+    ));
+
+  it('in a transaction, prepared statements commit and roll back with it; an error inside it rolls it back', () =>
+    withStore(
+      'pglite',
+      async ({ db }) => {
+        await db.exec(TABLE);
+        await db.transaction(async (tx) => {
+          await tx.query(INSERT, ['kept', 1, true, null, null, null, null]);
+        });
+        await assert.rejects(
+          db.transaction(async (tx) => {
+            await tx.query(INSERT, ['undone', 1, true, null, null, null, null]);
+            throw new Error('the caller gives up');
+          }),
+          /the caller gives up/,
+        );
+        await assert.rejects(
+          db.transaction(async (tx) => {
+            await tx.query(INSERT, ['undone too', 1, true, null, null, null, null]);
+            await tx.query(INSERT, ['kept', 1, true, null, null, null, null]); // duplicate key: the transaction is aborted
+          }),
+          (e: { code?: string }) => e.code === '23505',
+        );
+        assert.deepEqual((await db.query<{ id: string }>(`SELECT id FROM kinds ORDER BY id`)).map((r) => r.id), ['kept']);
+      },
+      { migrated: false },
+    ));
+
+  it('a statement outside a transaction waits for the transaction that holds PGlite (it reads what that one committed)', () =>
+    withStore(
+      'pglite',
+      async ({ db }) => {
+        await db.exec(TABLE);
+        await db.query(SELECT, ['warm']); // prepared before the transaction
+        let release!: () => void;
+        const held = new Promise<void>((resolve) => (release = resolve));
+        let inserted!: () => void;
+        const insertedInTx = new Promise<void>((resolve) => (inserted = resolve));
+        const tx = db.transaction(async (t) => {
+          await t.query(INSERT, ['held', 1, true, null, null, null, null]);
+          inserted();
+          await held;
+        });
+        await insertedInTx;
+        let answered = false;
+        const outside = db.query<{ id: string }>(SELECT, ['held']).then((rows) => {
+          answered = true;
+          return rows;
+        });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        assert.equal(answered, false, 'the statement ran while the transaction held PGlite');
+        release();
+        await tx;
+        assert.deepEqual((await outside).map((r) => r.id), ['held']);
+      },
+      { migrated: false },
+    ));
+
+  it('after a schema change through the store, a statement is prepared again and answers the new columns', () =>
+    withStore(
+      'pglite',
+      async ({ db }) => {
+        await db.exec(`CREATE TABLE t (id text PRIMARY KEY)`);
+        await db.query(`INSERT INTO t VALUES ($1)`, ['a']);
+        const star = `SELECT * FROM t WHERE id = $1`;
+        assert.deepEqual(await db.query(star, ['a']), [{ id: 'a' }]);
+        await db.exec(`ALTER TABLE t ADD COLUMN extra integer DEFAULT 5`);
+        assert.deepEqual(await db.query(star, ['a']), [{ id: 'a', extra: 5 }]);
+        await db.query(`ALTER TABLE t DROP COLUMN extra`); // DDL through query() too
+        assert.deepEqual(await db.query(star, ['a']), [{ id: 'a' }]);
+      },
+      { migrated: false },
+    ));
+
+  it('the migrated store runs its statements prepared, and a closed store refuses them', async () => {
+    const store = await openStore('pglite');
+    const latest = `SELECT version FROM schema_migrations ORDER BY version DESC LIMIT 1`;
+    const [first] = await store.db.query<{ version: string }>(latest);
+    assert.deepEqual(await store.db.query(latest), [first]);
+    assert.equal(await preparedCount(store.db, latest), 1);
+    await store.close();
+    await assert.rejects(store.db.query(latest), /PGlite is clos/);
+  });
+
+  describe('on a PGlite changed behind its back', () => {
+    let pg: PGlite;
+    let prepared: PreparedQueries;
+    before(async () => {
+      pg = await PGlite.create();
+      prepared = await preparedQueries(pg);
+      await pg.exec(`CREATE TABLE t (id text PRIMARY KEY); INSERT INTO t VALUES ('a')`);
+    });
+    after(() => pg.close());
+
+    it('only single DML statements are prepared; others are left to query()', () => {
+      for (const sql of ['SHOW server_version', 'SET statement_timeout = 0', 'BEGIN', 'CREATE TABLE u (id int)', 'VACUUM t']) {
+        assert.equal(prepared.run(sql, []), undefined, sql);
+      }
+      for (const sql of ['SELECT 1', ' with x AS (SELECT 1) SELECT * FROM x', 'insert into t values ($1)', 'UPDATE t SET id = id', 'DELETE FROM t WHERE false']) {
+        const answer = prepared.run(sql, sql.includes('$1') ? ['b'] : []);
+        assert.ok(answer instanceof Promise, sql);
+      }
+    });
+
+    it('a plan whose columns changed is prepared again once outside a transaction; in one, the error is the transaction’s', async () => {
+      const star = `SELECT * FROM t WHERE id = $1`;
+      assert.deepEqual(await prepared.run(star, ['a']), [{ id: 'a' }]);
+      await pg.exec(`ALTER TABLE t ADD COLUMN extra integer DEFAULT 1`); // not through the store: nothing forgotten
+      assert.deepEqual(await prepared.run(star, ['a']), [{ id: 'a', extra: 1 }]);
+      await pg.exec(`ALTER TABLE t DROP COLUMN extra`);
+      await assert.rejects(
+        pg.transaction(async () => {
+          await prepared.runInTransaction(star, ['a']);
+        }),
+        (e: { code?: string }) => e.code === '0A000',
+      );
+      assert.deepEqual(await prepared.run(star, ['a']), [{ id: 'a' }]);
+    });
+  });
+});
