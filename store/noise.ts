@@ -15,16 +15,18 @@ export interface NoiseDecisionRow {
  */
 export async function recordNoiseDecisions(db: Queryable, rows: NoiseDecisionRow[]): Promise<void> {
   if (rows.length === 0) return;
-  const values: unknown[] = [];
-  const tuples = rows.map(({ ref, outcome, note }, i) => {
-    values.push(ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, outcome, note);
-    const b = i * 9;
-    return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7}, 0, $${b + 8}, $${b + 9})`;
-  });
+  // one array per column: one statement text for any number of rows (prepared once on PGlite)
+  const columns: unknown[][] = Array.from({ length: 9 }, () => []);
+  for (const { ref, outcome, note } of rows) {
+    [ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, outcome, note].forEach((value, i) => columns[i].push(value));
+  }
   await db.query(
     `INSERT INTO alert_logs (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome, error)
-     VALUES ${tuples.join(', ')} ON CONFLICT (delivery_id, attempt) DO NOTHING`,
-    values,
+     SELECT project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, 0, outcome, error
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+       AS v (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, outcome, error)
+     ON CONFLICT (delivery_id, attempt) DO NOTHING`,
+    columns,
   );
 }
 
