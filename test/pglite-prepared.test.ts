@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { PGlite } from '@electric-sql/pglite';
+import type { Db } from '../store/db';
 import { preparedQueries, type PreparedQueries } from '../store/pglite-prepared';
 import { openStore, withStore } from './support/stores';
 
@@ -11,131 +12,114 @@ import { openStore, withStore } from './support/stores';
 const preparedCount = async (db: { query<T>(sql: string, params?: unknown[]): Promise<T[]> }, text: string) =>
   (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement = $1`, [text]))[0].n;
 
+/** a fresh, unmigrated PGlite store for one test */
+const onBarePglite = (fn: (db: Db) => Promise<void>) => withStore('pglite', ({ db }) => fn(db), { migrated: false });
+
 describe('prepared statements on the embedded PGlite', () => {
   const TABLE = `CREATE TABLE kinds (id text PRIMARY KEY, n integer, ok boolean, doc jsonb, at timestamptz, tags text[], note text)`;
   const INSERT = `INSERT INTO kinds (id, n, ok, doc, at, tags, note) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`;
   const SELECT = `SELECT id, n, ok, doc, at, tags, note FROM kinds WHERE id = $1`;
 
   it('a statement run again is prepared once, and its parameters and answers are typed as query() gives them', () =>
-    withStore(
-      'pglite',
-      async ({ db }) => {
-        await db.exec(TABLE);
-        const at = new Date('2026-12-03T18:00:00.123Z');
-        await db.query(INSERT, ['a', 7, true, { nested: { list: [1, 'two'] } }, at, ['x', 'y "quoted"', 'z,comma'], null]);
-        await db.query(INSERT, ['b', null, false, null, at.toISOString(), [], 'note']);
-        for (let i = 0; i < 3; i++) {
-          assert.deepEqual(await db.query(SELECT, ['a']), [
-            { id: 'a', n: 7, ok: true, doc: { nested: { list: [1, 'two'] } }, at, tags: ['x', 'y "quoted"', 'z,comma'], note: null },
-          ]);
-        }
-        assert.deepEqual(await db.query(SELECT, ['b']), [{ id: 'b', n: null, ok: false, doc: null, at, tags: [], note: 'note' }]);
-        assert.deepEqual(await db.query(SELECT, ['none']), []);
-        assert.equal(await preparedCount(db, SELECT), 1, 'five runs of one text, one prepared statement');
-        assert.equal(await preparedCount(db, INSERT), 1);
-        // a statement that answers no rows
-        assert.deepEqual(await db.query(`UPDATE kinds SET n = $2 WHERE id = $1`, ['b', 8]), []);
-        assert.equal((await db.query<{ n: number }>(SELECT, ['b']))[0].n, 8);
-      },
-      { migrated: false },
-    ));
+    onBarePglite(async (db) => {
+      await db.exec(TABLE);
+      const at = new Date('2026-12-03T18:00:00.123Z');
+      await db.query(INSERT, ['a', 7, true, { nested: { list: [1, 'two'] } }, at, ['x', 'y "quoted"', 'z,comma'], null]);
+      await db.query(INSERT, ['b', null, false, null, at.toISOString(), [], 'note']);
+      for (let i = 0; i < 3; i++) {
+        assert.deepEqual(await db.query(SELECT, ['a']), [
+          { id: 'a', n: 7, ok: true, doc: { nested: { list: [1, 'two'] } }, at, tags: ['x', 'y "quoted"', 'z,comma'], note: null },
+        ]);
+      }
+      assert.deepEqual(await db.query(SELECT, ['b']), [{ id: 'b', n: null, ok: false, doc: null, at, tags: [], note: 'note' }]);
+      assert.deepEqual(await db.query(SELECT, ['none']), []);
+      assert.equal(await preparedCount(db, SELECT), 1, 'five runs of one text, one prepared statement');
+      assert.equal(await preparedCount(db, INSERT), 1);
+      // a statement that answers no rows
+      assert.deepEqual(await db.query(`UPDATE kinds SET n = $2 WHERE id = $1`, ['b', 8]), []);
+      assert.equal((await db.query<{ n: number }>(SELECT, ['b']))[0].n, 8);
+    }));
 
   it('an error is PGlite’s DatabaseError with its code and statement, and the next statement runs', () =>
-    withStore(
-      'pglite',
-      async ({ db }) => {
-        await db.exec(TABLE);
-        await db.query(INSERT, ['a', 1, true, null, null, null, null]);
-        const err = await db.query(INSERT, ['a', 2, true, null, null, null, null]).then(
-          () => assert.fail('a duplicate key was accepted'),
-          (e: unknown) => e as { code?: string; query?: string; message: string },
-        );
-        assert.equal(err.code, '23505');
-        assert.equal(err.query, INSERT);
-        assert.match(err.message, /duplicate key/);
-        // a statement that fails before it is prepared (no such column) is not kept
-        const bad = `SELECT nope FROM kinds`;
-        await assert.rejects(db.query(bad), (e: { code?: string }) => e.code === '42703');
-        assert.equal(await preparedCount(db, bad), 0);
-        // a parameter the statement's type refuses
-        await assert.rejects(db.query(SELECT.replace('id = $1', 'n = $1'), ['not a number']), (e: { code?: string }) => e.code === '22P02');
-        assert.deepEqual((await db.query<{ n: number }>(SELECT, ['a'])).map((r) => r.n), [1]);
-      },
-      { migrated: false },
-    ));
+    onBarePglite(async (db) => {
+      await db.exec(TABLE);
+      await db.query(INSERT, ['a', 1, true, null, null, null, null]);
+      const err = await db.query(INSERT, ['a', 2, true, null, null, null, null]).then(
+        () => assert.fail('a duplicate key was accepted'),
+        (e: unknown) => e as { code?: string; query?: string; message: string },
+      );
+      assert.equal(err.code, '23505');
+      assert.equal(err.query, INSERT);
+      assert.match(err.message, /duplicate key/);
+      // a statement that fails before it is prepared (no such column) is not kept
+      const bad = `SELECT nope FROM kinds`;
+      await assert.rejects(db.query(bad), (e: { code?: string }) => e.code === '42703');
+      assert.equal(await preparedCount(db, bad), 0);
+      // a parameter the statement's type refuses
+      await assert.rejects(db.query(SELECT.replace('id = $1', 'n = $1'), ['not a number']), (e: { code?: string }) => e.code === '22P02');
+      assert.deepEqual((await db.query<{ n: number }>(SELECT, ['a'])).map((r) => r.n), [1]);
+    }));
 
   it('in a transaction, prepared statements commit and roll back with it; an error inside it rolls it back', () =>
-    withStore(
-      'pglite',
-      async ({ db }) => {
-        await db.exec(TABLE);
-        await db.transaction(async (tx) => {
-          await tx.query(INSERT, ['kept', 1, true, null, null, null, null]);
-        });
-        await assert.rejects(
-          db.transaction(async (tx) => {
-            await tx.query(INSERT, ['undone', 1, true, null, null, null, null]);
-            throw new Error('the caller gives up');
-          }),
-          /the caller gives up/,
-        );
-        await assert.rejects(
-          db.transaction(async (tx) => {
-            await tx.query(INSERT, ['undone too', 1, true, null, null, null, null]);
-            await tx.query(INSERT, ['kept', 1, true, null, null, null, null]); // duplicate key: the transaction is aborted
-          }),
-          (e: { code?: string }) => e.code === '23505',
-        );
-        assert.deepEqual((await db.query<{ id: string }>(`SELECT id FROM kinds ORDER BY id`)).map((r) => r.id), ['kept']);
-      },
-      { migrated: false },
-    ));
+    onBarePglite(async (db) => {
+      await db.exec(TABLE);
+      await db.transaction(async (tx) => {
+        await tx.query(INSERT, ['kept', 1, true, null, null, null, null]);
+      });
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.query(INSERT, ['undone', 1, true, null, null, null, null]);
+          throw new Error('the caller gives up');
+        }),
+        /the caller gives up/,
+      );
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.query(INSERT, ['undone too', 1, true, null, null, null, null]);
+          await tx.query(INSERT, ['kept', 1, true, null, null, null, null]); // duplicate key: the transaction is aborted
+        }),
+        (e: { code?: string }) => e.code === '23505',
+      );
+      assert.deepEqual((await db.query<{ id: string }>(`SELECT id FROM kinds ORDER BY id`)).map((r) => r.id), ['kept']);
+    }));
 
   it('a statement outside a transaction waits for the transaction that holds PGlite (it reads what that one committed)', () =>
-    withStore(
-      'pglite',
-      async ({ db }) => {
-        await db.exec(TABLE);
-        await db.query(SELECT, ['warm']); // prepared before the transaction
-        let release!: () => void;
-        const held = new Promise<void>((resolve) => (release = resolve));
-        let inserted!: () => void;
-        const insertedInTx = new Promise<void>((resolve) => (inserted = resolve));
-        const tx = db.transaction(async (t) => {
-          await t.query(INSERT, ['held', 1, true, null, null, null, null]);
-          inserted();
-          await held;
-        });
-        await insertedInTx;
-        let answered = false;
-        const outside = db.query<{ id: string }>(SELECT, ['held']).then((rows) => {
-          answered = true;
-          return rows;
-        });
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        assert.equal(answered, false, 'the statement ran while the transaction held PGlite');
-        release();
-        await tx;
-        assert.deepEqual((await outside).map((r) => r.id), ['held']);
-      },
-      { migrated: false },
-    ));
+    onBarePglite(async (db) => {
+      await db.exec(TABLE);
+      await db.query(SELECT, ['warm']); // prepared before the transaction
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let inserted!: () => void;
+      const insertedInTx = new Promise<void>((resolve) => (inserted = resolve));
+      const tx = db.transaction(async (t) => {
+        await t.query(INSERT, ['held', 1, true, null, null, null, null]);
+        inserted();
+        await held;
+      });
+      await insertedInTx;
+      let answered = false;
+      const outside = db.query<{ id: string }>(SELECT, ['held']).then((rows) => {
+        answered = true;
+        return rows;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(answered, false, 'the statement ran while the transaction held PGlite');
+      release();
+      await tx;
+      assert.deepEqual((await outside).map((r) => r.id), ['held']);
+    }));
 
   it('after a schema change through the store, a statement is prepared again and answers the new columns', () =>
-    withStore(
-      'pglite',
-      async ({ db }) => {
-        await db.exec(`CREATE TABLE t (id text PRIMARY KEY)`);
-        await db.query(`INSERT INTO t VALUES ($1)`, ['a']);
-        const star = `SELECT * FROM t WHERE id = $1`;
-        assert.deepEqual(await db.query(star, ['a']), [{ id: 'a' }]);
-        await db.exec(`ALTER TABLE t ADD COLUMN extra integer DEFAULT 5`);
-        assert.deepEqual(await db.query(star, ['a']), [{ id: 'a', extra: 5 }]);
-        await db.query(`ALTER TABLE t DROP COLUMN extra`); // DDL through query() too
-        assert.deepEqual(await db.query(star, ['a']), [{ id: 'a' }]);
-      },
-      { migrated: false },
-    ));
+    onBarePglite(async (db) => {
+      await db.exec(`CREATE TABLE t (id text PRIMARY KEY)`);
+      await db.query(`INSERT INTO t VALUES ($1)`, ['a']);
+      const star = `SELECT * FROM t WHERE id = $1`;
+      assert.deepEqual(await db.query(star, ['a']), [{ id: 'a' }]);
+      await db.exec(`ALTER TABLE t ADD COLUMN extra integer DEFAULT 5`);
+      assert.deepEqual(await db.query(star, ['a']), [{ id: 'a', extra: 5 }]);
+      await db.query(`ALTER TABLE t DROP COLUMN extra`); // DDL through query() too
+      assert.deepEqual(await db.query(star, ['a']), [{ id: 'a' }]);
+    }));
 
   it('the migrated store runs its statements prepared, and a closed store refuses them', async () => {
     const store = await openStore('pglite');
