@@ -12,8 +12,10 @@ import type { PGlite } from '@electric-sql/pglite';
  * `query()`. After a statement that changes the schema (`forget`), every text is prepared again: a
  * plan of a changed table is re-planned by PostgreSQL itself, but one whose result's columns changed
  * fails (0A000). Outside a transaction such a failure, or a statement gone (26000), is prepared again
- * once and run. Errors are PGlite's own DatabaseError (its `code`, `message`, with `query` and
- * `params` as `query()` sets them).
+ * once and run; inside one (a transaction of this PGlite, or a BEGIN a session sent) the failure has
+ * aborted it and is the caller's. A name dropped so (forgotten or stale) is closed in the backend
+ * with the next prepare, so the backend holds no more than the texts in use. Errors are PGlite's own
+ * DatabaseError (its `code`, `message`, with `query` and `params` as `query()` sets them).
  *
  * The turns are PGlite's: outside a transaction `run` takes the transaction's and the query's turn
  * (as `query()` does); inside one, `runInTransaction` takes the query's turn (`runExclusive`), as
@@ -27,7 +29,7 @@ const STALE_PLAN = new Set(['0A000', '26000']);
 
 type Protocol = typeof import('@electric-sql/pglite').protocol;
 type Parse = typeof import('@electric-sql/pglite').parse;
-type BackendMessage = Awaited<ReturnType<PGlite['execProtocol']>>['messages'][number];
+type BackendMessage = Awaited<ReturnType<PGlite['execProtocolStream']>>[number];
 
 interface Statement {
   name: string;
@@ -61,16 +63,29 @@ export async function preparedQueries(pg: PGlite): Promise<PreparedQueries> {
   const wire = protocol.serialize;
   let statements = new Map<string, Statement>();
   let named = 0;
+  /** names dropped here and still prepared in the backend: closed with the next prepare */
+  let toClose: string[] = [];
 
   const prepare = async (sql: string, inTransaction: boolean): Promise<Statement> => {
-    // names are never reused: one forgotten by `forget` stays the backend's, unused
+    // names are never reused: a dropped one may still be the backend's until its close is sent
     const name = `mh_${++named}`;
-    const { messages } = await pg.execProtocol(concat([wire.parse({ name, text: sql }), wire.describe({ type: 'S', name }), wire.sync()]), {
-      syncToFs: !inTransaction,
+    const closes = toClose.map((dropped) => wire.close({ type: 'S', name: dropped }));
+    // a close runs before the parse whatever the parse answers, and closing a name never fails
+    toClose = [];
+    const messages = await pg.execProtocolStream(concat([...closes, wire.parse({ name, text: sql }), wire.describe({ type: 'S', name }), wire.sync()]), {
+      // a prepared statement is not data: nothing to write to the file system
+      syncToFs: false,
     });
     const statement = { name, oids: parse.parseDescribeStatementResults(messages), rowDescription: messages.find((m) => m.name === 'rowDescription') };
     statements.set(sql, statement);
     return statement;
+  };
+
+  const drop = (sql: string) => {
+    const statement = statements.get(sql);
+    if (!statement) return;
+    statements.delete(sql);
+    toClose.push(statement.name);
   };
 
   const execute = async <T>(statement: Statement, params: unknown[], inTransaction: boolean): Promise<T[]> => {
@@ -79,7 +94,7 @@ export async function preparedQueries(pg: PGlite): Promise<PreparedQueries> {
       const serialize = pg.serializers[statement.oids[i]];
       return serialize ? serialize(p) : String(p);
     });
-    const { messages } = await pg.execProtocol(concat([wire.bind({ statement: statement.name, values }), wire.execute({}), wire.sync()]), {
+    const messages = await pg.execProtocolStream(concat([wire.bind({ statement: statement.name, values }), wire.execute({}), wire.sync()]), {
       syncToFs: !inTransaction,
     });
     const described = statement.rowDescription ? [statement.rowDescription, ...messages] : messages;
@@ -92,10 +107,11 @@ export async function preparedQueries(pg: PGlite): Promise<PreparedQueries> {
       try {
         return await execute<T>(known ?? (await prepare(sql, inTransaction)), params, inTransaction);
       } catch (err) {
-        // in a transaction the error has aborted it: it is the caller's to see
-        if (!known || inTransaction || !STALE_PLAN.has((err as { code?: string }).code ?? '')) throw err;
-        // the plan went stale before it ran (nothing of it executed): prepared again, once
-        statements.delete(sql);
+        if (!known || !STALE_PLAN.has((err as { code?: string }).code ?? '')) throw err;
+        drop(sql);
+        // in a transaction (this PGlite's, or a BEGIN a session sent through the store) the error has
+        // aborted it: it is the caller's to see. Outside one, nothing of the plan ran: prepared again, once.
+        if (inTransaction || pg.isInTransaction()) throw err;
         return await execute<T>(await prepare(sql, inTransaction), params, inTransaction);
       }
     } catch (err) {
@@ -113,6 +129,7 @@ export async function preparedQueries(pg: PGlite): Promise<PreparedQueries> {
     },
     runInTransaction: <T>(sql: string, params: unknown[]) => (preparable(sql) ? pg.runExclusive(() => runOnTurn<T>(sql, params, true)) : undefined),
     forget: () => {
+      toClose.push(...[...statements.values()].map((s) => s.name));
       statements = new Map();
     },
   };

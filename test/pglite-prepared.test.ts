@@ -116,9 +116,14 @@ describe('prepared statements on the embedded PGlite', () => {
       const star = `SELECT * FROM t WHERE id = $1`;
       assert.deepEqual(await db.query(star, ['a']), [{ id: 'a' }]);
       await db.exec(`ALTER TABLE t ADD COLUMN extra integer DEFAULT 5`);
-      assert.deepEqual(await db.query(star, ['a']), [{ id: 'a', extra: 5 }]);
+      // in a transaction a stale plan is not prepared again (its error aborts the transaction): the
+      // statement answers the new columns only because the schema change made the store prepare it again
+      assert.deepEqual(await db.transaction((tx) => tx.query(star, ['a'])), [{ id: 'a', extra: 5 }]);
       await db.query(`ALTER TABLE t DROP COLUMN extra`); // DDL through query() too
-      assert.deepEqual(await db.query(star, ['a']), [{ id: 'a' }]);
+      assert.deepEqual(await db.transaction((tx) => tx.query(star, ['a'])), [{ id: 'a' }]);
+      // the names prepared before each change were closed in the backend, not left there
+      assert.equal(await preparedCount(db, star), 1);
+      assert.equal(await preparedCount(db, `INSERT INTO t VALUES ($1)`), 0);
     }));
 
   it('the migrated store runs its statements prepared, and a closed store refuses them', async () => {
@@ -141,14 +146,48 @@ describe('prepared statements on the embedded PGlite', () => {
     });
     after(() => pg.close());
 
-    it('only single DML statements are prepared; others are left to query()', () => {
+    const backendCount = async (text: string) =>
+      (await pg.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement = $1`, [text])).rows[0].n;
+
+    it('only single DML statements are prepared; others are left to query()', async () => {
       for (const sql of ['SHOW server_version', 'SET statement_timeout = 0', 'BEGIN', 'CREATE TABLE u (id int)', 'VACUUM t']) {
         assert.equal(prepared.run(sql, []), undefined, sql);
       }
-      for (const sql of ['SELECT 1', ' with x AS (SELECT 1) SELECT * FROM x', 'insert into t values ($1)', 'UPDATE t SET id = id', 'DELETE FROM t WHERE false']) {
-        const answer = prepared.run(sql, sql.includes('$1') ? ['b'] : []);
-        assert.ok(answer instanceof Promise, sql);
-      }
+      const answers = ['SELECT 1', ' with x AS (SELECT 1) SELECT * FROM x', 'insert into t values ($1)', 'UPDATE t SET id = id', 'DELETE FROM t WHERE false'].map(
+        (sql) => {
+          const answer = prepared.run(sql, sql.includes('$1') ? ['b'] : []);
+          assert.ok(answer instanceof Promise, sql);
+          return answer;
+        },
+      );
+      assert.deepEqual(await Promise.all(answers), [[{ '?column?': 1 }], [{ '?column?': 1 }], [], [], []]);
+      await pg.query(`DELETE FROM t WHERE id = 'b'`);
+    });
+
+    it('answers the same rows as PGlite’s query(), type for type, nulls inside arrays and unnest of column arrays too', async () => {
+      await pg.exec(`CREATE TABLE typed (id int PRIMARY KEY, big bigint, num numeric, f float8, d date, ts timestamp, tz timestamptz,
+        u uuid, b bytea, iv interval, ints int[], texts text[], doc jsonb, j json, flag boolean)`);
+      const insert = `INSERT INTO typed VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`;
+      const row = [1, '9007199254740993', '12345.678901234567890', 0.1, '2026-12-07', '2026-12-07 14:30:00.5', new Date('2026-12-07T14:30:00.123Z'),
+        '6f1c7c3e-6a3b-4b0e-9a51-3c2f1d0e9b77', new Uint8Array([0, 1, 254, 255]), '1 day 02:03:04', [1, null, 3], ['a', null, 'c,"d"'], [{ k: null }, 2], { j: 'x' }, false];
+      await prepared.run(insert, row);
+      await pg.query(insert, [2, ...row.slice(1).map(() => null)]);
+      const select = `SELECT * FROM typed ORDER BY id`;
+      const expected = (await pg.query(select)).rows;
+      assert.equal(expected.length, 2);
+      assert.deepEqual(await prepared.run(select, []), expected);
+      assert.deepEqual(await prepared.run(select, []), expected, 'answered the same the second time, from the prepared statement');
+
+      const unnest = `SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[]) AS v (name, n, at)`;
+      const columns = [['x', null, 'z'], [null, 2, 3], [new Date('2026-12-07T00:00:00Z'), null, null]];
+      const viaQuery = (await pg.query(unnest, columns)).rows;
+      assert.deepEqual(viaQuery, [
+        { name: 'x', n: null, at: new Date('2026-12-07T00:00:00Z') },
+        { name: null, n: 2, at: null },
+        { name: 'z', n: 3, at: null },
+      ]);
+      assert.deepEqual(await prepared.run(unnest, columns), viaQuery);
+      assert.deepEqual(await prepared.run(unnest, [[], [], []]), []);
     });
 
     it('a plan whose columns changed is prepared again once outside a transaction; in one, the error is the transaction’s', async () => {
@@ -164,6 +203,32 @@ describe('prepared statements on the embedded PGlite', () => {
         (e: { code?: string }) => e.code === '0A000',
       );
       assert.deepEqual(await prepared.run(star, ['a']), [{ id: 'a' }]);
+      // each stale name was closed in the backend when the text was prepared again
+      assert.equal(await backendCount(star), 1);
+    });
+
+    it('in a BEGIN sent outside PGlite’s transactions (a session’s), a stale plan’s own error reaches the caller, not the aborted transaction’s', async () => {
+      const star = `SELECT * FROM t WHERE id = $1 AND true`;
+      assert.deepEqual(await prepared.run(star, ['a']), [{ id: 'a' }]);
+      await pg.exec(`ALTER TABLE t ADD COLUMN extra integer DEFAULT 1`);
+      await pg.exec('BEGIN');
+      try {
+        await assert.rejects(prepared.run(star, ['a']), (e: { code?: string }) => e.code === '0A000');
+      } finally {
+        await pg.exec('ROLLBACK');
+      }
+      assert.deepEqual(await prepared.run(star, ['a']), [{ id: 'a', extra: 1 }], 'prepared again after the rollback');
+      assert.equal(await backendCount(star), 1);
+      await pg.exec(`ALTER TABLE t DROP COLUMN extra`);
+    });
+
+    it('a forgotten text is closed in the backend with the next prepare', async () => {
+      const texts = [0, 1, 2].map((i) => `SELECT id, ${i} AS i FROM t`);
+      for (const text of texts) await prepared.run(text, []);
+      for (const text of texts) assert.equal(await backendCount(text), 1);
+      prepared.forget();
+      await prepared.run(texts[0], []);
+      assert.deepEqual(await Promise.all(texts.map(backendCount)), [1, 0, 0]);
     });
   });
 });
