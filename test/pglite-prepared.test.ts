@@ -213,7 +213,7 @@ describe('prepared statements on the embedded PGlite', () => {
       await pg.exec(`ALTER TABLE t ADD COLUMN extra integer DEFAULT 1`);
       await pg.exec('BEGIN');
       try {
-        await assert.rejects(prepared.run(star, ['a']), (e: { code?: string }) => e.code === '0A000');
+        await assert.rejects(async () => prepared.run(star, ['a']), (e: { code?: string }) => e.code === '0A000');
       } finally {
         await pg.exec('ROLLBACK');
       }
