@@ -2,7 +2,7 @@ import { literalAuthority } from './egress';
 import { presetRequest, urlWithPath, type PresetName } from './presets';
 import type { DigestGroup, NoiseSummary, RecoveryInfo } from './noise';
 import type { AlertConditionName, AlertConfig, ExecutionEvent } from './schemas';
-import { newRenderBudget, renderJsonTemplate, renderString, TemplateError, type JsonValue } from './templates';
+import { newRenderBudget, renderJsonTemplate, renderString, RenderStarvedError, TemplateError, type JsonValue } from './templates';
 
 /** The one context every template sees (DESIGN.md, "Templates see one context"). */
 export interface TemplateContext {
@@ -142,13 +142,14 @@ export interface RenderableConfig {
 /**
  * Renders URL, headers and body of one alert. The body is the payload's template merged over its
  * preset's (lib/presets.ts), or the default payload with neither. Throws TemplateError naming the
- * part that failed.
+ * part that failed, or RenderStarvedError (naming it too) when a time limit passed on a busy machine.
  */
 export function renderAlert(config: RenderableConfig, ctx: TemplateContext): RenderedAlert {
   const at = <T>(part: string, fn: () => T): T => {
     try {
       return fn();
     } catch (err) {
+      if (err instanceof RenderStarvedError) throw new RenderStarvedError(`${part}: ${err.message}`);
       throw new TemplateError(`${part}: ${(err as Error).message}`);
     }
   };

@@ -33,6 +33,42 @@ export class TemplateError extends Error {
   }
 }
 
+/**
+ * A render that passed a time limit while it had used less CPU than that limit: the machine was busy
+ * (the renderer waited for a core), not the template slow. Not a template error: rendering again may
+ * succeed, and a delivery renders again (its step is retried) instead of failing for good.
+ */
+export class RenderStarvedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RenderStarvedError';
+  }
+}
+
+/** CPU ms this process used since `from` (all its threads: at least the render's own) */
+const cpuMsSince = (from: NodeJS.CpuUsage): number => {
+  const { user, system } = process.cpuUsage(from);
+  return (user + system) / 1000;
+};
+
+/**
+ * A time limit of `limitMs` passed after `cpuMs` of CPU: the template's fault (TemplateError) when
+ * it used at least half the limit's worth of CPU. The limits are wall-clock (LiquidJS's renderLimit
+ * and the alert's deadline); a process that waits for a core (a loaded machine, a renderer just
+ * started) passes them with a template that needs a fraction of them. Half, not all: a template
+ * that spins on an idle machine uses about its whole limit, and must fail on every try, never be
+ * rendered again and again.
+ */
+export const STARVED_BELOW = 0.5;
+
+function timeLimitError(message: string, limitMs: number, cpuMs: number): Error {
+  if (cpuMs >= limitMs * STARVED_BELOW) return new TemplateError(message);
+  return new RenderStarvedError(`${message} after ${cpuMs.toFixed(1)} ms of CPU (its limit ${limitMs} ms): the machine was busy, not the template slow`);
+}
+
+/** LiquidJS's message when its renderLimit passed */
+const LIQUID_RENDER_LIMIT = /template render limit exceeded/;
+
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 function makeEngine(outputEscape?: (value: unknown) => string): Liquid {
@@ -139,13 +175,22 @@ function toJson(value: unknown): JsonValue {
 export interface RenderBudget {
   deadline: number;
   bytesLeft: number;
+  /** this process's CPU when the alert's render began */
+  cpuAtStart: NodeJS.CpuUsage;
 }
 
-export const newRenderBudget = (): RenderBudget => ({ deadline: Date.now() + TEMPLATE_LIMITS.alertRenderMs, bytesLeft: TEMPLATE_LIMITS.maxOutputBytes });
+export const newRenderBudget = (): RenderBudget => ({
+  deadline: Date.now() + TEMPLATE_LIMITS.alertRenderMs,
+  bytesLeft: TEMPLATE_LIMITS.maxOutputBytes,
+  cpuAtStart: process.cpuUsage(),
+});
+
+const alertTimeLimitError = (budget: RenderBudget) =>
+  timeLimitError(`rendering the alert took longer than ${TEMPLATE_LIMITS.alertRenderMs} ms`, TEMPLATE_LIMITS.alertRenderMs, cpuMsSince(budget.cpuAtStart));
 
 function renderLimitOf(budget: RenderBudget): number {
   const left = budget.deadline - Date.now();
-  if (left <= 0) throw new TemplateError(`rendering the alert took longer than ${TEMPLATE_LIMITS.alertRenderMs} ms`);
+  if (left <= 0) throw alertTimeLimitError(budget);
   return Math.min(TEMPLATE_LIMITS.renderMs, left);
 }
 
@@ -158,10 +203,16 @@ export function renderString(source: string, context: object, kind: 'text' | 'ur
   const engine = kind === 'url' ? urlEngine : textEngine;
   const parsed = parseCached(engine, source, source);
   let out: string;
+  const renderLimit = renderLimitOf(budget);
+  const cpuAtStart = process.cpuUsage();
   try {
-    out = String(engine.renderSync(parsed, context, { renderLimit: renderLimitOf(budget) }));
+    out = String(engine.renderSync(parsed, context, { renderLimit }));
   } catch (err) {
-    throw err instanceof TemplateError ? err : new TemplateError(describeLiquidError(err));
+    if (err instanceof TemplateError) throw err;
+    const message = describeLiquidError(err);
+    if (!LIQUID_RENDER_LIMIT.test(message)) throw new TemplateError(message);
+    // this string's limit, or (when the alert's deadline cut it shorter) the alert's
+    throw renderLimit < TEMPLATE_LIMITS.renderMs ? alertTimeLimitError(budget) : timeLimitError(message, renderLimit, cpuMsSince(cpuAtStart));
   }
   spend(budget, Buffer.byteLength(out));
   return out;

@@ -1,10 +1,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { RenderedAlert, TemplateContext } from '../lib/render';
 import type { AlertConfig } from '../lib/schemas';
 import { AlertsError } from '../lib/errors';
-import { TemplateError } from '../lib/templates';
+import { STARVED_BELOW, TemplateError } from '../lib/templates';
 
 /**
  * Alert templates are rendered in child processes whose heap and time are bounded, never in the
@@ -14,7 +15,9 @@ import { TemplateError } from '../lib/templates';
  * size error"; a worker thread dies with its process on that abort). A child that dies, runs out of
  * heap or passes its deadline takes only the alert it was rendering with it: that render fails as a
  * TemplateError (a permanent failure of that one delivery, logged with this reason), the child is
- * replaced, and every other alert renders on.
+ * replaced, and every other alert renders on. A deadline passed by a child that used less than half
+ * of it in CPU (it waited for a core: a busy machine) is no template's fault: that render fails as
+ * `unavailable`, to be rendered again, as do the time limits inside a render (lib/templates.ts).
  *
  * Each child renders one alert at a time, so a render that kills it fails no other alert.
  */
@@ -42,7 +45,27 @@ type ChildMessage =
   | { kind: 'ready' }
   | { kind: 'rendered'; rendered: RenderedAlert }
   | { kind: 'template_error'; message: string }
+  | { kind: 'starved'; message: string }
   | { kind: 'error'; message: string };
+
+/**
+ * CPU ms the process `pid` has used, from /proc (Linux); undefined where it cannot be read. The
+ * deadline is wall-clock: a renderer that waited for a core (a loaded machine) passes it with a
+ * template that needs a fraction of it, and that is no template's fault.
+ */
+export function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    // the command may hold spaces and parentheses: the fields are counted from the last ')'
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime (fields 14 and 15 of stat; 12 and 13 after the state) in clock ticks, 100 a second on Linux
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+const CLOCK_TICKS = 100;
 
 const CHILD_ENTRY = path.join(__dirname, 'template-renderer.ts');
 // the child runs the TypeScript sources as this process does (tsx), with a bounded heap
@@ -146,15 +169,22 @@ class Renderer {
     }
     this.busy(child);
     this.currentOn = child;
+    const cpuAtStart = processCpuMs(child.pid);
     const timer = setTimeout(() => setImmediate(() => {
       // after the I/O of this loop turn: an answer that came in while this process was busy counts
       if (this.current !== job) return;
       this.current = undefined;
       this.currentOn = undefined;
+      const cpuAtEnd = processCpuMs(child.pid);
       // let the process go before it is gone, so the next alert starts a new one instead of waiting on it
       if (this.child === child) this.child = undefined;
       child.kill('SIGKILL');
-      job.reject(new TemplateError(`rendering the alert took longer than ${SANDBOX_LIMITS.deadlineMs} ms; its template renderer was stopped`));
+      const message = `rendering the alert took longer than ${SANDBOX_LIMITS.deadlineMs} ms; its template renderer was stopped`;
+      // the template's fault if the renderer used half the deadline's worth of CPU, as lib/templates.ts judges its limits (or if that cannot be read)
+      const used = cpuAtStart === undefined || cpuAtEnd === undefined ? undefined : cpuAtEnd - cpuAtStart;
+      if (used !== undefined && used < SANDBOX_LIMITS.deadlineMs * STARVED_BELOW) {
+        job.reject(new AlertsError('unavailable', `${message} after ${used} ms of CPU: the machine was busy, not the template slow; render it again`));
+      } else job.reject(new TemplateError(message));
       void this.next();
     }), SANDBOX_LIMITS.deadlineMs);
     const onMessage = (m: ChildMessage) => {
@@ -166,6 +196,7 @@ class Renderer {
       this.idle(child);
       if (m.kind === 'rendered') job.resolve(m.rendered);
       else if (m.kind === 'template_error') job.reject(new TemplateError(m.message));
+      else if (m.kind === 'starved') job.reject(new AlertsError('unavailable', `${m.message}; render it again`));
       else job.reject(new AlertsError('internal', `the template renderer failed: ${m.kind === 'error' ? m.message : JSON.stringify(m)}`));
       void this.next();
     };

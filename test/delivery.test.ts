@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { temporal } from '@temporalio/proto';
 import { Webhook } from 'standardwebhooks';
+import { renderAlertSandboxed, SANDBOX_LIMITS, templateRendererPids } from '../runtime/template-sandbox';
 import { Receiver, type Received, type Script } from './support/receiver';
 import { useStack, type TestStack } from './support/stack';
 
@@ -742,6 +743,40 @@ describe('alert delivery (end to end on the embedded stack)', function () {
     assert.equal(delivery.attempts.length, 1);
     await sleep(QUIET_MS);
     assert.equal(hits(path).length, 0, 'nothing sent');
+  });
+
+  it('delivers an alert whose renderers got no CPU past their deadline (a machine too busy): rendered again, not failed as a template error', async function () {
+    this.timeout(60_000);
+    const workflowId = `wf_starved_${uid()}`;
+    const path = hookPath('starved', () => ({ status: 200 }));
+    await createConfig({ workflowId, name: 'Starved', conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${path}?run={{ run.id }}`, headers: {}, timeoutMs: 5_000 } });
+    // every renderer running and then held (SIGSTOP): they use no CPU while the deadline of the alert's render passes, as on a machine whose cores are all taken
+    await Promise.all(Array.from({ length: SANDBOX_LIMITS.processes * 2 }, () => renderAlertSandboxed({ webhook: { url: 'https://warm.invalid/', headers: {} }, payload: { template: null } } as never, {} as never).catch(() => undefined)));
+    const held = templateRendererPids();
+    assert.equal(held.length, SANDBOX_LIMITS.processes);
+    for (const pid of held) process.kill(pid, 'SIGSTOP');
+    let deliveryId: string;
+    try {
+      deliveryId = await postOneDelivery(makeEvent('run.failed', workflowId), 'failure');
+      // the first render passes its deadline on a held renderer (the renderer is stopped for good), and its step is retried
+      await sleep(SANDBOX_LIMITS.deadlineMs + 500);
+    } finally {
+      for (const pid of held) {
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          /* stopped for good at its deadline */
+        }
+      }
+    }
+    const [hit] = await waitForHits(path, 1, 30_000);
+    assert.match(hit.path, /\?run=run_/);
+    const delivery = await waitForStatus(deliveryId, 'delivered');
+    const logs = await logsOf(deliveryId);
+    assert.deepEqual(logs.map((l) => [l.attempt, l.outcome]), [[1, 'delivered']], 'one attempt, delivered: the renders that were cut short were no attempt and no failure');
+    assert.equal(delivery.status, 'delivered');
+    await sleep(QUIET_MS);
+    assert.equal(hits(path).length, 1, 'sent once');
   });
 
   it('fails only its own delivery when a template would exhaust memory, and the service keeps delivering', async function () {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { AlertsError } from '../lib/errors';
 import { buildTemplateContext } from '../lib/render';
 import { TemplateError } from '../lib/templates';
-import { renderAlertSandboxed, SANDBOX_LIMITS, templateRendererPids } from '../runtime/template-sandbox';
+import { processCpuMs, renderAlertSandboxed, SANDBOX_LIMITS, templateRendererPids } from '../runtime/template-sandbox';
 
 /**
  * The template renderer processes (runtime/template-sandbox.ts): whatever ends a renderer (an abort
@@ -64,15 +65,20 @@ describe('template renderer processes', function () {
     assert.equal(JSON.parse((await renderAlertSandboxed(config({ a: 'again' }) as never, context)).body).a, 'again');
   });
 
-  it(`stops a renderer that takes longer than ${SANDBOX_LIMITS.deadlineMs} ms on one alert`, async () => {
+  it(`stops a renderer that takes longer than ${SANDBOX_LIMITS.deadlineMs} ms on one alert; one that got no CPU meanwhile is the machine's fault, not the template's`, async () => {
     await Promise.all(Array.from({ length: SANDBOX_LIMITS.processes * 2 }, () => renderAlertSandboxed(config({ a: 'warm' }) as never, context)));
     const held = templateRendererPids();
     assert.equal(held.length, SANDBOX_LIMITS.processes);
-    // every renderer held up (SIGSTOP stands for a render stuck in one long call): the alert fails at the deadline
+    // every renderer held up by SIGSTOP: the deadline passes while the renderer uses no CPU, as on a machine too busy to run it
     for (const pid of held) process.kill(pid, 'SIGSTOP');
     const started = Date.now();
     try {
-      await assert.rejects(renderAlertSandboxed(config({ a: 'held' }) as never, context), (err: Error) => err instanceof TemplateError && /took longer than 2000 ms; its template renderer was stopped/.test(err.message));
+      await assert.rejects(
+        renderAlertSandboxed(config({ a: 'held' }) as never, context),
+        (err: Error) =>
+          err instanceof AlertsError && !(err instanceof TemplateError) && err.code === 'unavailable' &&
+          /took longer than 2000 ms; its template renderer was stopped after \d+ ms of CPU: the machine was busy, not the template slow; render it again/.test(err.message),
+      );
     } finally {
       for (const pid of held) {
         try {
@@ -84,5 +90,49 @@ describe('template renderer processes', function () {
     }
     assert.ok(Date.now() - started >= SANDBOX_LIMITS.deadlineMs - 50);
     assert.equal(JSON.parse((await renderAlertSandboxed(config({ a: 'next' }) as never, context)).body).a, 'next');
+  });
+
+  it('a renderer held up in the middle of a render (a busy machine) fails that render as unavailable, to render again, not as the template’s error', async () => {
+    // every renderer warmed on these strings, so that their CPU is then their own, not the compiler's
+    // (a renderer just started may pass a limit on them cold: that warms it all the same)
+    await Promise.all(Array.from({ length: SANDBOX_LIMITS.processes * 3 }, () => renderAlertSandboxed(config({ a: slow }) as never, context).catch(() => undefined)));
+    const pids = templateRendererPids();
+    const cpuAtStart = pids.map((pid) => processCpuMs(pid)!);
+    // eight strings of about 12 ms of CPU each: inside both of liquid's limits when the renderer runs
+    const rendering = renderAlertSandboxed(config({ a: [...slow, ...slow] }) as never, context).then(() => 'rendered', (err: Error) => err);
+    // the render has begun once its renderer has used CPU (an idle renderer uses none); then it is held for 300 ms
+    let busy: number | undefined;
+    while (busy === undefined) {
+      await new Promise((r) => setTimeout(r, 1));
+      busy = pids.find((pid, i) => processCpuMs(pid)! - cpuAtStart[i] >= 10);
+    }
+    process.kill(busy, 'SIGSTOP');
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(busy, 'SIGCONT');
+    const outcome = await rendering;
+    assert.ok(outcome instanceof AlertsError && !(outcome instanceof TemplateError), String(outcome));
+    assert.equal(outcome.code, 'unavailable');
+    assert.match(outcome.message, /^payload\.template: (template render limit exceeded(, line:\d+, col:\d+)?|rendering the alert took longer than 250 ms) after [\d.]+ ms of CPU \(its limit (50|250) ms\): the machine was busy, not the template slow; render it again$/);
+    // rendered again, it renders
+    assert.equal(JSON.parse((await renderAlertSandboxed(config({ a: [...slow, ...slow] }) as never, context)).body).a.length, 8);
+  });
+
+  it('reads a process’s CPU from /proc: a spinning process’s grows, a stopped one’s does not', async () => {
+    const spin = spawn(process.execPath, ['-e', 'for (;;);'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const before = processCpuMs(spin.pid)!;
+      await new Promise((r) => setTimeout(r, 400));
+      const spun = processCpuMs(spin.pid)! - before;
+      assert.ok(spun >= 150 && spun <= 450, `spinning for 400 ms used ${spun} ms of CPU`);
+      process.kill(spin.pid!, 'SIGSTOP');
+      await new Promise((r) => setTimeout(r, 50));
+      const stopped = processCpuMs(spin.pid)!;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(processCpuMs(spin.pid), stopped, 'a stopped process used CPU');
+    } finally {
+      spin.kill('SIGKILL');
+    }
+    assert.equal(processCpuMs(2 ** 22 + 12345), undefined, 'no such process');
   });
 });
