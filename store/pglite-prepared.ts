@@ -66,7 +66,7 @@ export async function preparedQueries(pg: PGlite): Promise<PreparedQueries> {
   /** names dropped here and still prepared in the backend: closed with the next prepare */
   let toClose: string[] = [];
 
-  const prepare = async (sql: string, inTransaction: boolean): Promise<Statement> => {
+  const prepare = async (sql: string): Promise<Statement> => {
     // names are never reused: a dropped one may still be the backend's until its close is sent
     const name = `mh_${++named}`;
     const closes = toClose.map((dropped) => wire.close({ type: 'S', name: dropped }));
@@ -105,14 +105,14 @@ export async function preparedQueries(pg: PGlite): Promise<PreparedQueries> {
     const known = statements.get(sql);
     try {
       try {
-        return await execute<T>(known ?? (await prepare(sql, inTransaction)), params, inTransaction);
+        return await execute<T>(known ?? (await prepare(sql)), params, inTransaction);
       } catch (err) {
         if (!known || !STALE_PLAN.has((err as { code?: string }).code ?? '')) throw err;
         drop(sql);
         // in a transaction (this PGlite's, or a BEGIN a session sent through the store) the error has
         // aborted it: it is the caller's to see. Outside one, nothing of the plan ran: prepared again, once.
         if (inTransaction || pg.isInTransaction()) throw err;
-        return await execute<T>(await prepare(sql, inTransaction), params, inTransaction);
+        return await execute<T>(await prepare(sql), params, inTransaction);
       }
     } catch (err) {
       if (err instanceof Error && 'code' in err) Object.assign(err, { query: sql, params });
