@@ -9,7 +9,7 @@ import { classifyStatus, givingUp } from '../lib/retry';
 import { noiseOn, noiseSettingsOf, type DeliveryRef } from '../lib/schemas';
 import { TemplateError } from '../lib/templates';
 import type { ServiceDeps } from '../runtime/deps';
-import { renderAlertSandboxed } from '../runtime/template-sandbox';
+import { renderAlertSandboxed, starvedTooOften } from '../runtime/template-sandbox';
 import { endDelivery, raiseDisabledAgain, raiseFailedAgain, type DeliveryEnd } from '../dispatch/endpoint-health';
 import { loadSilences, noiseAlertItem } from '../dispatch/noise-routing';
 import { sendToNoisePipeline } from '../dispatch/start-delivery';
@@ -108,8 +108,9 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
         const { group, recovery, noise } = input;
         rendered = await renderAlertSandboxed(config, buildTemplateContext(input.event, config, input.condition, input.deliveryId, nowMs, { group, recovery, noise }));
       } catch (err) {
-        if (!(err instanceof TemplateError)) throw err;
-        renderError = `template error in ${err.message}`;
+        const failure = err instanceof TemplateError ? err : starvedTooOften(err);
+        if (!failure) throw err;
+        renderError = `template error in ${failure.message}`;
       }
     }
     const started = await startFirstAttempt(deps.db, deps.keyring, ref, input.event, rendered, input.redeliveryOf);

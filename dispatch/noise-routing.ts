@@ -4,7 +4,7 @@ import { buildTemplateContext } from '../lib/render';
 import { TemplateError } from '../lib/templates';
 import type { AlertConfig, NoiseSettings } from '../lib/schemas';
 import { activeSilence, silenceNote } from '../lib/silences';
-import { renderAlertSandboxed } from '../runtime/template-sandbox';
+import { renderAlertSandboxed, starvedTooOften } from '../runtime/template-sandbox';
 import type { Queryable } from '../store/db';
 import { silencesFor } from '../store/silences';
 
@@ -42,8 +42,9 @@ async function renderDedupKey(key: string, config: NoiseRoutedConfig, item: Pick
   } catch (err) {
     // only the key's own fault falls back to its text: a renderer that is down is retried (503, a retried activity),
     // not taken for a key that puts every alert of the window under one
-    if (!(err instanceof TemplateError)) throw err;
-    log.warn({ configId: config.id, deliveryId: item.deliveryId, error: (err as Error).message }, `dedup.key of config ${config.id} did not render; its text is the key`);
+    const failure = err instanceof TemplateError ? err : starvedTooOften(err);
+    if (!failure) throw err;
+    log.warn({ configId: config.id, deliveryId: item.deliveryId, error: failure.message }, `dedup.key of config ${config.id} did not render; its text is the key`);
     return key;
   }
 }

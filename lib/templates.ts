@@ -67,7 +67,7 @@ function timeLimitError(message: string, limitMs: number, cpuMs: number): Error 
 }
 
 /** LiquidJS's message when its renderLimit passed */
-const LIQUID_RENDER_LIMIT = /template render limit exceeded/;
+const LIQUID_RENDER_LIMIT = /^template render limit exceeded\b/;
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 

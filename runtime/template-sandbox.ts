@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { Context } from '@temporalio/activity';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -47,6 +48,41 @@ type ChildMessage =
   | { kind: 'template_error'; message: string }
   | { kind: 'starved'; message: string }
   | { kind: 'error'; message: string };
+
+/**
+ * A render cut short by a time limit while its renderer got too little CPU to have been slowed by
+ * the template (a busy machine): `unavailable`, to be rendered again. At most STARVED_RENDER_TRIES
+ * times in a row for one alert (`starvedTooOften`): a template that spins while the machine stays
+ * loaded is cut short the same way, and must fail in the end, not be rendered for ever.
+ */
+export class StarvedRenderError extends AlertsError {
+  constructor(message: string) {
+    super('unavailable', message);
+    this.name = 'StarvedRenderError';
+  }
+}
+
+/** renders in a row cut short on a busy machine before the alert's render counts as its template's failure */
+export const STARVED_RENDER_TRIES = 10;
+
+/** the running activity's attempt (from 1; a local activity's too), or undefined outside an activity */
+function activityAttempt(): number | undefined {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `err` as the template's failure when it is a render cut short on a busy machine for the
+ * STARVED_RENDER_TRIES-th time in a row (`attempt`: the activity's that rendered, from 1); undefined
+ * when it is to be rendered again (outside an activity, always: the API answers 503), or not such a render.
+ */
+export function starvedTooOften(err: unknown, attempt = activityAttempt()): TemplateError | undefined {
+  if (!(err instanceof StarvedRenderError) || attempt === undefined || attempt < STARVED_RENDER_TRIES) return undefined;
+  return new TemplateError(`${err.message.replace(/; render it again$/, '')}, ${attempt} times in a row: taken for the template's own`);
+}
 
 /**
  * CPU ms the process `pid` has used, from /proc (Linux); undefined where it cannot be read. The
@@ -183,7 +219,7 @@ class Renderer {
       // the template's fault if the renderer used half the deadline's worth of CPU, as lib/templates.ts judges its limits (or if that cannot be read)
       const used = cpuAtStart === undefined || cpuAtEnd === undefined ? undefined : cpuAtEnd - cpuAtStart;
       if (used !== undefined && used < SANDBOX_LIMITS.deadlineMs * STARVED_BELOW) {
-        job.reject(new AlertsError('unavailable', `${message} after ${used} ms of CPU: the machine was busy, not the template slow; render it again`));
+        job.reject(new StarvedRenderError(`${message} after ${used} ms of CPU: the machine was busy, not the template slow; render it again`));
       } else job.reject(new TemplateError(message));
       void this.next();
     }), SANDBOX_LIMITS.deadlineMs);
@@ -196,7 +232,7 @@ class Renderer {
       this.idle(child);
       if (m.kind === 'rendered') job.resolve(m.rendered);
       else if (m.kind === 'template_error') job.reject(new TemplateError(m.message));
-      else if (m.kind === 'starved') job.reject(new AlertsError('unavailable', `${m.message}; render it again`));
+      else if (m.kind === 'starved') job.reject(new StarvedRenderError(`${m.message}; render it again`));
       else job.reject(new AlertsError('internal', `the template renderer failed: ${m.kind === 'error' ? m.message : JSON.stringify(m)}`));
       void this.next();
     };
@@ -228,9 +264,10 @@ const renderers: Renderer[] = Array.from({ length: SANDBOX_LIMITS.processes }, (
 
 /**
  * Renders URL, headers and body of one alert (lib/render.ts's renderAlert) in a renderer process.
- * Rejects with TemplateError when a template fails, aborts its renderer or outlasts it; with an
- * `unavailable` AlertsError when no renderer could run or one was stopped from outside (then rendering
- * again may help: the API answers 503, a delivery's step is retried).
+ * Rejects with TemplateError when a template fails, aborts its renderer or outlasts it on its own CPU;
+ * with an `unavailable` AlertsError when no renderer could run, one was stopped from outside, or a time
+ * limit passed on a busy machine (StarvedRenderError) (then rendering again may help: the API answers
+ * 503, a delivery's step is retried).
  */
 export function renderAlertSandboxed(config: RenderableConfig, context: TemplateContext): Promise<RenderedAlert> {
   return new Promise((resolve, reject) => {
