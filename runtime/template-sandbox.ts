@@ -51,8 +51,8 @@ type ChildMessage =
 
 /**
  * A render cut short by a time limit while its renderer got too little CPU to have been slowed by
- * the template (a busy machine): `unavailable`, to be rendered again. At most STARVED_RENDER_TRIES
- * times in a row for one alert (`starvedTooOften`): a template that spins while the machine stays
+ * the template (a busy machine): `unavailable`, to be rendered again. Up to the
+ * STARVED_RENDER_TRIES-th try of the activity that renders (`starvedTooOften`): a template that spins while the machine stays
  * loaded is cut short the same way, and must fail in the end, not be rendered for ever.
  */
 export class StarvedRenderError extends AlertsError {
@@ -62,7 +62,7 @@ export class StarvedRenderError extends AlertsError {
   }
 }
 
-/** renders in a row cut short on a busy machine before the alert's render counts as its template's failure */
+/** from this try of the activity that renders (its attempt, whatever failed before), a render cut short on a busy machine counts as its template's failure */
 export const STARVED_RENDER_TRIES = 10;
 
 /** the running activity's attempt (from 1; a local activity's too), or undefined outside an activity */
@@ -75,13 +75,13 @@ function activityAttempt(): number | undefined {
 }
 
 /**
- * `err` as the template's failure when it is a render cut short on a busy machine for the
- * STARVED_RENDER_TRIES-th time in a row (`attempt`: the activity's that rendered, from 1); undefined
+ * `err` as the template's failure when it is a render cut short on a busy machine on the
+ * STARVED_RENDER_TRIES-th try or later of the activity that rendered (`attempt`, from 1); undefined
  * when it is to be rendered again (outside an activity, always: the API answers 503), or not such a render.
  */
 export function starvedTooOften(err: unknown, attempt = activityAttempt()): TemplateError | undefined {
   if (!(err instanceof StarvedRenderError) || attempt === undefined || attempt < STARVED_RENDER_TRIES) return undefined;
-  return new TemplateError(`${err.message.replace(/; render it again$/, '')}, ${attempt} times in a row: taken for the template's own`);
+  return new TemplateError(`${err.message.replace(/; render it again$/, '')}, on try ${attempt} of its step: taken for the template's own`);
 }
 
 /**

@@ -143,14 +143,14 @@ describe('template renderer processes', function () {
     assert.equal(processCpuMs(2 ** 22 + 12345), undefined, 'no such process');
   });
 
-  it(`takes a render cut short on a busy machine for the template's failure on the ${STARVED_RENDER_TRIES}th try in a row, not before`, async () => {
+  it(`takes a render cut short on a busy machine for the template's failure from the ${STARVED_RENDER_TRIES}th try of its step, not before`, async () => {
     const starved = new StarvedRenderError('payload.template: template render limit exceeded after 3.0 ms of CPU (its limit 50 ms): the machine was busy, not the template slow; render it again');
     assert.equal(starvedTooOften(starved, STARVED_RENDER_TRIES - 1), undefined);
     assert.equal(starvedTooOften(starved, undefined), undefined, 'outside an activity: always rendered again');
     assert.equal(starvedTooOften(new AlertsError('unavailable', 'no template renderer could run'), STARVED_RENDER_TRIES + 5), undefined, 'a renderer that could not run is never the template');
     const failure = starvedTooOften(starved, STARVED_RENDER_TRIES);
     assert.ok(failure instanceof TemplateError);
-    assert.equal(failure.message, `payload.template: template render limit exceeded after 3.0 ms of CPU (its limit 50 ms): the machine was busy, not the template slow, ${STARVED_RENDER_TRIES} times in a row: taken for the template's own`);
+    assert.equal(failure.message, `payload.template: template render limit exceeded after 3.0 ms of CPU (its limit 50 ms): the machine was busy, not the template slow, on try ${STARVED_RENDER_TRIES} of its step: taken for the template's own`);
     // by default, the attempt of the activity that rendered
     assert.equal(await new MockActivityEnvironment({ attempt: STARVED_RENDER_TRIES - 1 }).run(async () => starvedTooOften(starved)), undefined);
     assert.ok((await new MockActivityEnvironment({ attempt: STARVED_RENDER_TRIES }).run(async () => starvedTooOften(starved))) instanceof TemplateError);
