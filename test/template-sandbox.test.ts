@@ -94,33 +94,31 @@ describe('template renderer processes', function () {
   });
 
   it('a renderer held up in the middle of a render (a busy machine) fails that render as unavailable, to render again, not as the template’s error', async () => {
-    // every renderer warmed on these strings, so that their CPU is then their own, not the compiler's
-    // (a renderer just started may pass a limit on them cold: that warms it all the same)
-    await Promise.all(Array.from({ length: SANDBOX_LIMITS.processes * 3 }, () => renderAlertSandboxed(config({ a: slow }) as never, context).catch(() => undefined)));
+    // one string of about 15 ms of CPU warm: well under half of liquid's 50 ms wherever it is stopped,
+    // so that once stopped in it, passing the limit can only be the machine's fault
+    const held = { a: '{% for a in (1..500) %}{% for b in (1..100) %}{% endfor %}{% endfor %}done' };
+    // every renderer warmed on it, so that its CPU is then its own, not the compiler's (a renderer just
+    // started may pass the limit on it cold: that warms it all the same)
+    await Promise.all(Array.from({ length: SANDBOX_LIMITS.processes * 3 }, () => renderAlertSandboxed(config(held) as never, context).catch(() => undefined)));
     const pids = templateRendererPids();
-    const cpuAtStart = pids.map((pid) => processCpuMs(pid)!);
-    // eight strings of about 12 ms of CPU each: inside both of liquid's limits when the renderer runs
-    const rendering = renderAlertSandboxed(config({ a: [...slow, ...slow] }) as never, context).then(() => 'rendered', (err: Error) => err);
-    // the render has begun once its renderer has used CPU (an idle renderer uses none); then it is held for 300 ms
-    while (!pids.some((pid, i) => processCpuMs(pid)! - cpuAtStart[i] >= 10)) await new Promise((r) => setTimeout(r, 1));
-    // all of them (the idle one is held for nothing), so that no reading of which one is busy can miss
-    for (const pid of pids) process.kill(pid, 'SIGSTOP');
-    await new Promise((r) => setTimeout(r, 300));
-    for (const pid of pids) process.kill(pid, 'SIGCONT');
-    const outcome = await rendering;
-    assert.ok(outcome instanceof AlertsError && !(outcome instanceof TemplateError), String(outcome));
+    // the stop must land inside the render: if the render was over first (this process itself slow to
+    // see it begin), that try proves nothing and is made again
+    let outcome: unknown = 'rendered';
+    for (let tries = 0; outcome === 'rendered' && tries < 5; tries++) {
+      const cpuAtStart = pids.map((pid) => processCpuMs(pid)!);
+      const rendering = renderAlertSandboxed(config(held) as never, context).then(() => 'rendered', (err: Error) => err);
+      // the render has begun once a renderer has used CPU (an idle renderer uses none); then both are held for 300 ms
+      while (!pids.some((pid, i) => processCpuMs(pid)! - cpuAtStart[i] >= 10)) await new Promise((r) => setTimeout(r, 1));
+      for (const pid of pids) process.kill(pid, 'SIGSTOP');
+      await new Promise((r) => setTimeout(r, 300));
+      for (const pid of pids) process.kill(pid, 'SIGCONT');
+      outcome = await rendering;
+    }
+    assert.ok(outcome instanceof StarvedRenderError, String(outcome));
     assert.equal(outcome.code, 'unavailable');
     assert.match(outcome.message, /^payload\.template: (template render limit exceeded(, line:\d+, col:\d+)?|rendering the alert took longer than 250 ms) after [\d.]+ ms of CPU \(its limit (50|250) ms\): the machine was busy, not the template slow; render it again$/);
-    assert.ok(outcome instanceof StarvedRenderError);
-    // rendered again, it renders (on a machine still busy, after a few more tries)
-    let again: unknown;
-    for (let i = 0; i < 5 && !(again && typeof again === 'object' && 'body' in again); i++) {
-      again = await renderAlertSandboxed(config({ a: [...slow, ...slow] }) as never, context).catch((err: Error) => {
-        if (!(err instanceof StarvedRenderError)) throw err;
-        return err;
-      });
-    }
-    assert.equal(JSON.parse((again as { body: string }).body).a.length, 8);
+    // and its renderer renders on
+    assert.equal(JSON.parse((await renderAlertSandboxed(config({ a: 'again' }) as never, context)).body).a, 'again');
   });
 
   it('reads a process’s CPU from /proc: a spinning process’s grows, a stopped one’s does not', async () => {
