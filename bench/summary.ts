@@ -30,7 +30,7 @@ interface Latency {
   counts: { sent: number; delivered: number; lost: number; duplicates: number };
   cpuByProcess: { perAlertMs: Cpu; machineBusyPercent?: number; window?: { machineBusyPercent: number } };
   memory: { peakRssMiB: number };
-  baseline?: { sendToReceived: { p50: number; p99: number }; cpuByProcess: { perMessageMs: Cpu; window: { machineBusyPercent: number } } };
+  baseline?: { sent: number; sendToReceived: { p50: number; p99: number }; cpuByProcess: { perMessageMs: Cpu; window: { machineBusyPercent: number } } };
 }
 interface WatchIntake {
   at: string;
@@ -95,7 +95,7 @@ function main(): void {
       const b = r.baseline;
       rows.push([
         `baseline, no Temporal, ${r.settings.rate}/s (per message)`,
-        r.counts.sent,
+        b.sent,
         `send→received p50 ${b.sendToReceived.p50} / p99 ${b.sendToReceived.p99} ms`,
         `${b.cpuByProcess.window.machineBusyPercent}%`,
         ...cpuCells(b.cpuByProcess.perMessageMs),
