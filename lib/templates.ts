@@ -1,4 +1,5 @@
 import { Liquid, type Context, type Template } from 'liquidjs';
+import { AlertsError } from './errors';
 
 /** What liquid's built-in capture tag holds (its fields are not in liquidjs's types). */
 interface CaptureLike {
@@ -35,12 +36,14 @@ export class TemplateError extends Error {
 
 /**
  * A render that passed a time limit while it had used less CPU than that limit: the machine was busy
- * (the renderer waited for a core), not the template slow. Not a template error: rendering again may
- * succeed, and a delivery renders again (its step is retried) instead of failing for good.
+ * (the renderer waited for a core), not the template slow. Not a template error but `unavailable`:
+ * rendering again may succeed, and a delivery renders again (its step is retried) instead of failing
+ * for good. Thrown inside a renderer (lib/render.ts) and, across the process boundary, by
+ * runtime/template-sandbox.ts (which also bounds how often one alert is rendered again).
  */
-export class RenderStarvedError extends Error {
+export class RenderStarvedError extends AlertsError {
   constructor(message: string) {
-    super(message);
+    super('unavailable', message);
     this.name = 'RenderStarvedError';
   }
 }

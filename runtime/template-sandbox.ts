@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import type { RenderedAlert, TemplateContext } from '../lib/render';
 import type { AlertConfig } from '../lib/schemas';
 import { AlertsError } from '../lib/errors';
-import { STARVED_BELOW, TemplateError } from '../lib/templates';
+import { RenderStarvedError, STARVED_BELOW, TemplateError } from '../lib/templates';
 
 /**
  * Alert templates are rendered in child processes whose heap and time are bounded, never in the
@@ -50,19 +50,11 @@ type ChildMessage =
   | { kind: 'error'; message: string };
 
 /**
- * A render cut short by a time limit while its renderer got too little CPU to have been slowed by
- * the template (a busy machine): `unavailable`, to be rendered again. Up to the
- * STARVED_RENDER_TRIES-th try of the activity that renders (`starvedTooOften`): a template that spins while the machine stays
- * loaded is cut short the same way, and must fail in the end, not be rendered for ever.
+ * A render cut short on a busy machine (RenderStarvedError) is rendered again up to the
+ * STARVED_RENDER_TRIES-th try of the activity that renders (`starvedTooOften`): a template that spins
+ * while the machine stays loaded is cut short the same way, and must fail in the end, not be
+ * rendered for ever. The try counted is the activity's attempt, whatever failed before.
  */
-export class StarvedRenderError extends AlertsError {
-  constructor(message: string) {
-    super('unavailable', message);
-    this.name = 'StarvedRenderError';
-  }
-}
-
-/** from this try of the activity that renders (its attempt, whatever failed before), a render cut short on a busy machine counts as its template's failure */
 export const STARVED_RENDER_TRIES = 10;
 
 /** the running activity's attempt (from 1; a local activity's too), or undefined outside an activity */
@@ -80,7 +72,7 @@ function activityAttempt(): number | undefined {
  * when it is to be rendered again (outside an activity, always: the API answers 503), or not such a render.
  */
 export function starvedTooOften(err: unknown, attempt = activityAttempt()): TemplateError | undefined {
-  if (!(err instanceof StarvedRenderError) || attempt === undefined || attempt < STARVED_RENDER_TRIES) return undefined;
+  if (!(err instanceof RenderStarvedError) || attempt === undefined || attempt < STARVED_RENDER_TRIES) return undefined;
   return new TemplateError(`${err.message.replace(/; render it again$/, '')}, on try ${attempt} of its step: taken for the template's own`);
 }
 
@@ -219,7 +211,7 @@ class Renderer {
       // the template's fault if the renderer used half the deadline's worth of CPU, as lib/templates.ts judges its limits (or if that cannot be read)
       const used = cpuAtStart === undefined || cpuAtEnd === undefined ? undefined : cpuAtEnd - cpuAtStart;
       if (used !== undefined && used < SANDBOX_LIMITS.deadlineMs * STARVED_BELOW) {
-        job.reject(new StarvedRenderError(`${message} after ${used} ms of CPU: the machine was busy, not the template slow; render it again`));
+        job.reject(new RenderStarvedError(`${message} after ${used} ms of CPU: the machine was busy, not the template slow; render it again`));
       } else job.reject(new TemplateError(message));
       void this.next();
     }), SANDBOX_LIMITS.deadlineMs);
@@ -232,7 +224,7 @@ class Renderer {
       this.idle(child);
       if (m.kind === 'rendered') job.resolve(m.rendered);
       else if (m.kind === 'template_error') job.reject(new TemplateError(m.message));
-      else if (m.kind === 'starved') job.reject(new StarvedRenderError(`${m.message}; render it again`));
+      else if (m.kind === 'starved') job.reject(new RenderStarvedError(`${m.message}; render it again`));
       else job.reject(new AlertsError('internal', `the template renderer failed: ${m.kind === 'error' ? m.message : JSON.stringify(m)}`));
       void this.next();
     };
@@ -266,7 +258,7 @@ const renderers: Renderer[] = Array.from({ length: SANDBOX_LIMITS.processes }, (
  * Renders URL, headers and body of one alert (lib/render.ts's renderAlert) in a renderer process.
  * Rejects with TemplateError when a template fails, aborts its renderer or outlasts it on its own CPU;
  * with an `unavailable` AlertsError when no renderer could run, one was stopped from outside, or a time
- * limit passed on a busy machine (StarvedRenderError) (then rendering again may help: the API answers
+ * limit passed on a busy machine (RenderStarvedError) (then rendering again may help: the API answers
  * 503, a delivery's step is retried).
  */
 export function renderAlertSandboxed(config: RenderableConfig, context: TemplateContext): Promise<RenderedAlert> {

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { AlertsError } from '../lib/errors';
 import { buildTemplateContext } from '../lib/render';
-import { TemplateError } from '../lib/templates';
+import { RenderStarvedError, TemplateError } from '../lib/templates';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { processCpuMs, renderAlertSandboxed, SANDBOX_LIMITS, STARVED_RENDER_TRIES, StarvedRenderError, starvedTooOften, templateRendererPids } from '../runtime/template-sandbox';
+import { processCpuMs, renderAlertSandboxed, SANDBOX_LIMITS, STARVED_RENDER_TRIES, starvedTooOften, templateRendererPids } from '../runtime/template-sandbox';
 
 /**
  * The template renderer processes (runtime/template-sandbox.ts): whatever ends a renderer (an abort
@@ -77,7 +77,7 @@ describe('template renderer processes', function () {
       await assert.rejects(
         renderAlertSandboxed(config({ a: 'held' }) as never, context),
         (err: Error) =>
-          err instanceof StarvedRenderError && err.code === 'unavailable' &&
+          err instanceof RenderStarvedError && err.code === 'unavailable' &&
           /took longer than 2000 ms; its template renderer was stopped after \d+ ms of CPU: the machine was busy, not the template slow; render it again/.test(err.message),
       );
     } finally {
@@ -114,7 +114,7 @@ describe('template renderer processes', function () {
       for (const pid of pids) process.kill(pid, 'SIGCONT');
       outcome = await rendering;
     }
-    assert.ok(outcome instanceof StarvedRenderError, String(outcome));
+    assert.ok(outcome instanceof RenderStarvedError, String(outcome));
     assert.equal(outcome.code, 'unavailable');
     assert.match(outcome.message, /^payload\.template: (template render limit exceeded(, line:\d+, col:\d+)?|rendering the alert took longer than 250 ms) after [\d.]+ ms of CPU \(its limit (50|250) ms\): the machine was busy, not the template slow; render it again$/);
     // and its renderer renders on
@@ -142,7 +142,7 @@ describe('template renderer processes', function () {
   });
 
   it(`takes a render cut short on a busy machine for the template's failure from the ${STARVED_RENDER_TRIES}th try of its step, not before`, async () => {
-    const starved = new StarvedRenderError('payload.template: template render limit exceeded after 3.0 ms of CPU (its limit 50 ms): the machine was busy, not the template slow; render it again');
+    const starved = new RenderStarvedError('payload.template: template render limit exceeded after 3.0 ms of CPU (its limit 50 ms): the machine was busy, not the template slow; render it again');
     assert.equal(starvedTooOften(starved, STARVED_RENDER_TRIES - 1), undefined);
     assert.equal(starvedTooOften(starved, undefined), undefined, 'outside an activity: always rendered again');
     assert.equal(starvedTooOften(new AlertsError('unavailable', 'no template renderer could run'), STARVED_RENDER_TRIES + 5), undefined, 'a renderer that could not run is never the template');
