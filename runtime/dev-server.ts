@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { logger } from '../lib/log';
 import { ALL_SEARCH_ATTRIBUTES } from '../lib/search-attributes';
+import { procStatFields } from './host';
 
 /**
  * The Temporal dev server as a child process: SQLite under the data
@@ -156,9 +157,8 @@ function removePidFile(pidFile: string, pid: number | undefined): void {
 /** the argv of a live process (Linux /proc), or undefined when it is gone, a zombie, or not readable */
 function commandLine(pid: number): { argv: string[]; ppid: number } | undefined {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+    const fields = procStatFields(pid);
+    if (!fields || fields[0] === 'Z' || fields[0] === 'X') return undefined;
     const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
     return { argv, ppid: Number(fields[1]) };
   } catch {

@@ -22,3 +22,17 @@ export function isExecutable(file: string): boolean {
     return false;
   }
 }
+
+/**
+ * The fields of /proc/<pid>/stat after the ")" that ends the command name (which may hold spaces and
+ * parentheses): state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14), times in clock ticks
+ * (100 a second on Linux). Undefined where /proc cannot be read (the process is gone, not Linux).
+ */
+export function procStatFields(pid: number | 'self'): string[] | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}

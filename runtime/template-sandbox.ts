@@ -1,11 +1,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { Context } from '@temporalio/activity';
-import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { RenderedAlert, TemplateContext } from '../lib/render';
 import type { AlertConfig } from '../lib/schemas';
 import { AlertsError } from '../lib/errors';
+import { procStatFields } from './host';
 import { RenderStarvedError, STARVED_BELOW, TemplateError } from '../lib/templates';
 
 /**
@@ -82,16 +82,9 @@ export function starvedTooOften(err: unknown, attempt = activityAttempt()): Temp
  * template that needs a fraction of it, and that is no template's fault.
  */
 export function processCpuMs(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    // the command may hold spaces and parentheses: the fields are counted from the last ')'
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime (fields 14 and 15 of stat; 12 and 13 after the state) in clock ticks, 100 a second on Linux
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
+  const fields = pid === undefined ? undefined : procStatFields(pid);
+  // utime and stime, in clock ticks
+  return fields && ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
 }
 const CLOCK_TICKS = 100;
 

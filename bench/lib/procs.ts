@@ -21,6 +21,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
+import { procStatFields } from '../../runtime/host';
 
 const CLK_TCK = 100; // Linux USER_HZ
 
@@ -38,15 +39,6 @@ export interface CpuSnapshot {
   rendererPids: number[];
 }
 
-/** /proc/<pid>/stat fields after the ")" of the command name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14) */
-function statFields(pid: number | 'self'): string[] | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
 
 function cmdline(pid: number): string[] {
   try {
@@ -71,7 +63,7 @@ export function children(): { pid: number; kind: ChildKind }[] | undefined {
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
-    const fields = statFields(pid);
+    const fields = procStatFields(pid);
     if (!fields || Number(fields[1]) !== process.pid) continue;
     const args = cmdline(pid);
     const kind: ChildKind = args.includes('start-dev')
@@ -112,7 +104,7 @@ export function cpuSnapshot(): CpuSnapshot {
   };
   const kids = children();
   if (!kids) return snap;
-  const self = statFields('self');
+  const self = procStatFields('self');
   // reaped children: only renderers exit while the service runs (a renderer is replaced after a crash or a timeout)
   snap.renderers = self ? (Number(self[13]) + Number(self[14])) / CLK_TCK : 0;
   snap.devServer = 0;
@@ -120,7 +112,7 @@ export function cpuSnapshot(): CpuSnapshot {
   snap.sender = kids.some((k) => k.kind === 'sender') ? 0 : null;
   snap.otherChildren = 0;
   for (const { pid, kind } of kids) {
-    const f = statFields(pid);
+    const f = procStatFields(pid);
     if (!f) continue;
     const s = (Number(f[11]) + Number(f[12])) / CLK_TCK;
     if (kind === 'renderer') {

@@ -11,7 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { startService, type RunningService } from '../../runtime/boot';
 import { parseTokenSeeds } from '../../lib/env';
-import { freePort } from '../../runtime/host';
+import { freePort, procStatFields } from '../../runtime/host';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -67,15 +67,6 @@ export function childPids(): number[] | undefined {
   return pids;
 }
 
-/** /proc/<pid>/stat fields after the ")" of the command name: state ppid ... utime(11) stime(12) */
-function procStatFields(pid: number): string[] | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Pids of the embedded Temporal dev server (`temporal server start-dev`, a direct child); Linux only, else
