@@ -40,7 +40,9 @@
  *   `suppressed` with no request to the receiver; a late run `delivered`;
  * - zero 5xx answers other than 503 from any route, and no API exit of its own;
  * - duplicates (more than one 2xx for one webhook-id: at-least-once, a POST whose
- *   answer was lost to a kill is sent again) are counted, not failed;
+ *   answer was lost to a kill or an outage is sent again) are counted, each
+ *   with the fault that explains it; one with no fault between its 2xx and the
+ *   POST again is a second send, and fails the run;
  * - every request the receiver saw has its `alert_logs` row (rows per delivery
  *   >= requests seen for it; lost attempts are logged by the next attempt).
  *
@@ -143,6 +145,69 @@ export function judgeDelayRun(run: DelayRun, status: string | undefined, request
   return lost && wrong ? 'lost and wrong' : lost ? 'lost' : wrong ? 'wrong' : 'ok';
 }
 
+/** A fault as a duplicate is judged against it (ms since the epoch): a worker SIGKILL has no length. */
+export interface FaultSpan {
+  kind: FaultKind | 'worker-kill';
+  fromMs: number;
+  toMs: number;
+}
+
+/**
+ * How long before the receiver's 2xx a fault can begin and still cost that 2xx its record: the POST
+ * was on its way (sent, not yet answered) when its worker was killed or its store went away.
+ */
+export const IN_FLIGHT_MS = 500;
+
+/** Alerts POSTed again after a 2xx (the same `webhook-id`), and what explains each extra POST. */
+export interface Duplicates {
+  deliveries: number;
+  extraPosts: number;
+  /**
+   * extra 2xx POSTs by the fault that explains them: of the faults under way between the earlier 2xx
+   * (less IN_FLIGHT_MS) and the POST again, the one that began nearest the 2xx. A kill or an outage there can lose the answer
+   * before its log row is written, and the next run of the step cannot know the receiver has it.
+   */
+  byCause: Partial<Record<FaultSpan['kind'], number>>;
+  /** delivery ids POSTed again after a 2xx with no fault in between: a second send, a bug (at most 20) */
+  unexplained: string[];
+  /** ms from the earlier 2xx to the start of the fault that explains the extra POST (negative: it began first) */
+  msFrom2xxToFault: { min: number; p50: number; max: number } | null;
+}
+
+/**
+ * Counts the alerts whose receiver answered 2xx more than once, and names the fault behind each extra
+ * POST. `histories`: per delivery id, the receiver's requests in order (epoch ms, answer).
+ */
+export function attributeDuplicates(histories: Iterable<[string, { atMs: number; answer: string }[]]>, faults: FaultSpan[]): Duplicates {
+  const d: Duplicates = { deliveries: 0, extraPosts: 0, byCause: {}, unexplained: [], msFrom2xxToFault: null };
+  const gaps: number[] = [];
+  for (const [id, history] of histories) {
+    const oks = history.filter((h) => h.answer === '2xx').map((h) => h.atMs);
+    if (oks.length < 2) continue;
+    d.deliveries++;
+    for (let i = 1; i < oks.length; i++) {
+      d.extraPosts++;
+      const [earlier, again] = [oks[i - 1]!, oks[i]!];
+      // of the faults under way in between, the one that began nearest the 2xx (an outage begun long
+      // before, a kill next to it: the kill)
+      const cause = faults
+        .filter((f) => f.toMs >= earlier - IN_FLIGHT_MS && f.fromMs <= again)
+        .reduce<FaultSpan | undefined>((best, f) => (!best || Math.abs(f.fromMs - earlier) < Math.abs(best.fromMs - earlier) ? f : best), undefined);
+      if (!cause) {
+        if (d.unexplained.length < 20) d.unexplained.push(id);
+        continue;
+      }
+      d.byCause[cause.kind] = (d.byCause[cause.kind] ?? 0) + 1;
+      gaps.push(cause.fromMs - earlier);
+    }
+  }
+  if (gaps.length) {
+    gaps.sort((a, b) => a - b);
+    d.msFrom2xxToFault = { min: gaps[0]!, p50: gaps[Math.floor((gaps.length - 1) / 2)]!, max: gaps[gaps.length - 1]! };
+  }
+  return d;
+}
+
 export interface FaultRecord {
   kind: FaultKind;
   /** from the first send */
@@ -170,7 +235,7 @@ export interface ChaosResult {
   /** immediate deliveries whose final status is not `delivered` */
   wrongStatuses: number;
   wrongIds: string[];
-  duplicates: { deliveries: number; extraPosts: number };
+  duplicates: Duplicates;
   delay: {
     thresholdSeconds: number;
     runs: number;
@@ -181,7 +246,7 @@ export interface ChaosResult {
     wrong: number;
     /** finished in time, finishing event accepted only after the deadline: status either way */
     inTimeAcceptedLate: { runs: number; delivered: number; suppressed: number };
-    duplicates: { deliveries: number; extraPosts: number };
+    duplicates: Duplicates;
     /** GET /api/alerts/deliveries/<id> and alert_deliveries disagreed */
     apiStoreMismatches: number;
     /** each lost or wrong run: what the sender did, what the service answered */
@@ -539,6 +604,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     let devServerRestarts = 0;
     let postgresRestarts = 0;
     const faults: FaultRecord[] = [];
+    /** every fault with its times, worker kills too: what explains a duplicate */
+    const faultSpans: FaultSpan[] = [];
     const bringBackDevServer = async () => {
       await devServer!.stop(); // graceful, or (after a SIGKILL) only waits for the exit
       await sleep(outageMs);
@@ -569,6 +636,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       }
       const record = { kind, atSeconds: Math.round((at - sendStart) / 100) / 10, downMs: Date.now() - at, ...(note ? { note } : {}) };
       faults.push(record);
+      faultSpans.push({ kind, fromMs: at, toMs: at + record.downMs });
       log(`fault: ${kind} done, ${record.downMs} ms${note ? ` (${note})` : ''}`);
     };
 
@@ -579,6 +647,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       victim.killed = true;
       startWorker();
       workerKillsAt.push(Math.round(sinceSend() / 100) / 10);
+      faultSpans.push({ kind: 'worker-kill', fromMs: Date.now(), toMs: Date.now() });
       await victim.proc.kill('SIGKILL');
       workerKills++;
     };
@@ -700,14 +769,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       for (const id of ids) statuses[storeStatus.get(id) ?? 'no row'] = (statuses[storeStatus.get(id) ?? 'no row'] ?? 0) + 1;
       const lostIds = ids.filter((id) => !receiver.arrived(id));
       const wrongIds = ids.filter((id) => storeStatus.get(id) !== 'delivered');
-      const duplicatesOf = (list: string[]) => {
-        const d = { deliveries: 0, extraPosts: 0 };
-        for (const id of list) {
-          const { ok } = receiver.of(id);
-          if (ok > 1) (d.deliveries++, (d.extraPosts += ok - 1));
-        }
-        return d;
-      };
+      const duplicatesOf = (list: string[]) => attributeDuplicates(list.map((id) => [id, receiver.history.get(id) ?? []]), faultSpans);
       let missingRows = 0;
       let deliveriesMissingRows = 0;
       let perDeliveryMax = 0;
@@ -816,6 +878,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       const totalSeconds = (Date.now() - t0) / 1000;
       const serverErrors = { count: api.serverErrors.length, examples: api.serverErrors.slice(0, 20) };
       const delayDuplicates = duplicatesOf(delayIds);
+      const immediateDuplicates = duplicatesOf(ids);
       const result: ChaosResult = {
         at: new Date(t0).toISOString(),
         options: {
@@ -843,7 +906,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         lostIds: lostIds.slice(0, 100),
         wrongStatuses: wrongIds.length,
         wrongIds: wrongIds.slice(0, 100),
-        duplicates: duplicatesOf(ids),
+        duplicates: immediateDuplicates,
         delay: {
           thresholdSeconds: threshold,
           runs: delayRuns.length,
@@ -896,6 +959,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           notAccepted === 0 &&
           deliveriesMissingRows === 0 &&
           strangers.length === 0 &&
+          // an alert POSTed again after a 2xx with no kill or outage between is a second send
+          immediateDuplicates.unexplained.length === 0 &&
+          delayDuplicates.unexplained.length === 0 &&
           drainedInTime,
       };
       if (serverErrors.count || unexpectedApiExits || problems.length || missingRowDeliveries.length) {
@@ -917,6 +983,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   }
 }
 
+function describeDuplicates(d: Duplicates): string {
+  const causes = Object.entries(d.byCause).map(([kind, n]) => `${kind} ${n}`).join(', ');
+  const gap = d.msFrom2xxToFault ? `; the fault began ${d.msFrom2xxToFault.min} / ${d.msFrom2xxToFault.p50} / ${d.msFrom2xxToFault.max} ms (min / p50 / max) after the earlier 2xx` : '';
+  const unexplained = d.unexplained.length ? ` (${d.unexplained.slice(0, 5).join(', ')})` : '';
+  return `${d.deliveries} alerts got ${d.extraPosts} extra 2xx POSTs with the same webhook-id${causes ? `, after ${causes}` : ''}${gap}; WITH NO FAULT BETWEEN ${d.unexplained.length}${unexplained}`;
+}
+
 export function summarize(r: ChaosResult): string[] {
   const faults = r.faults.map((f) => `${f.kind} at ${f.atSeconds} s (${(f.downMs / 1000).toFixed(1)} s${f.note ? `, ${f.note}` : ''})`).join('; ');
   const d = r.delay;
@@ -928,9 +1001,9 @@ export function summarize(r: ChaosResult): string[] {
     .join('; ');
   return [
     `immediate: sent ${r.sent} alerts in ${r.sendSeconds} s (${r.achievedRate}/s), accepted ${r.accepted}; events not accepted ${r.notAccepted} (resends after 503s, timeouts and connection errors: ${r.eventResends})`,
-    `immediate: arrived ${r.arrived}, LOST ${r.lost}${r.lost ? ` (${r.lostIds.slice(0, 10).join(', ')})` : ''}, WRONG STATUS ${r.wrongStatuses}${r.wrongStatuses ? ` (${r.wrongIds.slice(0, 10).join(', ')})` : ''}; duplicates: ${r.duplicates.deliveries} alerts got ${r.duplicates.extraPosts} extra 2xx POSTs; statuses ${JSON.stringify(r.statuses)}`,
+    `immediate: arrived ${r.arrived}, LOST ${r.lost}${r.lost ? ` (${r.lostIds.slice(0, 10).join(', ')})` : ''}, WRONG STATUS ${r.wrongStatuses}${r.wrongStatuses ? ` (${r.wrongIds.slice(0, 10).join(', ')})` : ''}; duplicates: ${describeDuplicates(r.duplicates)}; statuses ${JSON.stringify(r.statuses)}`,
     `delay (threshold ${d.thresholdSeconds} s): ${d.runs} runs, ${d.eventsSent} events; final status by kind: ${kinds}`,
-    `delay: LOST ${d.lost}, WRONG ${d.wrong}; finished in time but accepted late: ${d.inTimeAcceptedLate.runs} (delivered ${d.inTimeAcceptedLate.delivered}, suppressed ${d.inTimeAcceptedLate.suppressed}); duplicates: ${d.duplicates.deliveries} alerts got ${d.duplicates.extraPosts} extra 2xx POSTs; API/store status mismatches ${d.apiStoreMismatches}`,
+    `delay: LOST ${d.lost}, WRONG ${d.wrong}; finished in time but accepted late: ${d.inTimeAcceptedLate.runs} (delivered ${d.inTimeAcceptedLate.delivered}, suppressed ${d.inTimeAcceptedLate.suppressed}); duplicates: ${describeDuplicates(d.duplicates)}; API/store status mismatches ${d.apiStoreMismatches}`,
     `API answers: ${answers}; 5xx OTHER THAN 503: ${r.serverErrors.count}${r.serverErrors.count ? ` (${r.serverErrors.examples.slice(0, 3).join(' | ')})` : ''}`,
     `receiver: ${r.requests.total} requests (2xx ${r.requests.answered2xx}, 503 ${r.requests.answered503}, no answer ${r.requests.leftHanging}); ${r.requests.meanPerDelivery} per alert on average, at most ${r.requests.perDeliveryMax}`,
     `alert_logs: ${r.logRows.total} rows (${r.logRows.lostAttemptRows} of them lost attempts); alerts with fewer rows than requests seen: ${r.logRows.deliveriesMissingRows} (${r.logRows.missingRows} rows missing)${r.logRows.examples.length ? `: ${r.logRows.examples.join('; ')}` : ''}`,

@@ -16,8 +16,9 @@ import { restartablePostgres, type RestartablePostgres } from './support/postgre
  * Immediate alerts and delay watches (runs finishing before, just after, long after their threshold,
  * or never) are sent and resent like MeshHook would. Nothing may be lost, no status may be wrong, no
  * route may answer a 5xx other than 503, and every request the receiver saw must have its log row.
- * Duplicates are at-least-once and only reported. Waits are generous: a loaded 2-core machine must
- * not fail it on timing.
+ * A webhook POSTed again after its 2xx (the same webhook-id: at-least-once) must have a kill or an
+ * outage between the 2xx and the POST again that explains it (bench/chaos.ts attributeDuplicates).
+ * Waits are generous: a loaded 2-core machine must not fail it on timing.
  */
 describe('chaos: SIGKILLed workers, API and Temporal, a restarted PostgreSQL and a flaky receiver lose no alert', function () {
   this.timeout(15 * 60_000);
@@ -85,6 +86,9 @@ describe('chaos: SIGKILLed workers, API and Temporal, a restarted PostgreSQL and
     assert.equal(r.delay.apiStoreMismatches, 0, 'the API answers the status the store holds');
     assert.ok(r.drainedInTime, 'every delivery ended');
     assert.equal(r.logRows.deliveriesMissingRows, 0, `requests without log rows: ${r.logRows.examples.join('; ')}`);
+    // at-least-once: a webhook answered 2xx is POSTed again only when a kill or an outage cost its answer's record
+    assert.deepEqual(r.duplicates.unexplained, [], 'immediate alerts POSTed again after a 2xx with no fault between');
+    assert.deepEqual(r.delay.duplicates.unexplained, [], 'delay alerts POSTed again after a 2xx with no fault between');
     assert.ok(r.ok);
   });
 });
