@@ -1,5 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Context } from '@temporalio/activity';
 import { request, type Dispatcher } from 'undici';
 import { egressRefusalOf } from '../lib/egress';
+import { dependencyUnavailable } from '../lib/errors';
 import { maskUrl } from '../lib/audit';
 import { logger } from '../lib/log';
 import { noteAttempt } from '../lib/metrics';
@@ -13,7 +16,8 @@ import { logAttempt, recordLostAttempts } from '../store/deliveries';
 /**
  * One webhook attempt, whichever step makes it (the first inside the workflow task, the others in
  * the deliverWebhook activity): count attempts cut off before it, sign the exact bytes with a fresh
- * timestamp, POST them, judge the answer by the retry plan (lib/retry.ts) and write its log row.
+ * timestamp, POST them, judge the answer by the retry plan (lib/retry.ts) and write its log row
+ * (waiting for a store that is down: keepAnswer).
  */
 
 /** The request every attempt of a delivery sends: rendered once, so every attempt sends the same bytes. */
@@ -152,11 +156,52 @@ export async function makeAttempt(
     { deliveryId, configId, projectId, runId, condition, attempt, outcome: verdict.outcome, durationMs, httpStatus, error: verdict.error, url: maskUrl(req.url) },
     `webhook attempt ${attempt} ${verdict.outcome}: ${verdict.message}`,
   );
-  await logAttempt(
-    deps.db,
-    req.ref,
-    { attempt, outcome: verdict.outcome, httpStatus, error: verdict.error, durationMs, responseSnippet: snippet, signatureHeaders: refusal ? null : signature },
-    movesDelivery ? { status: verdict.outcome === 'retrying' ? 'in_progress' : verdict.outcome, error: verdict.outcome === 'failed' ? verdict.message : null } : undefined,
+  await keepAnswer(req.ref, attempt, () =>
+    logAttempt(
+      deps.db,
+      req.ref,
+      { attempt, outcome: verdict.outcome, httpStatus, error: verdict.error, durationMs, responseSnippet: snippet, signatureHeaders: refusal ? null : signature },
+      movesDelivery ? { status: verdict.outcome === 'retrying' ? 'in_progress' : verdict.outcome, error: verdict.outcome === 'failed' ? verdict.message : null } : undefined,
+    ),
   );
   return verdict;
+}
+
+/** What the step keeps of its start-to-close timeout after the log write's last try: room to end before Temporal runs it again. */
+export const KEEP_ANSWER_MARGIN_MS = 2_000;
+const KEEP_ANSWER_BACKOFF_MS = [100, 200, 400, 800, 1_000];
+
+/**
+ * Until when the activity running this attempt may go on writing: its attempt's start-to-close
+ * timeout, counted from when the attempt was scheduled (no later than it started: the deadline errs
+ * early), less KEEP_ANSWER_MARGIN_MS. Past it, Temporal may run the step again while this run still
+ * writes.
+ */
+export function keepAnswerDeadlineMs(info: Pick<Context['info'], 'currentAttemptScheduledTimestampMs' | 'startToCloseTimeoutMs'>): number {
+  return info.currentAttemptScheduledTimestampMs + info.startToCloseTimeoutMs - KEEP_ANSWER_MARGIN_MS;
+}
+
+/**
+ * Writes the log row of an attempt the receiver has answered. The row is what tells a later run of
+ * the step that the receiver has the alert: lost, that run POSTs it again. So a store that is down
+ * (PostgreSQL restarting: a refused or cut connection) is waited for while the activity has time
+ * left (keepAnswerDeadlineMs); any other error, or a store still down by then, fails the step as before
+ * (its next run counts the attempt lost and sends again). The write is idempotent: a try whose
+ * answer was cut off after its commit is harmless.
+ */
+async function keepAnswer(ref: DeliveryRef, attempt: number, write: () => Promise<void>): Promise<void> {
+  const until = keepAnswerDeadlineMs(Context.current().info);
+  for (let tries = 0; ; tries++) {
+    try {
+      await write();
+      if (tries > 0) attemptLog.info({ deliveryId: ref.deliveryId, attempt, tries: tries + 1 }, `webhook attempt ${attempt}: its log row written once the store was back`);
+      return;
+    } catch (err) {
+      const down = dependencyUnavailable(err);
+      const wait = KEEP_ANSWER_BACKOFF_MS[Math.min(tries, KEEP_ANSWER_BACKOFF_MS.length - 1)]!;
+      if (!down || Date.now() + wait > until) throw err;
+      if (tries === 0) attemptLog.warn({ deliveryId: ref.deliveryId, attempt, error: down }, `webhook attempt ${attempt}: the store is unavailable (${down}); keeping the receiver's answer until it is back`);
+      await sleep(wait);
+    }
+  }
 }
