@@ -168,35 +168,35 @@ export async function makeAttempt(
 }
 
 /** What the step keeps of its start-to-close timeout after the log write's last try: room to end before Temporal runs it again. */
-export const KEEP_ANSWER_MARGIN_MS = 2_000;
+const KEEP_ANSWER_MARGIN_MS = 2_000;
 const KEEP_ANSWER_BACKOFF_MS = [100, 200, 400, 800, 1_000];
 
 /**
  * Until when the activity running this attempt may go on writing: its attempt's start-to-close
  * timeout, counted from when the attempt was scheduled (no later than it started: the deadline errs
  * early), less KEEP_ANSWER_MARGIN_MS. Past it, Temporal may run the step again while this run still
- * writes.
+ * writes. Outside an activity (a test calling makeAttempt directly) there is no step to keep time
+ * for: now.
  */
-export function keepAnswerDeadlineMs(info: Pick<Context['info'], 'currentAttemptScheduledTimestampMs' | 'startToCloseTimeoutMs'>): number {
-  return info.currentAttemptScheduledTimestampMs + info.startToCloseTimeoutMs - KEEP_ANSWER_MARGIN_MS;
+function keepAnswerDeadlineMs(): number {
+  try {
+    const { info } = Context.current();
+    return info.currentAttemptScheduledTimestampMs + info.startToCloseTimeoutMs - KEEP_ANSWER_MARGIN_MS;
+  } catch {
+    return Date.now();
+  }
 }
 
 /**
  * Writes the log row of an attempt the receiver has answered. The row is what tells a later run of
  * the step that the receiver has the alert: lost, that run POSTs it again. So a store that is down
  * (PostgreSQL restarting: a refused or cut connection) is waited for while the activity has time
- * left (keepAnswerDeadlineMs); any other error, or a store still down by then, fails the step as before
- * (its next run counts the attempt lost and sends again). The write is idempotent: a try whose
- * answer was cut off after its commit is harmless.
+ * left (keepAnswerDeadlineMs, read only once a write failed); any other error, or a store still down
+ * by then, fails the step as before (its next run counts the attempt lost and sends again). The
+ * write is idempotent: a try whose answer was cut off after its commit is harmless.
  */
 async function keepAnswer(ref: DeliveryRef, attempt: number, write: () => Promise<void>): Promise<void> {
-  // outside an activity (a test calling makeAttempt directly) there is no step to keep time for: no wait
-  let until = 0;
-  try {
-    until = keepAnswerDeadlineMs(Context.current().info);
-  } catch {
-    until = 0;
-  }
+  let until: number | undefined;
   for (let tries = 0; ; tries++) {
     try {
       await write();
@@ -205,6 +205,7 @@ async function keepAnswer(ref: DeliveryRef, attempt: number, write: () => Promis
     } catch (err) {
       const down = dependencyUnavailable(err);
       const wait = KEEP_ANSWER_BACKOFF_MS[Math.min(tries, KEEP_ANSWER_BACKOFF_MS.length - 1)]!;
+      until ??= keepAnswerDeadlineMs();
       if (!down || Date.now() + wait > until) throw err;
       if (tries === 0) attemptLog.warn({ deliveryId: ref.deliveryId, attempt, error: down }, `webhook attempt ${attempt}: the store is unavailable (${down}); keeping the receiver's answer until it is back`);
       await sleep(wait);
