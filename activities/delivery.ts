@@ -17,8 +17,8 @@ import { findConfig, signingSecrets, type StoredConfig } from '../store/configs'
 import { loggedNoiseDecision, recordNoiseDecisions } from '../store/noise';
 import { deliveryWasHeld, holdAndEndDelivery, serviceDisabledReason } from '../store/held';
 import {
-  deliveryEvent, finalAttemptAfter, findDelivery, finishDelivery, logAttempt, recordLostAttempts, recordScheduledDelivery, startFirstAttempt,
-  type LoggedFinalAttempt, type RenderedRequest,
+  claimRetriedAttempt, deliveryEvent, finalAttemptAfter, findDelivery, finishDelivery, logAttempt, LOST_ATTEMPT_ERROR, recordLostAttempts,
+  recordScheduledDelivery, startFirstAttempt, type LoggedFinalAttempt, type RenderedRequest,
 } from '../store/deliveries';
 import { ALERT_HELD, type AlertDeliveryInput, type AlertDeliveryStatus } from '../workflows/types';
 import { makeAttempt, type AttemptRequest } from './webhook-attempt';
@@ -131,6 +131,8 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
     const request: AttemptRequest = { ref, ...kept, timeoutMs: config.webhook.timeoutMs, retry: config.retry };
     const firstAttemptAtMs = Date.now();
     if (attempt === 1) noteFirstAttemptSent(input, firstAttemptAtMs);
+    // an earlier run of this step was cut off after it counted its attempt: that attempt gets its row
+    await recordLostAttempts(deps.db, ref, attempt);
     // writes the log row only: the delivery is ended below, with its health, in one transaction
     const v = await makeAttempt(deps, dispatcher, request, config.secrets, { attempt, elapsedMs: 0 });
     if (v.outcome === 'retrying') return { kind: 'retry', attempt, error: v.message, delayMs: v.delayMs, firstAttemptAtMs, request };
@@ -268,38 +270,54 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
     },
 
     /**
-     * A retried attempt: load the secrets, POST, log the attempt, and tell Temporal whether and when
-     * to try again (the plan's delay as nextRetryDelay, or a non-retryable failure after the last).
+     * A retried attempt: load the secrets, count the attempt, POST, log it, and tell Temporal whether
+     * and when to try again (the plan's delay as nextRetryDelay, or a non-retryable failure after the
+     * last). The attempt's number is the delivery's own count (claimRetriedAttempt), taken just before
+     * the POST: a run of this activity that fails before it (the store down, so nothing was sent)
+     * counts no attempt, and Temporal runs it again, within the plan's duration, until the store is
+     * back; only attempts that were made, or cut off on the way, use up the plan.
      */
     async deliverWebhook(req: RetriedAttempts): Promise<{ httpStatus: number; attempt: number }> {
-      // the attempt as the receiver and the log count them, first attempts included
-      const attempt = Context.current().info.attempt + req.attemptOffset;
-      const secrets = await signingSecrets(deps.db, deps.keyring, req.ref.projectId, req.ref.configId).catch(async (err) => {
-        if ((err as { code?: string }).code !== 'not_found') throw err;
-        await logAttempt(deps.db, req.ref, { attempt, outcome: 'failed', error: 'the alert config was deleted' });
-        throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: 'the alert config was deleted', nonRetryable: true });
+      const { ref } = req;
+      // reads first, before anything is counted: null, the config was deleted
+      const secrets = await signingSecrets(deps.db, deps.keyring, ref.projectId, ref.configId).catch((err) => {
+        if ((err as { code?: string }).code === 'not_found') return null;
+        throw err;
       });
       // An earlier run of this activity held the alert and ended the delivery (and was cut off before it
       // threw): held still, whatever a re-enable did with the held alert since; nothing is sent.
-      const current = await findDelivery(deps.db, req.ref.projectId, req.ref.deliveryId);
+      const current = await findDelivery(deps.db, ref.projectId, ref.deliveryId);
       if (current && current.status !== 'scheduled' && current.status !== 'in_progress') {
-        if (await deliveryWasHeld(deps.db, req.ref.deliveryId)) await raiseDisabledAgain(deps, req.ref);
-        throw ApplicationFailure.create({ type: ALERT_HELD, message: current.error ?? `delivery ${req.ref.deliveryId} has ended`, nonRetryable: true });
+        if (await deliveryWasHeld(deps.db, ref.deliveryId)) await raiseDisabledAgain(deps, ref);
+        throw ApplicationFailure.create({ type: ALERT_HELD, message: current.error ?? `delivery ${ref.deliveryId} has ended`, nonRetryable: true });
       }
       // An earlier run of this attempt POSTed and logged its final outcome, and its worker died before
       // Temporal heard of it: that outcome stands (before the hold below: a delivered alert is not held),
       // and nothing is sent again.
-      const logged = await finalAttemptAfter(deps.db, req.ref.deliveryId, req.attemptOffset);
+      const logged = await finalAttemptAfter(deps.db, ref.deliveryId, req.attemptOffset);
       if (logged?.outcome === 'delivered') return { httpStatus: logged.httpStatus!, attempt: logged.attempt };
       if (logged) throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: loggedFailure(logged), nonRetryable: true });
+      const disabledBy = ref.condition === 'test' || secrets === null ? null : await serviceDisabledReason(deps.db, ref.projectId, ref.configId);
+
+      const claimed = await claimRetriedAttempt(deps.db, ref, req.attemptOffset, req.retry.maxAttempts);
+      if ('missing' in claimed) throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: `delivery ${ref.deliveryId} has no record (its project was erased)`, nonRetryable: true });
+      if ('usedUp' in claimed) {
+        // the plan's last attempts were cut off (their workers died) after they were counted: none is left
+        await recordLostAttempts(deps.db, ref, claimed.usedUp + 1);
+        throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: givingUp(LOST_ATTEMPT_ERROR, claimed.usedUp), nonRetryable: true });
+      }
+      const { attempt } = claimed;
+      if (secrets === null) {
+        await logAttempt(deps.db, ref, { attempt, outcome: 'failed', error: 'the alert config was deleted' });
+        throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: 'the alert config was deleted', nonRetryable: true });
+      }
       // disabled by the service since the first attempt (a 410 or the failing streak of another delivery):
       // held, not sent to the failing receiver again; the hold and the delivery's end are one transaction
-      const disabledBy = req.ref.condition === 'test' ? null : await serviceDisabledReason(deps.db, req.ref.projectId, req.ref.configId);
       if (disabledBy !== null) {
-        const { event } = await deliveryEvent(deps.db, deps.keyring, req.ref.projectId, req.ref.deliveryId);
-        const held = await holdAndEndDelivery(deps.db, deps.keyring, req.ref, event, disabledBy, async () => attempt);
+        const { event } = await deliveryEvent(deps.db, deps.keyring, ref.projectId, ref.deliveryId);
+        const held = await holdAndEndDelivery(deps.db, deps.keyring, ref, event, disabledBy, async () => attempt);
         if ('held' in held && held.held) {
-          await raiseDisabledAgain(deps, req.ref);
+          await raiseDisabledAgain(deps, ref);
           throw ApplicationFailure.create({ type: ALERT_HELD, message: held.error, nonRetryable: true });
         }
       }

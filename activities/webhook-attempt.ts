@@ -11,13 +11,13 @@ import type { DeliveryRef } from '../lib/schemas';
 import { signatureHeaders } from '../lib/signing';
 import type { ServiceDeps } from '../runtime/deps';
 import { disableGoneConfig } from '../dispatch/endpoint-health';
-import { logAttempt, recordLostAttempts } from '../store/deliveries';
+import { logAttempt } from '../store/deliveries';
 
 /**
  * One webhook attempt, whichever step makes it (the first inside the workflow task, the others in
- * the deliverWebhook activity): count attempts cut off before it, sign the exact bytes with a fresh
- * timestamp, POST them, judge the answer by the retry plan (lib/retry.ts) and write its log row
- * (waiting for a store that is down: keepAnswer).
+ * the deliverWebhook activity), counted by its step (with the attempts cut off before it) before it
+ * comes here: sign the exact bytes with a fresh timestamp, POST them, judge the answer by the retry
+ * plan (lib/retry.ts) and write its log row (waiting for a store that is down: keepAnswer).
  */
 
 /** The request every attempt of a delivery sends: rendered once, so every attempt sends the same bytes. */
@@ -127,7 +127,6 @@ export async function makeAttempt(
   secrets: string[],
   { attempt, elapsedMs, movesDelivery = false }: { attempt: number; elapsedMs: number; movesDelivery?: boolean },
 ): Promise<AttemptVerdict> {
-  if (attempt > 1) await recordLostAttempts(deps.db, req.ref, attempt);
   const signature = signatureHeaders(secrets, req.ref.deliveryId, req.body);
   const { httpStatus, snippet, retryAfterMs, networkError, refusal, durationMs } = await postSigned(dispatcher, req, signature);
 

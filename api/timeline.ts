@@ -110,6 +110,10 @@ export async function readTimeline(
   const attemptOffset = scheduled ? (await decode<RetriedAttempts>(scheduled.input?.payloads as Payload[] | undefined))?.attemptOffset : undefined;
   // those attempts' rows, placed before the first event that follows them; the retried attempts' rows are told by their activity events
   let firstAttempts: TimelineEntry[] | undefined = attempts.filter((a) => attemptOffset === undefined || a.attempt <= attemptOffset).map(attemptEntry);
+  // The retried attempts are numbered by the delivery's own count (store/deliveries.ts claimRetriedAttempt),
+  // not by Temporal's runs of the activity (a run that failed before its POST made none): the history
+  // records the activity's last run only, when it closed, and that run made the highest attempt logged.
+  const lastRetried = attemptOffset === undefined ? 0 : Math.max(0, ...attempts.filter((a) => a.attempt > attemptOffset).map((a) => a.attempt));
   const entries: TimelineEntry[] = [...watchEntries];
   /** `backoffMs`: the timer that follows them, the delay the last of them was retried after */
   const placeFirstAttempts = (backoffMs?: number) => {
@@ -153,7 +157,7 @@ export async function readTimeline(
     if (watch && type === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED) continue;
     const entry: TimelineEntry = { time: toIso(e.eventTime), event: name };
     if (e.activityTaskStartedEventAttributes) {
-      entry.attempt = (e.activityTaskStartedEventAttributes.attempt ?? 1) + (attemptOffset ?? 0);
+      entry.attempt = lastRetried || (e.activityTaskStartedEventAttributes.attempt ?? 1) + (attemptOffset ?? 0);
       const lastFailure = await messageOf(e.activityTaskStartedEventAttributes.lastFailure);
       if (lastFailure) entry.detail = `previous attempt: ${lastFailure}`;
     }

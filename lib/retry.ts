@@ -74,10 +74,13 @@ export function retrySchedule(retry: RetrySettings): { attempts: ScheduledAttemp
 /**
  * Temporal's options for the retried attempts (the deliverWebhook activity), derived from the plan.
  * The activity decides every delivery outcome itself (it hands Temporal the delay, or fails for
- * good); Temporal's own policy governs only what the activity cannot report: a worker that died or
- * a store that failed mid-attempt. Its limits are the plan's, counted from the first attempt.
+ * good after the plan's last attempt): Temporal's own policy governs only what the activity cannot
+ * report, a worker that died or a store that failed mid-attempt. It sets no count of attempts: a run
+ * that failed before its POST (the store down) made none, and an alert's attempts are counted by its
+ * delivery (store/deliveries.ts claimRetriedAttempt). Its limit is the plan's duration, counted from
+ * the first attempt.
  */
-export function retriedAttemptOptions(retry: RetrySettings, p: { timeoutMs: number; attemptsMade: number; elapsedMs: number }): ActivityOptions {
+export function retriedAttemptOptions(retry: RetrySettings, p: { timeoutMs: number; elapsedMs: number }): ActivityOptions {
   return {
     // the receiver's timeout plus time to load the secret and write the log row
     startToCloseTimeout: p.timeoutMs + 5_000,
@@ -86,7 +89,6 @@ export function retriedAttemptOptions(retry: RetrySettings, p: { timeoutMs: numb
       initialInterval: retry.initialIntervalMs,
       backoffCoefficient: retry.backoffCoefficient,
       maximumInterval: retry.maxIntervalMs,
-      maximumAttempts: retry.maxAttempts - p.attemptsMade,
     },
   };
 }

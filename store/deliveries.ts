@@ -168,6 +168,9 @@ export async function finalAttemptAfter(db: Queryable, deliveryId: string, after
   return r && { attempt: r.attempt, outcome: r.outcome, httpStatus: r.http_status, error: r.error, sent: r.sent };
 }
 
+/** The error of an attempt counted but never logged: its step was cut off (a worker that died) after counting it. */
+export const LOST_ATTEMPT_ERROR = 'no outcome recorded: the worker stopped during this attempt (it timed out and was retried)';
+
 /**
  * Attempt numbers below `attempt` with no row were cut off by a worker that
  * died mid-POST; give each a row so the log has one per attempt.
@@ -176,11 +179,45 @@ export async function recordLostAttempts(db: Queryable, ref: DeliveryRef, attemp
   if (attempt <= 1) return;
   await db.query(
     `INSERT INTO alert_logs (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome, error)
-     SELECT $1, $2, $3, $4, $5, $6, $7, n, 'retrying', 'no outcome recorded: the worker stopped during this attempt (it timed out and was retried)'
+     SELECT $1, $2, $3, $4, $5, $6, $7, n, 'retrying', $9
      FROM generate_series(1, $8::int - 1) AS n
      ON CONFLICT (delivery_id, attempt) DO NOTHING`,
-    [ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, attempt],
+    [ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, attempt, LOST_ATTEMPT_ERROR],
   );
+}
+
+/**
+ * Counts a retried attempt (the deliverWebhook activity) just before its POST, and gives the attempts
+ * counted before it and never logged (cut off) their rows, in one statement. The delivery's count is
+ * the attempt number, not Temporal's count of the activity's runs: a run that failed before it got
+ * here (the store down) counted nothing, so an outage costs the retry plan no attempt.
+ * `afterAttempt`: the attempts made inside workflow tasks; `maxAttempts`: the plan's. Answers the
+ * attempt's number, or `usedUp` (the attempts counted, every one of them made or cut off: none is
+ * left), or `missing` (the delivery has no row: its project was erased).
+ */
+export async function claimRetriedAttempt(
+  db: Queryable,
+  ref: DeliveryRef,
+  afterAttempt: number,
+  maxAttempts: number,
+): Promise<{ attempt: number } | { usedUp: number } | { missing: true }> {
+  const rows = await db.query<{ attempt: number | null; counted: number | null }>(
+    `WITH claimed AS (
+       UPDATE alert_deliveries SET attempts = GREATEST(attempts, $8) + 1, updated_at = now()
+       WHERE delivery_id = $2 AND GREATEST(attempts, $8) < $9
+       RETURNING attempts
+     ), lost AS (
+       INSERT INTO alert_logs (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome, error)
+       SELECT $1, $2, $3, $4, $5, $6, $7, n, 'retrying', $10
+       FROM claimed, generate_series(1, claimed.attempts - 1) AS n
+       ON CONFLICT (delivery_id, attempt) DO NOTHING
+     )
+     SELECT (SELECT attempts FROM claimed) AS attempt, (SELECT GREATEST(attempts, $8) FROM alert_deliveries WHERE delivery_id = $2) AS counted`,
+    [ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, afterAttempt, maxAttempts, LOST_ATTEMPT_ERROR],
+  );
+  const { attempt, counted } = rows[0];
+  if (attempt !== null) return { attempt };
+  return counted === null ? { missing: true } : { usedUp: counted };
 }
 
 interface DeliveryRow {

@@ -20,7 +20,9 @@ import { tcpForward, type TcpForward } from './support/tcp-forward';
  * has the alert and would POST it again. A service of its own (API and worker, as boot starts them) on
  * the shared dev server and on a PostgreSQL database reached through a TCP forwarder; the receiver
  * cuts the forwarder (connections cut and refused, as while PostgreSQL restarts) before it answers,
- * so the outage always lands in that window, and the test opens it again STORE_DOWN_MS later.
+ * so the outage always lands in that window, and the test opens it again STORE_DOWN_MS later. And
+ * the other side of the POST: a retried step that finds the store down before its POST counts no
+ * attempt (store/deliveries.ts claimRetriedAttempt), so an outage cannot use up the retry plan.
  */
 const uid = () => randomBytes(4).toString('hex');
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -105,10 +107,10 @@ describe('a receiver answer kept across a store outage: recorded once the store 
   }
 
   /** a config for one receiver path; an event for it; the delivery id */
-  async function alertTo(hookPath: string): Promise<string> {
+  async function alertTo(hookPath: string, retry = FAST_RETRY): Promise<string> {
     const workflowId = `wf_outage_${uid()}`;
     const created = await api('POST', '/api/alerts/config', {
-      config: { workflowId, name: 'Store outage', conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${hookPath}`, headers: {}, timeoutMs: 5_000 }, retry: FAST_RETRY },
+      config: { workflowId, name: 'Store outage', conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${hookPath}`, headers: {}, timeoutMs: 5_000 }, retry },
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const sent = await api('POST', '/api/events', { id: `evt_${uid()}`, type: 'run.failed', workflowId, runId: `run_${uid()}`, error: { message: 'boom' } });
@@ -158,5 +160,58 @@ describe('a receiver answer kept across a store outage: recorded once the store 
         [2, 'delivered', 200],
       ],
     );
+  });
+
+  it('a retried attempt whose step finds the store down before its POST: the runs that failed count no attempt of the plan, and it is delivered once the store is back', async () => {
+    // two attempts in the plan, and Temporal runs the retried step again every 1.5 s (the plan's interval)
+    const retry = { maxAttempts: 2, initialIntervalMs: 1_500, backoffCoefficient: 1, maxIntervalMs: 1_500, maxDurationMs: 60_000 };
+    const hookPath = `/before-post-${uid()}`;
+    receiver.on(hookPath, (n) => (n === 1 ? { status: 503 } : { status: 200 }));
+    const deliveryId = await alertTo(hookPath, retry);
+    // the first attempt logged (503, retrying): the store goes down during the backoff, before the retried step runs
+    for (const deadline = Date.now() + 30_000; (await logRows(deliveryId)).length === 0; await sleep(10)) {
+      if (Date.now() > deadline) throw new Error('the first attempt was not logged in 30 s');
+    }
+    await forward.close();
+    // held down until Temporal has seen two runs of the retried step fail before their POST (its third is due)
+    const handle = service.temporal.client.workflow.getHandle(deliveryId);
+    let lastFailure: string | undefined;
+    let scheduled = false;
+    for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
+      const described = await handle.describe();
+      const pending = described.raw.pendingActivities?.[0];
+      if ((pending?.attempt ?? 0) >= 3) {
+        lastFailure = pending?.lastFailure?.message ?? undefined;
+        break;
+      }
+      // the step scheduled, then gone while the store is down: Temporal gave up on it (its run failing before the POST used up the plan)
+      if (scheduled && !pending) {
+        await forward.listen();
+        throw new Error(`the retried step closed while the store was down; the delivery ended ${JSON.stringify(await finalStatus(deliveryId))}`);
+      }
+      scheduled ||= pending !== undefined;
+      if (Date.now() > deadline) throw new Error(`the retried step did not fail twice in 30 s (its attempt: ${JSON.stringify(pending?.attempt)})`);
+    }
+    await forward.listen();
+    assert.ok(lastFailure, 'the failed runs left their failure');
+    assert.equal(receiver.at(hookPath).length, 1, 'nothing was POSTed while the store was down');
+
+    assert.deepEqual(await finalStatus(deliveryId), { status: 'delivered', attempts: 2 });
+    await sleep(QUIET_MS);
+    assert.equal(receiver.at(hookPath).length, 2, 'POSTed twice: the 503, then the 2xx');
+    assert.deepEqual(
+      (await logRows(deliveryId)).map((r) => [r.attempt, r.outcome, r.http_status]),
+      [
+        [1, 'retrying', 503],
+        [2, 'delivered', 200],
+      ],
+      'no attempt counted lost for the runs that failed before their POST',
+    );
+    // the timeline numbers the retried POST by the delivery's count, not by the step's runs (3 or more)
+    const delivery = await api('GET', `/api/alerts/deliveries/${deliveryId}`);
+    assert.equal(delivery.status, 200, JSON.stringify(delivery.body));
+    assert.equal(delivery.body.attempts.length, 2);
+    const started = (delivery.body.timeline as { event: string; attempt?: number }[]).filter((e) => e.event === 'webhook POST started');
+    assert.deepEqual(started.map((e) => e.attempt), [2]);
   });
 });

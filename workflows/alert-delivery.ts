@@ -141,7 +141,7 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
   const { request, firstAttemptAtMs } = first;
   await sleep(first.delayMs);
   const { deliverWebhook } = proxyActivities<Activities>({
-    ...retriedAttemptOptions(request.retry, { timeoutMs: request.timeoutMs, attemptsMade: first.attempt, elapsedMs: Date.now() - firstAttemptAtMs }),
+    ...retriedAttemptOptions(request.retry, { timeoutMs: request.timeoutMs, elapsedMs: Date.now() - firstAttemptAtMs }),
     summary: `POST ${new URL(request.url).host}`,
   });
   try {

@@ -5,7 +5,7 @@ import { retriedAttemptOptions } from '../lib/retry';
 
 // the operator retry plan's attempts, each one sendOperatorAlert activity; it hands Temporal the plan's delay, or fails for good
 const { sendOperatorAlert } = proxyActivities<Activities>({
-  ...retriedAttemptOptions(OPERATOR_RETRY, { timeoutMs: OPERATOR_TIMEOUT_MS, attemptsMade: 0, elapsedMs: 0 }),
+  ...retriedAttemptOptions(OPERATOR_RETRY, { timeoutMs: OPERATOR_TIMEOUT_MS, elapsedMs: 0 }),
   summary: 'POST the operator alert',
 });
 
