@@ -9,6 +9,7 @@ import { classifyStatus, givingUp } from '../lib/retry';
 import { noiseOn, noiseSettingsOf, type DeliveryRef } from '../lib/schemas';
 import { TemplateError } from '../lib/templates';
 import type { ServiceDeps } from '../runtime/deps';
+import type { Queryable } from '../store/db';
 import { renderAlertSandboxed, starvedTooOften } from '../runtime/template-sandbox';
 import { endDelivery, raiseDisabledAgain, raiseFailedAgain, type DeliveryEnd } from '../dispatch/endpoint-health';
 import { loadSilences, noiseAlertItem } from '../dispatch/noise-routing';
@@ -165,6 +166,15 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
     return { kind: 'finished', status, httpStatus, error };
   }
 
+  /** A retried attempt that could not be counted: it ends the activity, nothing is sent. */
+  async function notClaimed(ref: DeliveryRef, claimed: Exclude<Awaited<ReturnType<typeof claimRetriedAttempt>>, { attempt: number }>): Promise<never> {
+    if ('missing' in claimed) throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: 'the delivery has no record (its project was erased)', nonRetryable: true });
+    if ('ended' in claimed) throw ApplicationFailure.create({ type: ALERT_HELD, message: `the delivery has ended (${claimed.ended})`, nonRetryable: true });
+    // the plan's last attempts were cut off (their workers died) after they were counted: none is left
+    await recordLostAttempts(deps.db, ref, claimed.usedUp + 1);
+    throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: givingUp(LOST_ATTEMPT_ERROR, claimed.usedUp), nonRetryable: true });
+  }
+
   return {
     /** Records a delay watch as scheduled. */
     async recordDelivery(input: AlertDeliveryInput): Promise<void> {
@@ -298,28 +308,30 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
       if (logged?.outcome === 'delivered') return { httpStatus: logged.httpStatus!, attempt: logged.attempt };
       if (logged) throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: loggedFailure(logged), nonRetryable: true });
       const disabledBy = ref.condition === 'test' || secrets === null ? null : await serviceDisabledReason(deps.db, ref.projectId, ref.configId);
+      const claim = (db: Queryable) => claimRetriedAttempt(db, ref, req.attemptOffset, req.retry.maxAttempts);
 
-      const claimed = await claimRetriedAttempt(deps.db, ref, req.attemptOffset, req.retry.maxAttempts);
-      if ('missing' in claimed) throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: `delivery ${ref.deliveryId} has no record (its project was erased)`, nonRetryable: true });
-      if ('usedUp' in claimed) {
-        // the plan's last attempts were cut off (their workers died) after they were counted: none is left
-        await recordLostAttempts(deps.db, ref, claimed.usedUp + 1);
-        throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: givingUp(LOST_ATTEMPT_ERROR, claimed.usedUp), nonRetryable: true });
-      }
-      const { attempt } = claimed;
-      if (secrets === null) {
-        await logAttempt(deps.db, ref, { attempt, outcome: 'failed', error: 'the alert config was deleted' });
-        throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: 'the alert config was deleted', nonRetryable: true });
-      }
       // disabled by the service since the first attempt (a 410 or the failing streak of another delivery):
-      // held, not sent to the failing receiver again; the hold and the delivery's end are one transaction
+      // held, not sent to the failing receiver again; the attempt's count, the hold and the delivery's
+      // end are one transaction, so a store failing in between counts nothing
       if (disabledBy !== null) {
         const { event } = await deliveryEvent(deps.db, deps.keyring, ref.projectId, ref.deliveryId);
-        const held = await holdAndEndDelivery(deps.db, deps.keyring, ref, event, disabledBy, async () => attempt);
+        const held = await holdAndEndDelivery(deps.db, deps.keyring, ref, event, disabledBy, async (tx) => {
+          const claimed = await claim(tx);
+          return 'attempt' in claimed ? claimed.attempt : { ended: claimed };
+        });
+        if ('ended' in held) await notClaimed(ref, held.ended);
         if ('held' in held && held.held) {
           await raiseDisabledAgain(deps, ref);
           throw ApplicationFailure.create({ type: ALERT_HELD, message: held.error, nonRetryable: true });
         }
+        // re-enabled since it was read: the hold and its count were rolled back; counted and sent below
+      }
+      const claimed = await claim(deps.db);
+      if (!('attempt' in claimed)) return notClaimed(ref, claimed);
+      const { attempt } = claimed;
+      if (secrets === null) {
+        await logAttempt(deps.db, ref, { attempt, outcome: 'failed', error: 'the alert config was deleted' });
+        throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: 'the alert config was deleted', nonRetryable: true });
       }
       const v = await makeAttempt(deps, dispatcher, req, secrets, { attempt, elapsedMs: Date.now() - req.firstAttemptAtMs });
       if (v.outcome === 'delivered') return { httpStatus: v.httpStatus!, attempt };

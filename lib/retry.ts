@@ -77,7 +77,8 @@ export function retrySchedule(retry: RetrySettings): { attempts: ScheduledAttemp
  * good after the plan's last attempt): Temporal's own policy governs only what the activity cannot
  * report, a worker that died or a store that failed mid-attempt. It sets no count of attempts: a run
  * that failed before its POST (the store down) made none, and an alert's attempts are counted by its
- * delivery (store/deliveries.ts claimRetriedAttempt). Its limit is the plan's duration, counted from
+ * delivery (store/deliveries.ts claimRetriedAttempt; an operator alert, whose attempts are Temporal's
+ * runs, adds the count: workflows/operator-alert.ts). Its limit is the plan's duration, counted from
  * the first attempt.
  */
 export function retriedAttemptOptions(retry: RetrySettings, p: { timeoutMs: number; elapsedMs: number }): ActivityOptions {

@@ -193,18 +193,19 @@ export async function recordLostAttempts(db: Queryable, ref: DeliveryRef, attemp
  * here (the store down) counted nothing, so an outage costs the retry plan no attempt.
  * `afterAttempt`: the attempts made inside workflow tasks; `maxAttempts`: the plan's. Answers the
  * attempt's number, or `usedUp` (the attempts counted, every one of them made or cut off: none is
- * left), or `missing` (the delivery has no row: its project was erased).
+ * left), or `ended` (another run ended the delivery meanwhile: held), or `missing` (the delivery has
+ * no row: its project was erased).
  */
 export async function claimRetriedAttempt(
   db: Queryable,
   ref: DeliveryRef,
   afterAttempt: number,
   maxAttempts: number,
-): Promise<{ attempt: number } | { usedUp: number } | { missing: true }> {
-  const rows = await db.query<{ attempt: number | null; counted: number | null }>(
+): Promise<{ attempt: number } | { usedUp: number } | { ended: DeliveryStatus } | { missing: true }> {
+  const rows = await db.query<{ attempt: number | null; counted: number | null; status: DeliveryStatus | null }>(
     `WITH claimed AS (
        UPDATE alert_deliveries SET attempts = GREATEST(attempts, $8) + 1, updated_at = now()
-       WHERE delivery_id = $2 AND GREATEST(attempts, $8) < $9
+       WHERE delivery_id = $2 AND status IN ('scheduled', 'in_progress') AND GREATEST(attempts, $8) < $9
        RETURNING attempts
      ), lost AS (
        INSERT INTO alert_logs (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome, error)
@@ -212,12 +213,14 @@ export async function claimRetriedAttempt(
        FROM claimed, generate_series(1, claimed.attempts - 1) AS n
        ON CONFLICT (delivery_id, attempt) DO NOTHING
      )
-     SELECT (SELECT attempts FROM claimed) AS attempt, (SELECT GREATEST(attempts, $8) FROM alert_deliveries WHERE delivery_id = $2) AS counted`,
+     SELECT (SELECT attempts FROM claimed) AS attempt, d.counted, d.status
+     FROM (SELECT 1) AS one LEFT JOIN (SELECT GREATEST(attempts, $8) AS counted, status FROM alert_deliveries WHERE delivery_id = $2) AS d ON true`,
     [ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, afterAttempt, maxAttempts, LOST_ATTEMPT_ERROR],
   );
-  const { attempt, counted } = rows[0];
+  const { attempt, counted, status } = rows[0];
   if (attempt !== null) return { attempt };
-  return counted === null ? { missing: true } : { usedUp: counted };
+  if (counted === null || status === null) return { missing: true };
+  return status === 'scheduled' || status === 'in_progress' ? { usedUp: counted } : { ended: status };
 }
 
 interface DeliveryRow {

@@ -673,9 +673,19 @@ describe('endpoint health: warn, disable, hold, re-enable (end to end)', functio
       ref, url: `${receiver.url}${path}`, headers: {}, body: JSON.stringify({ eventId: input.event.id, condition: 'failure' }), timeoutMs: 5_000,
       retry: { maxAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 1, maxIntervalMs: 100, maxDurationMs: 60_000 }, attemptOffset: 1, firstAttemptAtMs: Date.now(),
     };
-    // the retried attempt holds the alert and is cut off before its attempt row is written
-    const cut = activitiesOf({ ...serviceDeps(), db: faultyDb(serviceDeps().db, failOnce(/INSERT INTO alert_logs/)) });
+    // the retried attempt holds the alert and is cut off before its attempt row is written (the statement
+    // that begins with the insert: the attempt's count, a statement of its own, inserts rows too)
+    const statements: string[] = [];
+    const cutAtRow = failOnce(/^\s*INSERT INTO alert_logs/);
+    const cut = activitiesOf({
+      ...serviceDeps(),
+      db: faultyDb(serviceDeps().db, (sql) => {
+        statements.push(sql);
+        return cutAtRow(sql);
+      }),
+    });
     await assert.rejects(new MockActivityEnvironment().run(cut.deliverWebhook, request), /cut off by the test/);
+    assert.ok(statements.some((sql) => /INSERT INTO alert_held/.test(sql)), 'cut off after it held the alert, in the same transaction');
     const enable = await api('POST', `/api/alerts/config/by-id/${configId}/enable`, { held: 'send' });
     assert.equal(enable.status, 200, JSON.stringify(enable.body));
     // Temporal retries the activity

@@ -162,6 +162,29 @@ describe('a receiver answer kept across a store outage: recorded once the store 
     );
   });
 
+  /** The first attempt's log row: written once it is there (the store goes down only after it). */
+  async function firstAttemptLogged(deliveryId: string): Promise<void> {
+    for (const deadline = Date.now() + 30_000; (await logRows(deliveryId)).length === 0; await sleep(10)) {
+      if (Date.now() > deadline) throw new Error('the first attempt was not logged in 30 s');
+    }
+  }
+
+  /**
+   * Watches the delivery's retried step (its pending activity, as Temporal describes it) while the store
+   * is down: until Temporal has counted `runs` of it, or it closed (Temporal gave up on it).
+   */
+  async function retriedStepWhileDown(deliveryId: string, runs: number): Promise<{ closed: boolean; lastFailure?: string }> {
+    const handle = service.temporal.client.workflow.getHandle(deliveryId);
+    let scheduled = false;
+    for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
+      const pending = (await handle.describe()).raw.pendingActivities?.[0];
+      if ((pending?.attempt ?? 0) >= runs) return { closed: false, lastFailure: pending?.lastFailure?.message ?? undefined };
+      if (scheduled && !pending) return { closed: true };
+      scheduled ||= pending !== undefined;
+      if (Date.now() > deadline) throw new Error(`the retried step was neither run ${runs} times nor closed in 30 s (its attempt: ${JSON.stringify(pending?.attempt)})`);
+    }
+  }
+
   it('a retried attempt whose step finds the store down before its POST: the runs that failed count no attempt of the plan, and it is delivered once the store is back', async () => {
     // two attempts in the plan, and Temporal runs the retried step again every 1.5 s (the plan's interval)
     const retry = { maxAttempts: 2, initialIntervalMs: 1_500, backoffCoefficient: 1, maxIntervalMs: 1_500, maxDurationMs: 60_000 };
@@ -169,32 +192,16 @@ describe('a receiver answer kept across a store outage: recorded once the store 
     receiver.on(hookPath, (n) => (n === 1 ? { status: 503 } : { status: 200 }));
     const deliveryId = await alertTo(hookPath, retry);
     // the first attempt logged (503, retrying): the store goes down during the backoff, before the retried step runs
-    for (const deadline = Date.now() + 30_000; (await logRows(deliveryId)).length === 0; await sleep(10)) {
-      if (Date.now() > deadline) throw new Error('the first attempt was not logged in 30 s');
-    }
+    await firstAttemptLogged(deliveryId);
     await forward.close();
     // held down until Temporal has seen two runs of the retried step fail before their POST (its third is due)
-    const handle = service.temporal.client.workflow.getHandle(deliveryId);
-    let lastFailure: string | undefined;
-    let scheduled = false;
-    for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
-      const described = await handle.describe();
-      const pending = described.raw.pendingActivities?.[0];
-      if ((pending?.attempt ?? 0) >= 3) {
-        lastFailure = pending?.lastFailure?.message ?? undefined;
-        break;
-      }
-      // the step scheduled, then gone while the store is down: Temporal gave up on it (its run failing before the POST used up the plan)
-      if (scheduled && !pending) {
-        await forward.listen();
-        throw new Error(`the retried step closed while the store was down; the delivery ended ${JSON.stringify(await finalStatus(deliveryId))}`);
-      }
-      scheduled ||= pending !== undefined;
-      if (Date.now() > deadline) throw new Error(`the retried step did not fail twice in 30 s (its attempt: ${JSON.stringify(pending?.attempt)})`);
-    }
+    const step = await retriedStepWhileDown(deliveryId, 3);
+    // (asked before the store is back: its next run may POST at once)
+    const postedWhileDown = receiver.at(hookPath).length;
     await forward.listen();
-    assert.ok(lastFailure, 'the failed runs left their failure');
-    assert.equal(receiver.at(hookPath).length, 1, 'nothing was POSTed while the store was down');
+    assert.equal(step.closed, false, `the retried step closed while the store was down; the delivery ended ${JSON.stringify(await finalStatus(deliveryId))}`);
+    assert.ok(step.lastFailure, 'the failed runs left their failure');
+    assert.equal(postedWhileDown, 1, 'nothing was POSTed while the store was down');
 
     assert.deepEqual(await finalStatus(deliveryId), { status: 'delivered', attempts: 2 });
     await sleep(QUIET_MS);
@@ -213,5 +220,26 @@ describe('a receiver answer kept across a store outage: recorded once the store 
     assert.equal(delivery.body.attempts.length, 2);
     const started = (delivery.body.timeline as { event: string; attempt?: number }[]).filter((e) => e.event === 'webhook POST started');
     assert.deepEqual(started.map((e) => e.attempt), [2]);
+  });
+
+  it('a store down past the retry plan\'s duration: the delivery fails with the store\'s error, and nothing more is POSTed', async () => {
+    const retry = { maxAttempts: 5, initialIntervalMs: 1_000, backoffCoefficient: 1, maxIntervalMs: 1_000, maxDurationMs: 4_000 };
+    const hookPath = `/past-duration-${uid()}`;
+    receiver.on(hookPath, () => ({ status: 503 }));
+    const deliveryId = await alertTo(hookPath, retry);
+    await firstAttemptLogged(deliveryId);
+    await forward.close();
+    // held down until Temporal closed the retried step: its schedule-to-close timeout (the plan's duration) passed
+    const step = await retriedStepWhileDown(deliveryId, Number.POSITIVE_INFINITY);
+    await forward.listen();
+    assert.equal(step.closed, true);
+    const ended = await finalStatus(deliveryId);
+    assert.equal(ended.status, 'failed');
+    const [row] = await direct.query<{ error: string }>('SELECT error FROM alert_deliveries WHERE delivery_id = $1', [deliveryId]);
+    // the store's error, and why Temporal stopped running the step
+    assert.match(row.error, /ECONNREFUSED|PostgreSQL/i, row.error);
+    assert.match(row.error, /the retry plan's duration ran out/, row.error);
+    await sleep(QUIET_MS);
+    assert.equal(receiver.at(hookPath).length, 1, 'only the first attempt was POSTed');
   });
 });

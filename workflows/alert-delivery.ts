@@ -8,6 +8,7 @@ import {
   proxyLocalActivities,
   setHandler,
   sleep,
+  TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -29,6 +30,9 @@ export const noiseDecision = defineSignal<[NoiseDecision]>(NOISE_DECISION_SIGNAL
  * earlier versions went from the timer straight to the first attempt, and replay that way.
  */
 export const ROUTE_DUE_ALERT_PATCH = 'route-due-alert';
+
+/** Beside the last failure of a retried step that Temporal stopped running: why it stopped. */
+const PLAN_DURATION_RAN_OUT = "the retry plan's duration ran out";
 
 /** How long a fired watch waits for its noise pipeline's decision; none by then, it sends: an alert is never lost. */
 const NOISE_DECISION_TIMEOUT = '1h';
@@ -150,7 +154,11 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
     const cause = err.cause;
-    const message = cause instanceof ApplicationFailure || cause instanceof Error ? cause.message : err.message;
+    // a step timed out: why its last run failed, when Temporal kept it
+    const last = cause instanceof TimeoutFailure && cause.cause ? cause.cause : cause;
+    const reason = last instanceof Error ? last.message : err.message;
+    // Temporal stopped running the step (its schedule-to-close): the plan's duration ran out while it kept failing, the store down say
+    const message = err.retryState === 'TIMEOUT' ? `${reason} (${PLAN_DURATION_RAN_OUT})` : reason;
     // the alert was held (its config disabled by the service since the first attempt): not a failure of the endpoint
     const held = cause instanceof ApplicationFailure && cause.type === ALERT_HELD;
     return finish(input, { status: 'failed', httpStatus: null, error: message, ...(held ? { held } : {}) });

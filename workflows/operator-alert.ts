@@ -3,9 +3,12 @@ import type { Activities } from '../activities';
 import { OPERATOR_RETRY, OPERATOR_TIMEOUT_MS, type OperatorAlertInput, type OperatorAlertResult } from '../lib/operator-delivery';
 import { retriedAttemptOptions } from '../lib/retry';
 
-// the operator retry plan's attempts, each one sendOperatorAlert activity; it hands Temporal the plan's delay, or fails for good
+// the operator retry plan's attempts, each one sendOperatorAlert activity; it hands Temporal the plan's delay, or fails for good.
+// Its attempts are Temporal's runs of it (activities/operator.ts): Temporal counts them, up to the plan's.
+const operatorOptions = retriedAttemptOptions(OPERATOR_RETRY, { timeoutMs: OPERATOR_TIMEOUT_MS, elapsedMs: 0 });
 const { sendOperatorAlert } = proxyActivities<Activities>({
-  ...retriedAttemptOptions(OPERATOR_RETRY, { timeoutMs: OPERATOR_TIMEOUT_MS, elapsedMs: 0 }),
+  ...operatorOptions,
+  retry: { ...operatorOptions.retry, maximumAttempts: OPERATOR_RETRY.maxAttempts },
   summary: 'POST the operator alert',
 });
 
