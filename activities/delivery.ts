@@ -288,6 +288,8 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
      * back; only attempts that were made, or cut off on the way, use up the plan.
      */
     async deliverWebhook(req: RetriedAttempts): Promise<{ httpStatus: number; attempt: number }> {
+      // its start-to-close counts from now, however long its task waited for a worker
+      const stepStartedAtMs = Date.now();
       const { ref } = req;
       // reads first, before anything is counted: null, the config was deleted
       const secrets = await signingSecrets(deps.db, deps.keyring, ref.projectId, ref.configId).catch((err) => {
@@ -333,7 +335,7 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
         await logAttempt(deps.db, ref, { attempt, outcome: 'failed', error: 'the alert config was deleted' });
         throw ApplicationFailure.create({ type: ATTEMPT_FAILED, message: 'the alert config was deleted', nonRetryable: true });
       }
-      const v = await makeAttempt(deps, dispatcher, req, secrets, { attempt, elapsedMs: Date.now() - req.firstAttemptAtMs });
+      const v = await makeAttempt(deps, dispatcher, req, secrets, { attempt, elapsedMs: Date.now() - req.firstAttemptAtMs, stepStartedAtMs });
       if (v.outcome === 'delivered') return { httpStatus: v.httpStatus!, attempt };
       throw ApplicationFailure.create({
         type: ATTEMPT_FAILED,

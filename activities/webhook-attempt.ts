@@ -116,7 +116,8 @@ export async function postSigned(
 
 /**
  * One attempt of the delivery: `attempt` its number, `elapsedMs` the time since its first attempt
- * started. A 410 disables the config. `movesDelivery`: the log write also moves the delivery row on
+ * started, `stepStartedAtMs` when the step making it began (its start-to-close counts from then:
+ * keepAnswer). A 410 disables the config. `movesDelivery`: the log write also moves the delivery row on
  * (in_progress while it will be retried, else its outcome), as the first attempt's step needs.
  */
 export async function makeAttempt(
@@ -125,7 +126,7 @@ export async function makeAttempt(
   dispatcher: Dispatcher,
   req: AttemptRequest,
   secrets: string[],
-  { attempt, elapsedMs, movesDelivery = false }: { attempt: number; elapsedMs: number; movesDelivery?: boolean },
+  { attempt, elapsedMs, stepStartedAtMs, movesDelivery = false }: { attempt: number; elapsedMs: number; stepStartedAtMs?: number; movesDelivery?: boolean },
 ): Promise<AttemptVerdict> {
   const signature = signatureHeaders(secrets, req.ref.deliveryId, req.body);
   const { httpStatus, snippet, retryAfterMs, networkError, refusal, durationMs } = await postSigned(dispatcher, req, signature);
@@ -155,7 +156,7 @@ export async function makeAttempt(
     { deliveryId, configId, projectId, runId, condition, attempt, outcome: verdict.outcome, durationMs, httpStatus, error: verdict.error, url: maskUrl(req.url) },
     `webhook attempt ${attempt} ${verdict.outcome}: ${verdict.message}`,
   );
-  await keepAnswer(req.ref, attempt, () =>
+  await keepAnswer(req.ref, attempt, stepStartedAtMs, () =>
     logAttempt(
       deps.db,
       req.ref,
@@ -172,15 +173,18 @@ const KEEP_ANSWER_BACKOFF_MS = [100, 200, 400, 800, 1_000];
 
 /**
  * Until when the activity running this attempt may go on writing: its attempt's start-to-close
- * timeout, counted from when the attempt was scheduled (no later than it started: the deadline errs
- * early), less KEEP_ANSWER_MARGIN_MS. Past it, Temporal may run the step again while this run still
- * writes. Outside an activity (a test calling makeAttempt directly) there is no step to keep time
- * for: now.
+ * timeout, counted from when the step began (`startedAtMs`; Temporal's clock began a little earlier,
+ * when it handed the task over: the margin covers that), or when none is given from when the attempt
+ * was scheduled (no later than it started: the deadline errs early; a local activity starts at once),
+ * less KEEP_ANSWER_MARGIN_MS. Not from the scheduled time alone: a step queued behind a busy worker
+ * would have no time left to wait at all. Past it, Temporal may run the step again while this run
+ * still writes. Outside an activity (a test calling makeAttempt directly) there is no step to keep
+ * time for: now.
  */
-function keepAnswerDeadlineMs(): number {
+function keepAnswerDeadlineMs(startedAtMs: number | undefined): number {
   try {
     const { info } = Context.current();
-    return info.currentAttemptScheduledTimestampMs + info.startToCloseTimeoutMs - KEEP_ANSWER_MARGIN_MS;
+    return (startedAtMs ?? info.currentAttemptScheduledTimestampMs) + info.startToCloseTimeoutMs - KEEP_ANSWER_MARGIN_MS;
   } catch {
     return Date.now();
   }
@@ -194,7 +198,7 @@ function keepAnswerDeadlineMs(): number {
  * by then, fails the step as before (its next run counts the attempt lost and sends again). The
  * write is idempotent: a try whose answer was cut off after its commit is harmless.
  */
-async function keepAnswer(ref: DeliveryRef, attempt: number, write: () => Promise<void>): Promise<void> {
+async function keepAnswer(ref: DeliveryRef, attempt: number, stepStartedAtMs: number | undefined, write: () => Promise<void>): Promise<void> {
   let until: number | undefined;
   for (let tries = 0; ; tries++) {
     try {
@@ -204,7 +208,7 @@ async function keepAnswer(ref: DeliveryRef, attempt: number, write: () => Promis
     } catch (err) {
       const down = dependencyUnavailable(err);
       const wait = KEEP_ANSWER_BACKOFF_MS[Math.min(tries, KEEP_ANSWER_BACKOFF_MS.length - 1)]!;
-      until ??= keepAnswerDeadlineMs();
+      until ??= keepAnswerDeadlineMs(stepStartedAtMs);
       if (!down || Date.now() + wait > until) throw err;
       if (tries === 0) attemptLog.warn({ deliveryId: ref.deliveryId, attempt, error: down }, `webhook attempt ${attempt}: the store is unavailable (${down}); keeping the receiver's answer until it is back`);
       await sleep(wait);

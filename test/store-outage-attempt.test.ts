@@ -22,7 +22,8 @@ import { tcpForward, type TcpForward } from './support/tcp-forward';
  * cuts the forwarder (connections cut and refused, as while PostgreSQL restarts) before it answers,
  * so the outage always lands in that window, and the test opens it again STORE_DOWN_MS later. And
  * the other side of the POST: a retried step that finds the store down before its POST counts no
- * attempt (store/deliveries.ts claimRetriedAttempt), so an outage cannot use up the retry plan.
+ * attempt (store/deliveries.ts claimRetriedAttempt), so an outage cannot use up the retry plan. The
+ * worker runs one activity at a time, so that a retried step can be held in Temporal's queue.
  */
 const uid = () => randomBytes(4).toString('hex');
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -61,6 +62,8 @@ describe('a receiver answer kept across a store outage: recorded once the store 
         TEMPORAL_ADDRESS: stack.service.temporalAddress,
         TEMPORAL_NAMESPACE: stack.service.env.TEMPORAL_NAMESPACE,
         TEMPORAL_TASK_QUEUE: `store-outage-test-${uid()}`,
+        // one activity at a time: a retried step can be made to wait in the queue behind another (the last test)
+        TEMPORAL_WORKER_MAX_CONCURRENT_ACTIVITIES: '1',
         TEMPORAL_UI_PUBLIC_URL: '',
         DATABASE_URL: viaForward.toString(),
         MESHHOOK_DATABASE_URL: '',
@@ -107,10 +110,10 @@ describe('a receiver answer kept across a store outage: recorded once the store 
   }
 
   /** a config for one receiver path; an event for it; the delivery id */
-  async function alertTo(hookPath: string, retry = FAST_RETRY): Promise<string> {
+  async function alertTo(hookPath: string, retry = FAST_RETRY, timeoutMs = 5_000): Promise<string> {
     const workflowId = `wf_outage_${uid()}`;
     const created = await api('POST', '/api/alerts/config', {
-      config: { workflowId, name: 'Store outage', conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${hookPath}`, headers: {}, timeoutMs: 5_000 }, retry },
+      config: { workflowId, name: 'Store outage', conditions: [{ type: 'failure' }], webhook: { url: `${receiver.url}${hookPath}`, headers: {}, timeoutMs }, retry },
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const sent = await api('POST', '/api/events', { id: `evt_${uid()}`, type: 'run.failed', workflowId, runId: `run_${uid()}`, error: { message: 'boom' } });
@@ -241,5 +244,51 @@ describe('a receiver answer kept across a store outage: recorded once the store 
     assert.match(row.error, /the retry plan's duration ran out/, row.error);
     await sleep(QUIET_MS);
     assert.equal(receiver.at(hookPath).length, 1, 'only the first attempt was POSTed');
+  });
+
+  it('a retried step that waited in the queue still keeps its answer across a store outage: its time counts from its start, not from when it was scheduled', async () => {
+    // Delivery A's retried POST takes the worker's one activity slot and is held by the test; delivery B's
+    // retried step is scheduled meanwhile and waits behind it longer than its own start-to-close (5 s +
+    // 5 s) less the 2 s margin: counted from when it was scheduled, it would have no time left to wait.
+    const retry = { maxAttempts: 3, initialIntervalMs: 100, backoffCoefficient: 1, maxIntervalMs: 100, maxDurationMs: 120_000 };
+    let releaseA!: () => void;
+    const heldA = new Promise<void>((resolve) => (releaseA = resolve));
+    const pathA = `/slot-${uid()}`;
+    receiver.on(pathA, (n) => (n === 1 ? { status: 503 } : { status: 200, after: heldA }));
+    // (its receiver's timeout longer than the hold: the slot stays taken)
+    const deliveryA = await alertTo(pathA, retry, 20_000);
+    const pathB = `/queued-${uid()}`;
+    receiver.on(pathB, (n) => (n === 1 ? { status: 503 } : n === 2 ? { status: 200, after: storeOutage() } : { status: 200 }));
+    try {
+      // A's retried POST is on the wire (its step holds the slot)
+      for (const deadline = Date.now() + 30_000; receiver.at(pathA).length < 2; await sleep(20)) {
+        if (Date.now() > deadline) throw new Error("delivery A's retried attempt did not arrive in 30 s");
+      }
+      const deliveryB = await alertTo(pathB, retry);
+      const handleB = service.temporal.client.workflow.getHandle(deliveryB);
+      let scheduledAtMs: number | undefined;
+      for (const deadline = Date.now() + 30_000; scheduledAtMs === undefined; await sleep(50)) {
+        const pending = (await handleB.describe()).raw.pendingActivities?.[0];
+        if (pending) scheduledAtMs = Date.now();
+        if (Date.now() > deadline) throw new Error("delivery B's retried step was not scheduled in 30 s");
+      }
+      // queued 9 s: past scheduled + 10 s - 2 s by the time it runs
+      await sleep(Math.max(0, scheduledAtMs + 9_000 - Date.now()));
+      assert.equal(receiver.at(pathB).length, 1, "B's retried step waited in the queue");
+      releaseA();
+      assert.deepEqual(await finalStatus(deliveryA), { status: 'delivered', attempts: 2 });
+      assert.deepEqual(await finalStatus(deliveryB), { status: 'delivered', attempts: 2 });
+      await sleep(QUIET_MS);
+      assert.equal(receiver.at(pathB).length, 2, 'B POSTed twice: the 503, then the 2xx kept across the outage');
+      assert.deepEqual(
+        (await logRows(deliveryB)).map((r) => [r.attempt, r.outcome, r.http_status]),
+        [
+          [1, 'retrying', 503],
+          [2, 'delivered', 200],
+        ],
+      );
+    } finally {
+      releaseA();
+    }
   });
 });
