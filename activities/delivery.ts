@@ -96,7 +96,7 @@ export interface FinishedDelivery extends DeliveryEnd {
 /** The activities of the AlertDelivery workflow, in the order it runs them. */
 export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
   /** sendFirstAttempt for a config read as enabled (or deleted, or turned off by the user): render, start, POST. */
-  async function attemptFirst(input: AlertDeliveryInput, nowMs: number, config: StoredConfig | undefined): Promise<FirstAttemptResult> {
+  async function attemptFirst(input: AlertDeliveryInput, nowMs: number, config: StoredConfig | undefined, stepStartedAtMs: number): Promise<FirstAttemptResult> {
     const ref = deliveryRef(input);
     let rendered: RenderedRequest | null = null;
     // a config deleted or disabled stops the delivery; a template that fails stops it only when no earlier run rendered it
@@ -135,7 +135,7 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
     // an earlier run of this step was cut off after it counted its attempt: that attempt gets its row
     await recordLostAttempts(deps.db, ref, attempt);
     // writes the log row only: the delivery is ended below, with its health, in one transaction
-    const v = await makeAttempt(deps, dispatcher, request, config.secrets, { attempt, elapsedMs: 0 });
+    const v = await makeAttempt(deps, dispatcher, request, config.secrets, { attempt, elapsedMs: 0, stepStartedAtMs });
     if (v.outcome === 'retrying') return { kind: 'retry', attempt, error: v.message, delayMs: v.delayMs, firstAttemptAtMs, request };
     const error = v.outcome === 'failed' ? v.message : null;
     await endAndNote(deps, input, { status: v.outcome, httpStatus: v.httpStatus, error });
@@ -252,6 +252,8 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
      * disabled, is a permanent failure.
      */
     async sendFirstAttempt(input: AlertDeliveryInput, nowMs: number): Promise<FirstAttemptResult> {
+      // its start-to-close counts from now, however long it waited for a local activity slot
+      const stepStartedAtMs = Date.now();
       const ref = deliveryRef(input);
       // A pass that decides nothing read the config disabled by the service and found it re-enabled at its
       // hold: the next pass reads it again. Another pass needs another disable since that re-enable, so
@@ -262,7 +264,7 @@ export function deliveryActivities(deps: ServiceDeps, dispatcher: Dispatcher) {
         // off after it (its worker died) is followed by one that sends the kept bytes, not a new rendering.
         const config = await findConfig(deps.db, deps.keyring, input.projectId, input.configId);
         const disabledBy = config && !config.enabled && input.condition !== 'test' ? config.disabledReason : null;
-        if (disabledBy === null) return attemptFirst(input, nowMs, config);
+        if (disabledBy === null) return attemptFirst(input, nowMs, config, stepStartedAtMs);
         // A config the service disabled holds the alert (a delay watch that fired while it was off, a
         // delivery started just before the disable): its start, the hold and its end are one transaction.
         const held = await holdAndEndDelivery(deps.db, deps.keyring, ref, input.event, disabledBy, async (tx) => {

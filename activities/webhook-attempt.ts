@@ -126,7 +126,7 @@ export async function makeAttempt(
   dispatcher: Dispatcher,
   req: AttemptRequest,
   secrets: string[],
-  { attempt, elapsedMs, stepStartedAtMs, movesDelivery = false }: { attempt: number; elapsedMs: number; stepStartedAtMs?: number; movesDelivery?: boolean },
+  { attempt, elapsedMs, stepStartedAtMs, movesDelivery = false }: { attempt: number; elapsedMs: number; stepStartedAtMs: number; movesDelivery?: boolean },
 ): Promise<AttemptVerdict> {
   const signature = signatureHeaders(secrets, req.ref.deliveryId, req.body);
   const { httpStatus, snippet, retryAfterMs, networkError, refusal, durationMs } = await postSigned(dispatcher, req, signature);
@@ -172,19 +172,16 @@ const KEEP_ANSWER_MARGIN_MS = 2_000;
 const KEEP_ANSWER_BACKOFF_MS = [100, 200, 400, 800, 1_000];
 
 /**
- * Until when the activity running this attempt may go on writing: its attempt's start-to-close
- * timeout, counted from when the step began (`startedAtMs`; Temporal's clock began a little earlier,
- * when it handed the task over: the margin covers that), or when none is given from when the attempt
- * was scheduled (no later than it started: the deadline errs early; a local activity starts at once),
- * less KEEP_ANSWER_MARGIN_MS. Not from the scheduled time alone: a step queued behind a busy worker
- * would have no time left to wait at all. Past it, Temporal may run the step again while this run
- * still writes. Outside an activity (a test calling makeAttempt directly) there is no step to keep
- * time for: now.
+ * Until when the step making this attempt may go on writing: its start-to-close timeout, counted from
+ * when the step began (`startedAtMs`; Temporal's clock began a little earlier, when it handed the task
+ * over: the margin covers that), less KEEP_ANSWER_MARGIN_MS. Not from when it was scheduled: a step
+ * queued behind a busy worker would have no time left to wait at all. Past it, Temporal may run the
+ * step again while this run still writes. Outside an activity (a test calling makeAttempt directly)
+ * there is no step to keep time for: now.
  */
-function keepAnswerDeadlineMs(startedAtMs: number | undefined): number {
+function keepAnswerDeadlineMs(startedAtMs: number): number {
   try {
-    const { info } = Context.current();
-    return (startedAtMs ?? info.currentAttemptScheduledTimestampMs) + info.startToCloseTimeoutMs - KEEP_ANSWER_MARGIN_MS;
+    return startedAtMs + Context.current().info.startToCloseTimeoutMs - KEEP_ANSWER_MARGIN_MS;
   } catch {
     return Date.now();
   }
@@ -198,7 +195,7 @@ function keepAnswerDeadlineMs(startedAtMs: number | undefined): number {
  * by then, fails the step as before (its next run counts the attempt lost and sends again). The
  * write is idempotent: a try whose answer was cut off after its commit is harmless.
  */
-async function keepAnswer(ref: DeliveryRef, attempt: number, stepStartedAtMs: number | undefined, write: () => Promise<void>): Promise<void> {
+async function keepAnswer(ref: DeliveryRef, attempt: number, stepStartedAtMs: number, write: () => Promise<void>): Promise<void> {
   let until: number | undefined;
   for (let tries = 0; ; tries++) {
     try {
