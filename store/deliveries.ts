@@ -172,18 +172,22 @@ export async function finalAttemptAfter(db: Queryable, deliveryId: string, after
 export const LOST_ATTEMPT_ERROR = 'no outcome recorded: the worker stopped during this attempt (it timed out and was retried)';
 
 /**
+ * The rows of attempts 1 to `last` that have none (a lost one, LOST_ATTEMPT_ERROR in parameter
+ * `error`), the delivery's ref in $1–$7; `from`: FROM items that `last` reads.
+ */
+const insertLostRows = (last: string, error: string, from = '') =>
+  `INSERT INTO alert_logs (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome, error)
+   SELECT $1, $2, $3, $4, $5, $6, $7, n, 'retrying', ${error}
+   FROM ${from}generate_series(1, ${last}) AS n
+   ON CONFLICT (delivery_id, attempt) DO NOTHING`;
+
+/**
  * Attempt numbers below `attempt` with no row were cut off by a worker that
  * died mid-POST; give each a row so the log has one per attempt.
  */
 export async function recordLostAttempts(db: Queryable, ref: DeliveryRef, attempt: number): Promise<void> {
   if (attempt <= 1) return;
-  await db.query(
-    `INSERT INTO alert_logs (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome, error)
-     SELECT $1, $2, $3, $4, $5, $6, $7, n, 'retrying', $9
-     FROM generate_series(1, $8::int - 1) AS n
-     ON CONFLICT (delivery_id, attempt) DO NOTHING`,
-    [ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, attempt, LOST_ATTEMPT_ERROR],
-  );
+  await db.query(insertLostRows('$8::int - 1', '$9'), [ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, attempt, LOST_ATTEMPT_ERROR]);
 }
 
 /**
@@ -207,12 +211,7 @@ export async function claimRetriedAttempt(
        UPDATE alert_deliveries SET attempts = GREATEST(attempts, $8) + 1, updated_at = now()
        WHERE delivery_id = $2 AND status IN ('scheduled', 'in_progress') AND GREATEST(attempts, $8) < $9
        RETURNING attempts
-     ), lost AS (
-       INSERT INTO alert_logs (project_id, delivery_id, config_id, workflow_id, run_id, event_id, condition, attempt, outcome, error)
-       SELECT $1, $2, $3, $4, $5, $6, $7, n, 'retrying', $10
-       FROM claimed, generate_series(1, claimed.attempts - 1) AS n
-       ON CONFLICT (delivery_id, attempt) DO NOTHING
-     )
+     ), lost AS (${insertLostRows('claimed.attempts - 1', '$10', 'claimed, ')})
      SELECT (SELECT attempts FROM claimed) AS attempt, d.counted, d.status
      FROM (SELECT 1) AS one LEFT JOIN (SELECT GREATEST(attempts, $8) AS counted, status FROM alert_deliveries WHERE delivery_id = $2) AS d ON true`,
     [ref.projectId, ref.deliveryId, ref.configId, ref.workflowId, ref.runId, ref.eventId, ref.condition, afterAttempt, maxAttempts, LOST_ATTEMPT_ERROR],

@@ -154,10 +154,10 @@ export async function AlertDelivery(input: AlertDeliveryInput): Promise<AlertDel
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
     const cause = err.cause;
-    // a step timed out: why its last run failed, when Temporal kept it
+    // a step that timed out: why its last run failed, when Temporal kept that
     const last = cause instanceof TimeoutFailure && cause.cause ? cause.cause : cause;
     const reason = last instanceof Error ? last.message : err.message;
-    // Temporal stopped running the step (its schedule-to-close): the plan's duration ran out while it kept failing, the store down say
+    // Temporal stopped running the step at its schedule-to-close: it kept failing (the store down, say) until the plan's duration ran out
     const message = err.retryState === 'TIMEOUT' ? `${reason} (${PLAN_DURATION_RAN_OUT})` : reason;
     // the alert was held (its config disabled by the service since the first attempt): not a failure of the endpoint
     const held = cause instanceof ApplicationFailure && cause.type === ALERT_HELD;
